@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One entry point for everything: sets up .venv (create, install, build) when needed, then
+#   ./run.sh demo            the main job on built-in sample data
+#   ./run.sh test [ARGS]     the whole test suite (ARGS go to pytest)
+#   ./run.sh bench [ARGS]    the benchmarks in bench/ (pytest-benchmark), full length
+#   ./run.sh compare         side-by-side comparison (bench/compare.py)
+# WKVIEW_VENV overrides the virtualenv location (default: .venv next to this script).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${WKVIEW_VENV:-$PWD/.venv}
+PY=$VENV/bin/python
+
+setup() {
+  if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV"
+  fi
+  # Reinstall only when the build inputs changed since the last install.
+  local stamp=$VENV/.wkview-install-stamp
+  local newest
+  newest=$(ls -t pyproject.toml setup.py wkview/_core.pyx requirements-dev.txt 2>/dev/null | head -1)
+  if [ ! -f "$stamp" ] || [ "$newest" -nt "$stamp" ] || ! "$PY" -c "import wkview._core" 2>/dev/null; then
+    echo "run.sh: installing wkview and its dependencies into $VENV" >&2
+    "$PY" -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$PY" -m pip install -q -r requirements-dev.txt 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$PY" -m pip install -q --no-build-isolation -e . 2>&1 | grep -v '^WARNING: Location' >&2 || true
+    "$PY" -c "import wkview._core" || { echo "run.sh: building wkview failed" >&2; exit 1; }
+    touch "$stamp"
+  fi
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+  demo)
+    setup
+    exec "$PY" -m wkview.demo "$@" ;;
+  test)
+    setup
+    # exit code 5 ("no tests collected") is a failure too
+    set +e
+    "$PY" -m pytest "$@"
+    rc=$?
+    set -e
+    if [ "$rc" -eq 5 ]; then echo "run.sh: pytest collected no tests" >&2; exit 1; fi
+    exit "$rc" ;;
+  bench)
+    setup
+    exec "$PY" -m pytest bench/ --benchmark-enable --benchmark-only -p no:cacheprovider "$@" ;;
+  compare)
+    setup
+    exec "$PY" bench/compare.py "$@" ;;
+  *)
+    sed -n '2,7p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,49 @@
+"""wkview: fast, safe views on WKW voxel volumes.
+
+Public names live here; everything else is private.
+"""
+
+try:
+    from . import _core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+    raise ImportError(
+        "wkview's compiled core (wkview._core) is missing or broken. wkview has no "
+        "slow pure-Python fallback: build it with `pip install .` (or `pip install -e .` "
+        "in a checkout), which needs a C compiler and Cython 3."
+    ) from exc
+
+from .errors import (
+    BoundsError,
+    ChunkingError,
+    CorruptFileError,
+    DatasetError,
+    DTypeMismatchError,
+    NotADatasetError,
+    PropertiesError,
+    ReadOnlyError,
+    ShapeError,
+    UnsupportedLayerError,
+    ViewStateError,
+    WkviewError,
+)
+from .geometry import BoundingBox, Mag, Vec3Int
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BoundingBox",
+    "Mag",
+    "Vec3Int",
+    "WkviewError",
+    "BoundsError",
+    "ChunkingError",
+    "CorruptFileError",
+    "DatasetError",
+    "DTypeMismatchError",
+    "NotADatasetError",
+    "PropertiesError",
+    "ReadOnlyError",
+    "ShapeError",
+    "UnsupportedLayerError",
+    "ViewStateError",
+]

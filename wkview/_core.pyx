@@ -1,0 +1,494 @@
+# cython: language_level=3, embedsignature=True
+"""Compiled kernels of wkview: grid geometry, chunk enumeration and the merge
+of new data into stored data.
+
+Everything here takes and returns plain ints, tuples and NumPy arrays. It
+never touches the disk and never imports the high-level classes
+(``wkview.geometry``, ``wkview.view``, ...): those call into this module.
+
+Coordinates are signed 64-bit integers. Divisions use floor semantics, like
+Python's ``//``, so boxes with negative coordinates align the same way as in a
+plain Python reference.
+"""
+
+from collections import namedtuple
+
+cimport cython
+
+from cpython.long cimport PyLong_FromLongLong
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+
+ctypedef long long i64
+ctypedef unsigned long long u64
+
+CellPart = namedtuple(
+    "CellPart", ["index", "local_offset", "size", "array_offset", "full"]
+)
+CellPart.__doc__ = """One grid cell (a file or a block) touched by a box.
+
+index
+    Grid index of the cell (coordinate // cell edge) per axis.
+local_offset
+    Where the covered part starts, in the cell's own coordinates.
+size
+    Size of the covered part.
+array_offset
+    Where the covered part starts in the caller's array (relative to the box).
+full
+    True when the box covers the cell completely.
+"""
+
+
+# ---------------------------------------------------------------------------
+# scalar arithmetic (pure, cannot fail)
+
+@cython.cdivision(True)
+cdef inline i64 _floordiv(i64 a, i64 b) noexcept nogil:
+    # C division truncates towards zero; Python floors. Callers guarantee b > 0.
+    cdef i64 q = a / b
+    if (a % b != 0) and (a < 0):
+        q -= 1
+    return q
+
+
+cdef inline i64 _floor_to(i64 a, i64 grid) noexcept nogil:
+    return _floordiv(a, grid) * grid
+
+
+cdef inline i64 _ceil_to(i64 a, i64 grid) noexcept nogil:
+    return -_floordiv(-a, grid) * grid
+
+
+cdef inline u64 _spread_bits(u64 v) noexcept nogil:
+    # Put bit i of v at position 3*i (21 usable input bits).
+    v &= 0x1FFFFFULL
+    v = (v | (v << 32)) & 0x1F00000000FFFFULL
+    v = (v | (v << 16)) & 0x1F0000FF0000FFULL
+    v = (v | (v << 8)) & 0x100F00F00F00F00FULL
+    v = (v | (v << 4)) & 0x10C30C30C30C30C3ULL
+    v = (v | (v << 2)) & 0x1249249249249249ULL
+    return v
+
+
+cdef inline u64 _compact_bits(u64 v) noexcept nogil:
+    v &= 0x1249249249249249ULL
+    v = (v ^ (v >> 2)) & 0x10C30C30C30C30C3ULL
+    v = (v ^ (v >> 4)) & 0x100F00F00F00F00FULL
+    v = (v ^ (v >> 8)) & 0x1F0000FF0000FFULL
+    v = (v ^ (v >> 16)) & 0x1F00000000FFFFULL
+    v = (v ^ (v >> 32)) & 0x1FFFFFULL
+    return v
+
+
+cdef inline u64 _morton(u64 x, u64 y, u64 z) noexcept nogil:
+    return _spread_bits(x) | (_spread_bits(y) << 1) | (_spread_bits(z) << 2)
+
+
+# ---------------------------------------------------------------------------
+# argument conversion (Python level, raises on bad input)
+
+cdef int _vec3(object value, i64 out[3], str name) except -1:
+    cdef Py_ssize_t n
+    try:
+        n = len(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of 3 ints, got {value!r}") from None
+    if n != 3:
+        raise ValueError(f"{name} must have 3 coordinates, got {value!r}")
+    for i in range(3):
+        v = value[i]
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise TypeError(f"{name} must contain ints, got {value!r}")
+        out[i] = v.__index__()
+    return 0
+
+
+cdef int _positive3(i64 v[3], str name, object original) except -1:
+    for i in range(3):
+        if v[i] <= 0:
+            raise ValueError(f"{name} must be positive in every axis, got {original!r}")
+    return 0
+
+
+cdef int _nonnegative3(i64 v[3], str name, object original) except -1:
+    for i in range(3):
+        if v[i] < 0:
+            raise ValueError(f"{name} must not be negative, got {original!r}")
+    return 0
+
+
+cdef inline tuple _tuple3(i64 v[3]):
+    return (v[0], v[1], v[2])
+
+
+# ---------------------------------------------------------------------------
+# public kernels
+
+def morton_index(x, y, z):
+    """Morton (Z-order) index of block ``(x, y, z)`` inside a file, x bit lowest."""
+    cdef i64 c[3]
+    _vec3((x, y, z), c, "block coordinate")
+    _nonnegative3(c, "block coordinate", (x, y, z))
+    for i in range(3):
+        if c[i] >= (1 << 21):
+            raise ValueError(f"block coordinate {(x, y, z)!r} is too large for a Morton index")
+    return _morton(<u64>c[0], <u64>c[1], <u64>c[2])
+
+
+def morton_decode(index):
+    """Block coordinate ``(x, y, z)`` of a Morton index (inverse of :func:`morton_index`)."""
+    if isinstance(index, bool) or not hasattr(index, "__index__"):
+        raise TypeError(f"Morton index must be an int, got {index!r}")
+    cdef i64 i = index.__index__()
+    if i < 0:
+        raise ValueError(f"Morton index must not be negative, got {index!r}")
+    cdef u64 u = <u64>i
+    return (_compact_bits(u), _compact_bits(u >> 1), _compact_bits(u >> 2))
+
+
+def align_box(offset, size, grid, bint outward=True):
+    """Align the box ``(offset, size)`` to a grid of cell size ``grid``.
+
+    Outward: the smallest aligned box that contains the box. Inward: the
+    largest aligned box inside it (its size is 0 on an axis where no whole
+    cell fits). Returns ``(offset, size)`` as tuples.
+    """
+    cdef i64 o[3]
+    cdef i64 s[3]
+    cdef i64 g[3]
+    cdef i64 lo[3]
+    cdef i64 hi[3]
+    _vec3(offset, o, "offset")
+    _vec3(size, s, "size")
+    _vec3(grid, g, "grid")
+    _nonnegative3(s, "size", size)
+    _positive3(g, "grid", grid)
+    for i in range(3):
+        if outward:
+            lo[i] = _floor_to(o[i], g[i])
+            hi[i] = _ceil_to(o[i] + s[i], g[i])
+        else:
+            lo[i] = _ceil_to(o[i], g[i])
+            hi[i] = _floor_to(o[i] + s[i], g[i])
+            if hi[i] < lo[i]:
+                hi[i] = lo[i]
+        s[i] = hi[i] - lo[i]
+    return _tuple3(lo), _tuple3(s)
+
+
+def is_aligned(offset, size, grid):
+    """True when both corners of the box lie on the grid."""
+    cdef i64 o[3]
+    cdef i64 s[3]
+    cdef i64 g[3]
+    _vec3(offset, o, "offset")
+    _vec3(size, s, "size")
+    _vec3(grid, g, "grid")
+    _positive3(g, "grid", grid)
+    for i in range(3):
+        if _floor_to(o[i], g[i]) != o[i] or _floor_to(o[i] + s[i], g[i]) != o[i] + s[i]:
+            return False
+    return True
+
+
+cdef class GridProjection:
+    """The cells of a regular grid that a box touches, in x-fastest order.
+
+    ``len()`` is O(1). Iterating yields :class:`CellPart` tuples. The first
+    and last cell on each axis may be covered partially; the others fully.
+    """
+
+    cdef i64 offset[3]
+    cdef i64 size[3]
+    cdef i64 cell[3]
+    cdef i64 first[3]   # grid index of the first touched cell per axis
+    cdef i64 count[3]   # number of touched cells per axis
+
+    def __cinit__(self, offset, size, cell):
+        _vec3(offset, self.offset, "offset")
+        _vec3(size, self.size, "size")
+        _vec3(cell, self.cell, "cell size")
+        _nonnegative3(self.size, "size", size)
+        _positive3(self.cell, "cell size", cell)
+        for i in range(3):
+            if self.size[i] == 0:
+                self.first[i] = _floordiv(self.offset[i], self.cell[i])
+                self.count[i] = 0
+            else:
+                self.first[i] = _floordiv(self.offset[i], self.cell[i])
+                self.count[i] = (
+                    _floordiv(self.offset[i] + self.size[i] - 1, self.cell[i])
+                    - self.first[i] + 1
+                )
+
+    def __len__(self):
+        return self.count[0] * self.count[1] * self.count[2]
+
+    @property
+    def shape(self):
+        """Number of touched cells per axis."""
+        return _tuple3(self.count)
+
+    @property
+    def first_index(self):
+        """Grid index of the first touched cell per axis."""
+        return _tuple3(self.first)
+
+    cdef object _part(self, i64 k[3]):
+        cdef i64 idx[3]
+        cdef i64 lo[3]
+        cdef i64 hi[3]
+        cdef i64 local[3]
+        cdef i64 sz[3]
+        cdef i64 arr[3]
+        cdef bint full = True
+        for i in range(3):
+            idx[i] = self.first[i] + k[i]
+            lo[i] = idx[i] * self.cell[i]
+            hi[i] = lo[i] + self.cell[i]
+            if lo[i] < self.offset[i]:
+                lo[i] = self.offset[i]
+                full = False
+            if hi[i] > self.offset[i] + self.size[i]:
+                hi[i] = self.offset[i] + self.size[i]
+                full = False
+            local[i] = lo[i] - idx[i] * self.cell[i]
+            sz[i] = hi[i] - lo[i]
+            arr[i] = lo[i] - self.offset[i]
+        return CellPart(_tuple3(idx), _tuple3(local), _tuple3(sz), _tuple3(arr), full)
+
+    def __iter__(self):
+        cdef i64 k[3]
+        for kz in range(self.count[2]):
+            for ky in range(self.count[1]):
+                for kx in range(self.count[0]):
+                    k[0] = kx
+                    k[1] = ky
+                    k[2] = kz
+                    yield self._part(k)
+
+    def __repr__(self):
+        return (
+            f"GridProjection(offset={_tuple3(self.offset)}, size={_tuple3(self.size)}, "
+            f"cell={_tuple3(self.cell)}, cells={len(self)})"
+        )
+
+
+def project_box(offset, size, cell):
+    """Project the box ``(offset, size)`` onto a grid of cell size ``cell``.
+
+    Use the file edge (``file_len * block_len``) for files and ``block_len``
+    for blocks. Returns a lazy :class:`GridProjection`.
+    """
+    return GridProjection(offset, size, cell)
+
+
+cdef class ChunkGrid:
+    """Chunks of a box, with borders between chunks on a given alignment.
+
+    The grid starts at ``offset`` rounded down to ``alignment`` and steps by
+    ``chunk_size``; every chunk is clipped to the box. Order: x outermost,
+    z innermost (the order of webknossos' ``BoundingBox.chunk``).
+
+    ``len()`` is O(1). Iterating yields the top-left corners of the clipped
+    chunks as tuples; :meth:`boxes` yields ``(offset, size)`` pairs and
+    :meth:`offsets_array` returns all corners as one ``(n, 3)`` int64 array.
+    """
+
+    cdef i64 lo[3]      # box start
+    cdef i64 hi[3]      # box end (exclusive)
+    cdef i64 start[3]   # grid start (aligned, <= lo)
+    cdef i64 step[3]
+    cdef i64 count[3]
+    cdef list pools     # per axis: the clipped chunk starts as Python ints
+    cdef list size_pools
+
+    def __cinit__(self, offset, size, chunk_size, alignment=None):
+        cdef i64 o[3]
+        cdef i64 s[3]
+        cdef i64 a[3]
+        _vec3(offset, o, "offset")
+        _vec3(size, s, "size")
+        _vec3(chunk_size, self.step, "chunk_size")
+        _nonnegative3(s, "size", size)
+        _positive3(self.step, "chunk_size", chunk_size)
+        if alignment is None:
+            a[0] = a[1] = a[2] = 1
+        else:
+            _vec3(alignment, a, "chunk_border_alignments")
+            _positive3(a, "chunk_border_alignments", alignment)
+            for i in range(3):
+                if self.step[i] % a[i] != 0:
+                    raise ValueError(
+                        f"chunk_size {tuple(chunk_size)!r} must be a multiple of "
+                        f"chunk_border_alignments {tuple(alignment)!r}"
+                    )
+        self.pools = []
+        self.size_pools = []
+        for i in range(3):
+            self.lo[i] = o[i]
+            self.hi[i] = o[i] + s[i]
+            self.start[i] = _floor_to(o[i], a[i]) if alignment is not None else o[i]
+            if s[i] == 0:
+                self.count[i] = 0
+            else:
+                self.count[i] = _floordiv(self.hi[i] - 1 - self.start[i], self.step[i]) + 1
+        for i in range(3):
+            starts = []
+            sizes = []
+            for k in range(self.count[i]):
+                c_lo = self.start[i] + k * self.step[i]
+                c_hi = c_lo + self.step[i]
+                if c_lo < self.lo[i]:
+                    c_lo = self.lo[i]
+                if c_hi > self.hi[i]:
+                    c_hi = self.hi[i]
+                starts.append(c_lo)
+                sizes.append(c_hi - c_lo)
+            self.pools.append(starts)
+            self.size_pools.append(sizes)
+
+    def __len__(self):
+        return self.count[0] * self.count[1] * self.count[2]
+
+    @property
+    def shape(self):
+        """Number of chunks per axis."""
+        return _tuple3(self.count)
+
+    def __iter__(self):
+        return _ChunkIter(self, False)
+
+    def boxes(self):
+        """Iterate ``(offset, size)`` tuples of the clipped chunks."""
+        return _ChunkIter(self, True)
+
+    def offsets_array(self):
+        """All chunk corners as an ``(n, 3)`` int64 NumPy array (one allocation)."""
+        import numpy as np
+        xs = np.asarray(self.pools[0], dtype=np.int64)
+        ys = np.asarray(self.pools[1], dtype=np.int64)
+        zs = np.asarray(self.pools[2], dtype=np.int64)
+        out = np.empty((len(self), 3), dtype=np.int64)
+        if len(self) == 0:
+            return out
+        grid = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1)
+        out[:] = grid.reshape(-1, 3)
+        return out
+
+    def __repr__(self):
+        return (
+            f"ChunkGrid(offset={_tuple3(self.lo)}, end={_tuple3(self.hi)}, "
+            f"chunk_size={_tuple3(self.step)}, chunks={len(self)})"
+        )
+
+
+cdef class _ChunkIter:
+    cdef list px, py, pz, sx, sy, sz
+    cdef Py_ssize_t nx, ny, nz, ix, iy, iz
+    cdef bint with_size
+
+    def __cinit__(self, ChunkGrid grid, bint with_size):
+        self.px, self.py, self.pz = grid.pools
+        self.sx, self.sy, self.sz = grid.size_pools
+        self.nx = len(self.px)
+        self.ny = len(self.py)
+        self.nz = len(self.pz)
+        self.ix = self.iy = self.iz = 0
+        self.with_size = with_size
+        if self.nx == 0 or self.ny == 0 or self.nz == 0:
+            self.ix = self.nx
+
+    def __iter__(self):
+        return self
+
+    def __length_hint__(self):
+        if self.ix >= self.nx:
+            return 0
+        return (self.nx - self.ix) * self.ny * self.nz - self.iy * self.nz - self.iz
+
+    def __next__(self):
+        if self.ix >= self.nx:
+            raise StopIteration
+        cdef object x = self.px[self.ix]
+        cdef object y = self.py[self.iy]
+        cdef object z = self.pz[self.iz]
+        # build the tuple from pooled ints: no int allocation per chunk
+        cdef tuple off = PyTuple_New(3)
+        Py_INCREF(x)
+        PyTuple_SET_ITEM(off, 0, x)
+        Py_INCREF(y)
+        PyTuple_SET_ITEM(off, 1, y)
+        Py_INCREF(z)
+        PyTuple_SET_ITEM(off, 2, z)
+        cdef object result = off
+        if self.with_size:
+            result = (off, (self.sx[self.ix], self.sy[self.iy], self.sz[self.iz]))
+        self.iz += 1
+        if self.iz == self.nz:
+            self.iz = 0
+            self.iy += 1
+            if self.iy == self.ny:
+                self.iy = 0
+                self.ix += 1
+        return result
+
+
+def chunk_grid(offset, size, chunk_size, alignment=None):
+    """Lazy chunks of the box ``(offset, size)``; see :class:`ChunkGrid`."""
+    return ChunkGrid(offset, size, chunk_size, alignment)
+
+
+# ---------------------------------------------------------------------------
+# read-modify-write
+
+def merge_into(existing, data, local_offset, shape, dtype):
+    """Merge ``data`` into a stored region and return what to store.
+
+    Parameters
+    ----------
+    existing : ndarray or None
+        The stored region, shape ``(channels, *shape)``, or None when nothing
+        is stored there yet (a missing file or block reads as zeros).
+    data : ndarray
+        New voxels, shape ``(channels, sx, sy, sz)``.
+    local_offset : tuple of 3 ints
+        Where ``data`` starts inside the region.
+    shape : tuple of 3 ints
+        The region's spatial shape.
+    dtype
+        Voxel dtype of the region.
+
+    Returns
+    -------
+    ndarray
+        A Fortran-ordered array of shape ``(channels, *shape)``: ``existing``
+        (or zeros) with ``data`` written at ``local_offset``. ``existing`` may
+        be modified in place and returned.
+    """
+    import numpy as np
+    cdef i64 o[3]
+    cdef i64 s[3]
+    _vec3(local_offset, o, "local_offset")
+    _vec3(shape, s, "shape")
+    _nonnegative3(o, "local_offset", local_offset)
+    if data.ndim != 4:
+        raise ValueError(f"data must be 4D (channels, x, y, z), got shape {data.shape}")
+    for i in range(3):
+        if o[i] + data.shape[i + 1] > s[i]:
+            raise ValueError(
+                f"data of shape {data.shape[1:]} at {tuple(local_offset)} "
+                f"does not fit into a region of shape {tuple(shape)}"
+            )
+    full_shape = (data.shape[0], s[0], s[1], s[2])
+    if existing is None:
+        out = np.zeros(full_shape, dtype=dtype, order="F")
+    else:
+        if tuple(existing.shape) != full_shape:
+            raise ValueError(
+                f"stored region has shape {existing.shape}, expected {full_shape}"
+            )
+        out = existing
+    out[:, o[0]:o[0] + data.shape[1], o[1]:o[1] + data.shape[2], o[2]:o[2] + data.shape[3]] = data
+    return out
