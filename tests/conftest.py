@@ -1,0 +1,77 @@
+"""Shared fixtures: small real WKW mags (through libwkw) and a NumPy oracle."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import wkw
+
+from wkview._storage import MagStore
+from wkview.view import View
+
+RAW, LZ4, LZ4HC = wkw.Header.BLOCK_TYPE_RAW, wkw.Header.BLOCK_TYPE_LZ4, wkw.Header.BLOCK_TYPE_LZ4HC
+BLOCK_TYPES = {"raw": RAW, "lz4": LZ4, "lz4hc": LZ4HC}
+
+ALL_DTYPES = [
+    np.uint8, np.uint16, np.uint32, np.uint64,
+    np.int8, np.int16, np.int32, np.int64,
+    np.float32, np.float64,
+]
+
+
+def random_data(rng: np.random.Generator, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """Random voxels covering the dtype's range (no zeros, so a lost write shows)."""
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return (rng.random(shape) * 1000 + 1).astype(dt)
+    info = np.iinfo(dt)
+    lo = max(info.min, -(2**31))
+    hi = min(info.max, 2**31 - 1)
+    data = rng.integers(lo, hi, size=shape, dtype=np.int64, endpoint=True).astype(dt)
+    data[data == 0] = 1
+    return data
+
+
+def make_mag(
+    path: Path,
+    dtype: type = np.uint8,
+    channels: int = 1,
+    block_type: int = RAW,
+    block_len: int = 8,
+    file_len: int = 2,
+) -> MagStore:
+    """A real mag folder: small files (16 voxels per edge by default) so tests cross file borders cheaply."""
+    header = wkw.Header(dtype, num_channels=channels, block_len=block_len, file_len=file_len, block_type=block_type)
+    return MagStore.create(path, header)
+
+
+@pytest.fixture
+def view_factory(tmp_path: Path) -> Callable[..., View]:
+    counter = iter(range(10**6))
+
+    def factory(
+        size: tuple[int, int, int] = (48, 40, 36),
+        offset: tuple[int, int, int] = (0, 0, 0),
+        dtype: type = np.uint8,
+        channels: int = 1,
+        block_type: int = RAW,
+        block_len: int = 8,
+        file_len: int = 2,
+        read_only: bool = False,
+    ) -> View:
+        store = make_mag(tmp_path / f"mag{next(counter)}", dtype, channels, block_type, block_len, file_len)
+        return View(store.path, store.header, size=size, global_offset=offset, read_only=read_only)
+
+    return factory
+
+
+@pytest.fixture
+def quiet_unaligned():
+    """Silence the expected RuntimeWarning of unaligned compressed writes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning, message=r"write\(\)")
+        yield

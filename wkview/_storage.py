@@ -1,0 +1,297 @@
+"""File IO of one mag folder, through libwkw (the ``wkw`` package).
+
+This is the only module that touches WKW data files. It knows nothing about
+views or datasets: it reads and writes boxes of voxels in absolute mag
+coordinates. Geometry (which files a box touches) comes from the compiled
+core, and so does the merge of new voxels into stored ones; this module only
+fetches and stores. A later codec can replace it behind the same methods.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import wkw
+
+from . import _core
+from .errors import CorruptFileError, DatasetError, ShapeError
+
+__all__ = ["MagStore", "LIBWKW_MAX_COORD", "VOXEL_TYPES"]
+
+#: libwkw addresses voxels with uint32 coordinates.
+LIBWKW_MAX_COORD = 2**32 - 1
+
+#: voxel type codes of the WKW header, in libwkw's order (1-based).
+VOXEL_TYPES = [np.dtype(t) for t in wkw.Header.VALID_VOXEL_TYPES]
+
+_HEADER = struct.Struct("<3sBBBBBQ")  # magic, version, lens, block type, voxel type, voxel size, data offset
+
+
+def header_file_edge(header: wkw.Header) -> int:
+    return header.file_len * header.block_len
+
+
+class _FileCheck:
+    """Validates data files once per (inode, size, mtime) and remembers the result.
+
+    libwkw reads an empty, truncated-to-nothing or garbage file as zeros
+    without an error; a file damaged by a crash would look like valid empty
+    data. Every read and partial write checks the files it touches first.
+    """
+
+    def __init__(self) -> None:
+        self._ok: dict[str, tuple[int, int, int]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, path: str, header: wkw.Header) -> bool:
+        """Return False when the file does not exist; raise if it is not a valid WKW file."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._ok.get(path) == key:
+            return True
+        _validate_data_file(path, st.st_size, header)
+        with self._lock:
+            self._ok[path] = key
+        return True
+
+    def forget(self, path: str) -> None:
+        with self._lock:
+            self._ok.pop(path, None)
+
+
+def _validate_data_file(path: str, file_size: int, header: wkw.Header) -> None:
+    if file_size < _HEADER.size:
+        raise CorruptFileError(
+            f"{path} is not a valid WKW file: {file_size} bytes, shorter than the "
+            f"{_HEADER.size}-byte header (empty or truncated file)"
+        )
+    with open(path, "rb") as f:
+        raw = f.read(_HEADER.size)
+        magic, version, lens, block_type, voxel_type, voxel_size, data_offset = _HEADER.unpack(raw)
+        if magic != b"WKW" or version != 1:
+            raise CorruptFileError(f"{path} is not a WKW file (magic {magic!r}, version {version})")
+        block_len = 1 << (lens & 0x0F)
+        file_len = 1 << (lens >> 4)
+        expected_voxel_size = header.num_channels * np.dtype(header.voxel_type).itemsize
+        if (
+            block_len != header.block_len
+            or file_len != header.file_len
+            or voxel_size != expected_voxel_size
+            or not 1 <= voxel_type <= len(VOXEL_TYPES)
+            or VOXEL_TYPES[voxel_type - 1] != np.dtype(header.voxel_type)
+        ):
+            raise CorruptFileError(
+                f"{path} does not match the mag's header.wkw: block_len {block_len}, "
+                f"file_len {file_len}, voxel type {voxel_type}, voxel size {voxel_size}"
+            )
+        n_blocks = file_len**3
+        if block_type == wkw.Header.BLOCK_TYPE_RAW:
+            expected = data_offset + n_blocks * block_len**3 * voxel_size
+            if file_size != expected:
+                raise CorruptFileError(
+                    f"{path} is truncated or damaged: {file_size} bytes, a raw file of this "
+                    f"mag has {expected}"
+                )
+        elif block_type in (wkw.Header.BLOCK_TYPE_LZ4, wkw.Header.BLOCK_TYPE_LZ4HC):
+            table_end = _HEADER.size + 8 * n_blocks
+            if file_size < table_end:
+                raise CorruptFileError(
+                    f"{path} is truncated: {file_size} bytes, shorter than its jump table"
+                )
+            f.seek(table_end - 8)
+            (last_block_end,) = struct.unpack("<Q", f.read(8))
+            if last_block_end != file_size:
+                raise CorruptFileError(
+                    f"{path} is truncated or damaged: the jump table ends the last block at "
+                    f"byte {last_block_end}, the file has {file_size} bytes"
+                )
+        else:
+            raise CorruptFileError(f"{path} has an unknown block type {block_type}")
+
+
+class MagStore:
+    """Reads and writes boxes of one mag folder (``header.wkw`` + ``z*/y*/x*.wkw``).
+
+    One libwkw handle per store, opened on first use, reopened after a fork
+    or unpickling, released by :meth:`close` and on garbage collection.
+    Coordinates are absolute voxel coordinates of the mag; arrays are
+    ``(channels, x, y, z)``.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: wkw.Header | None = None) -> None:
+        self.path = Path(path)
+        self._handle: Any = None
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._checks = _FileCheck()
+        if header is None:
+            header = self._read_header()
+        self.header = header
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, header: wkw.Header) -> "MagStore":
+        """Create the mag folder and its ``header.wkw``."""
+        path = Path(path)
+        handle = wkw.Dataset.create(str(path), header)
+        handle.close()
+        return cls(path, header)
+
+    def _read_header(self) -> wkw.Header:
+        header_path = self.path / "header.wkw"
+        if not header_path.is_file():
+            raise DatasetError(f"{self.path} is not a WKW mag folder: {header_path} is missing")
+        handle = self._get_handle()
+        return handle.header
+
+    # -- handle lifecycle ---------------------------------------------------------
+
+    def _get_handle(self) -> Any:
+        handle = self._handle
+        if handle is not None and self._pid == os.getpid():
+            return handle
+        with self._lock:
+            if self._handle is None or self._pid != os.getpid():
+                # after a fork the inherited handle belongs to the parent: never close it here
+                self._handle = wkw.Dataset.open(str(self.path))
+                self._pid = os.getpid()
+            return self._handle
+
+    @property
+    def is_open(self) -> bool:
+        return self._handle is not None and self._pid == os.getpid()
+
+    def close(self) -> None:
+        """Release the libwkw handle (it is reopened on next use)."""
+        with self._lock:
+            handle, self._handle = self._handle, None
+            if handle is not None and self._pid == os.getpid():
+                handle.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: nothing useful left to do
+            pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": str(self.path), "header": _header_state(self.header)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = Path(state["path"])
+        self.header = wkw.Header(**state["header"])
+        self._handle = None
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._checks = _FileCheck()
+
+    # -- geometry of the files ----------------------------------------------------
+
+    @property
+    def file_edge(self) -> int:
+        return header_file_edge(self.header)
+
+    @property
+    def is_compressed(self) -> bool:
+        return self.header.block_type in (wkw.Header.BLOCK_TYPE_LZ4, wkw.Header.BLOCK_TYPE_LZ4HC)
+
+    @property
+    def write_unit(self) -> int:
+        """Edge of the smallest region a write rewrites as a whole (file or block)."""
+        return self.file_edge if self.is_compressed else self.header.block_len
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.header.voxel_type)
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.header.num_channels)
+
+    def file_path(self, index: tuple[int, int, int]) -> str:
+        x, y, z = index
+        return os.path.join(self.path, f"z{z}", f"y{y}", f"x{x}.wkw")
+
+    def list_files(self) -> list[tuple[int, int, int]]:
+        """Grid indices of the data files present, sorted."""
+        found = []
+        for zdir in self.path.glob("z*"):
+            for ydir in zdir.glob("y*"):
+                for f in ydir.glob("x*.wkw"):
+                    try:
+                        found.append((int(f.stem[1:]), int(ydir.name[1:]), int(zdir.name[1:])))
+                    except ValueError:
+                        continue
+        return sorted(found, key=lambda i: (i[2], i[1], i[0]))
+
+    def _check_box(self, offset: tuple[int, int, int], size: tuple[int, int, int]) -> None:
+        for i in range(3):
+            if offset[i] < 0 or offset[i] + size[i] > LIBWKW_MAX_COORD:
+                raise ShapeError(
+                    f"box at {tuple(offset)} of size {tuple(size)} lies outside the voxel "
+                    f"range WKW files address (0 to 2**32 - 1)"
+                )
+
+    def _check_files(self, offset: tuple[int, int, int], size: tuple[int, int, int]) -> None:
+        for part in _core.project_box(offset, size, (self.file_edge,) * 3):
+            self._checks.check(self.file_path(part.index), self.header)
+
+    # -- reading and writing ------------------------------------------------------
+
+    def read(self, offset: tuple[int, int, int], size: tuple[int, int, int]) -> np.ndarray:
+        """Voxels of the box as a Fortran-ordered ``(channels, x, y, z)`` array; zeros where no data is stored."""
+        self._check_box(offset, size)
+        self._check_files(offset, size)
+        return self._get_handle().read(offset, size)
+
+    def write(self, offset: tuple[int, int, int], data: np.ndarray) -> None:
+        """Store ``data`` (``(channels, x, y, z)``, the mag's dtype) at ``offset``.
+
+        Raw mags take any box. For compressed mags every touched file is
+        written exactly once: a file the box covers completely straight from
+        ``data``, a file it covers partially after merging ``data`` into the
+        file's stored voxels (a missing file merges into zeros, unread).
+        """
+        size = tuple(int(s) for s in data.shape[1:])
+        self._check_box(offset, size)  # type: ignore[arg-type]
+        handle = self._get_handle()
+        if not self.is_compressed:
+            self._check_files(offset, size)  # type: ignore[arg-type]
+            handle.write(offset, data)
+            return
+        edge = self.file_edge
+        for part in _core.project_box(offset, size, (edge, edge, edge)):
+            ax, ay, az = part.array_offset
+            sx, sy, sz = part.size
+            piece = data[:, ax : ax + sx, ay : ay + sy, az : az + sz]
+            file_offset = (part.index[0] * edge, part.index[1] * edge, part.index[2] * edge)
+            if part.full:
+                handle.write(file_offset, piece)
+                continue
+            path = self.file_path(part.index)
+            existing = None
+            if self._checks.check(path, self.header):
+                existing = handle.read(file_offset, (edge, edge, edge))
+            merged = _core.merge_into(existing, piece, part.local_offset, (edge, edge, edge), self.dtype)
+            handle.write(file_offset, merged)
+
+    def __repr__(self) -> str:
+        return f"MagStore({str(self.path)!r})"
+
+
+def _header_state(header: wkw.Header) -> dict[str, Any]:
+    return {
+        "voxel_type": header.voxel_type,
+        "num_channels": header.num_channels,
+        "version": header.version,
+        "block_len": header.block_len,
+        "file_len": header.file_len,
+        "block_type": header.block_type,
+    }
