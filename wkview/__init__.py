@@ -27,10 +27,20 @@ from .errors import (
     WkviewError,
 )
 from .geometry import BoundingBox, Mag, Vec3Int
+from .view import View
+from .dataset import Dataset, Layer, MagView, SegmentationLayer
+from .executors import JobError, get_executor
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Dataset",
+    "Layer",
+    "SegmentationLayer",
+    "MagView",
+    "View",
+    "get_executor",
+    "JobError",
     "BoundingBox",
     "Mag",
     "Vec3Int",

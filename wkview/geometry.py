@@ -15,7 +15,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
-from .errors import ShapeError
+from .errors import ChunkingError, ShapeError
 
 __all__ = ["Vec3Int", "Vec3IntLike", "Mag", "MagLike", "BoundingBox"]
 
@@ -82,7 +82,11 @@ class Vec3Int(tuple):
     def to_np(self) -> np.ndarray:
         return np.array(self, dtype=np.int64)
 
-    def prod(self) -> int:
+    def prod(self, *args: Any, **kwargs: Any) -> Any:
+        """Product of the components. Accepts NumPy's reduction arguments, because
+        ``np.prod(vec)`` calls this method."""
+        if args or kwargs:
+            return np.prod(np.asarray(self), *args, **kwargs)
         return self[0] * self[1] * self[2]
 
     def is_positive(self, strictly_positive: bool = False) -> bool:
@@ -97,11 +101,10 @@ class Vec3Int(tuple):
         if isinstance(other, (int, np.integer)):
             o = int(other)
             return (o, o, o)
-        if isinstance(other, (tuple, list)) and len(other) == 3:
-            try:
-                return _int3(other, "operand")
-            except (TypeError, ValueError):
-                return None
+        if isinstance(other, (tuple, list)):
+            # Raise instead of returning NotImplemented: Python would fall back to
+            # tuple concatenation, so (1, 2) + Vec3Int(1, 2, 3) became a 5-tuple.
+            return _int3(other, "operand")
         return None
 
     def _apply(self, other: Any, op: Any, reflected: bool = False) -> Any:
@@ -495,7 +498,7 @@ class BoundingBox:
         With ``chunk_border_alignments``, every border between two chunks is
         divisible by it. Order: x outermost, z innermost.
         """
-        grid = _core.chunk_grid(self._topleft, self._size, chunk_size, chunk_border_alignments)
+        grid = self._chunk_grid(chunk_size, chunk_border_alignments)
         trusted = BoundingBox._trusted
         return (trusted(off, size) for off, size in grid.boxes())
 
@@ -505,7 +508,14 @@ class BoundingBox:
         chunk_border_alignments: Vec3IntLike | None = None,
     ) -> int:
         """Number of chunks :meth:`chunk` yields, in O(1)."""
-        return len(_core.chunk_grid(self._topleft, self._size, chunk_size, chunk_border_alignments))
+        return len(self._chunk_grid(chunk_size, chunk_border_alignments))
+
+    def _chunk_grid(self, chunk_size: Vec3IntLike, chunk_border_alignments: Vec3IntLike | None) -> Any:
+        try:
+            return _core.chunk_grid(self._topleft, self._size, chunk_size, chunk_border_alignments)
+        except ValueError as exc:
+            # webknossos asserts on these; ChunkingError is a ValueError and an AssertionError
+            raise ChunkingError(str(exc)) from None
 
     # -- dunder -----------------------------------------------------------------
 

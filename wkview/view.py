@@ -234,12 +234,15 @@ class View:
             )
         return data
 
-    def _is_unaligned_write(self, absolute_offset: Vec3Int, size: Vec3Int) -> bool:
+    def _is_unaligned_write(
+        self, absolute_offset: Vec3Int, size: Vec3Int, bbox: Optional[BoundingBox] = None
+    ) -> bool:
         """True for a compressed write that is neither file-aligned nor at the mag bbox border."""
         if not self._store.is_compressed:
             return False
         edge = self._store.file_edge
-        bbox = self._mag_view_bbox_at_creation
+        if bbox is None:
+            bbox = self._mag_view_bbox_at_creation
         end = absolute_offset + size
         for i in range(3):
             start_ok = absolute_offset[i] % edge == 0 or (bbox is not None and absolute_offset[i] == bbox.topleft[i])
@@ -269,9 +272,9 @@ class View:
         absolute = self._global_offset + off
         self._write_absolute(absolute, data4)
 
-    def _write_absolute(self, absolute: Vec3Int, data4: np.ndarray) -> None:
+    def _write_absolute(self, absolute: Vec3Int, data4: np.ndarray, border: Optional[BoundingBox] = None) -> None:
         size = Vec3Int._trusted(*data4.shape[1:])
-        if self._is_unaligned_write(absolute, size):
+        if self._is_unaligned_write(absolute, size, border):
             warnings.warn(
                 f"write() of {tuple(size)} voxels at {tuple(absolute)} into a compressed mag is not "
                 f"aligned with its files ({self._store.file_edge} voxels per edge): the partially "

@@ -1,0 +1,35 @@
+"""Job functions for chunked-processing tests (importable by worker processes)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def increment_chunk(args):
+    """Read-modify-write: add 1 to every voxel of the chunk."""
+    view, _ = args
+    data = view.read()
+    view.write(data + np.ones_like(data))
+
+
+def chunk_volume(view):
+    return int(np.prod(view.size))
+
+
+def downsample_pair(args):
+    """2x max-pool the source chunk into the target chunk."""
+    source, target, _ = args
+    data = source.read()[0]
+    sx, sy, sz = data.shape
+    pooled = data.reshape(sx // 2, 2, sy // 2, 2, sz // 2, 2).max(axis=(1, 3, 5))
+    target.write(pooled)
+
+
+def fail_pair(args):
+    raise AssertionError("must not run")
+
+
+def fail_on_chunk(view):
+    if view.global_offset == (16, 0, 0):
+        raise ValueError("boom in the job")
+    return 1

@@ -1,0 +1,671 @@
+"""Dataset, Layer and MagView: the WKW dataset on disk, as webknossos lays it out.
+
+API of webknossos 0.8.13 (``Dataset.create``, ``add_layer``, ``add_mag``,
+``MagView.get_view``, ...). The folder layout is webknossos': a
+``datasource-properties.json``, then ``<layer>/<mag>/header.wkw`` and
+``<layer>/<mag>/z*/y*/x*.wkw``. Datasets written here open in webknossos and
+the other way round.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import wkw
+
+from . import properties as props
+from ._storage import MagStore
+from .errors import DatasetError, NotADatasetError, UnsupportedLayerError
+from .geometry import BoundingBox, Mag, MagLike, Vec3Int
+from .view import Vec3, View, _offset3
+
+__all__ = ["Dataset", "Layer", "SegmentationLayer", "MagView", "COLOR_CATEGORY", "SEGMENTATION_CATEGORY"]
+
+COLOR_CATEGORY = "color"
+SEGMENTATION_CATEGORY = "segmentation"
+_CATEGORIES = (COLOR_CATEGORY, SEGMENTATION_CATEGORY)
+
+PathLike = Union[str, os.PathLike]
+
+
+def _power_of_two(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0 or int(value) & (int(value) - 1):
+        raise DatasetError(f"{name} must be a positive power of two, got {value!r}")
+    return int(value)
+
+
+class Dataset:
+    """A WKW dataset folder with its ``datasource-properties.json``.
+
+    ``Dataset(path)`` opens an existing dataset; :meth:`create` makes a new
+    one. Both schemas of the properties file are read (webknossos 0.8's
+    ``wkwResolutions`` and 4.x's ``mags``); fields wkview does not use are
+    kept when it saves.
+    """
+
+    def __init__(self, dataset_path: PathLike) -> None:
+        self.path = Path(dataset_path)
+        if not (self.path / props.PROPERTIES_FILE_NAME).is_file():
+            raise NotADatasetError(
+                f"{self.path} is not a WKW dataset: {props.PROPERTIES_FILE_NAME} is missing"
+            )
+        self._properties = props.load_properties(self.path)
+        self._layers: dict[str, Layer] = {}
+        for layer_props in self._properties.layers:
+            self._layers[layer_props.name] = _layer_class(layer_props.category)(self, layer_props)
+
+    @classmethod
+    def create(cls, dataset_path: PathLike, scale: tuple[float, float, float], name: Optional[str] = None) -> "Dataset":
+        """Create a new, empty dataset folder (it must not hold a dataset yet)."""
+        path = Path(dataset_path)
+        if (path / props.PROPERTIES_FILE_NAME).exists():
+            raise DatasetError(f"cannot create a dataset at {path}: it already holds one")
+        scale_tuple = _scale(scale)
+        ds_name = props.validate_name(name if name is not None else path.resolve().name, "dataset name")
+        path.mkdir(parents=True, exist_ok=True)
+        properties = props.DatasetProperties(
+            name=ds_name, team="", scale=scale_tuple, scale_unit=None, layers=[], extra={}
+        )
+        props.save_properties(path, properties)
+        return cls(path)
+
+    @classmethod
+    def get_or_create(cls, dataset_path: PathLike, scale: tuple[float, float, float], name: Optional[str] = None) -> "Dataset":
+        """Open the dataset at ``dataset_path``, or create it if there is none."""
+        if (Path(dataset_path) / props.PROPERTIES_FILE_NAME).exists():
+            return cls(dataset_path)
+        return cls.create(dataset_path, scale, name)
+
+    # -- properties ---------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._properties.name
+
+    @property
+    def scale(self) -> tuple[float, float, float]:
+        return self._properties.scale
+
+    @property
+    def properties(self) -> props.DatasetProperties:
+        return self._properties
+
+    @property
+    def layers(self) -> dict[str, "Layer"]:
+        """Layers by name (a copy: changing it does not change the dataset)."""
+        return dict(self._layers)
+
+    def _save_properties(self) -> None:
+        props.save_properties(self.path, self._properties)
+
+    # -- layers -----------------------------------------------------------------------------
+
+    def get_layer(self, layer_name: str) -> "Layer":
+        if layer_name not in self._layers:
+            raise DatasetError(
+                f"The layer {layer_name!r} does not exist in {self.path} (layers: {sorted(self._layers)})"
+            )
+        return self._layers[layer_name]
+
+    def add_layer(
+        self,
+        layer_name: str,
+        category: str,
+        dtype_per_layer: Union[str, np.dtype, type, None] = None,
+        dtype_per_channel: Union[str, np.dtype, type, None] = None,
+        num_channels: Optional[int] = None,
+        **kwargs: Any,
+    ) -> "Layer":
+        """Add a layer. ``category`` is "color" or "segmentation" (which needs ``largest_segment_id``).
+
+        Give the dtype per channel (``"uint8"``) or per layer (``"uint24"`` for
+        3 channels of uint8), not both; the default is uint8 with 1 channel.
+        """
+        props.validate_name(layer_name, "layer name")
+        if layer_name in self._layers:
+            raise DatasetError(f"Adding layer {layer_name} failed. There is already a layer with this name")
+        if category not in _CATEGORIES:
+            raise DatasetError(f"category must be one of {_CATEGORIES}, got {category!r}")
+        if num_channels is None:
+            num_channels = 1
+        if isinstance(num_channels, bool) or not isinstance(num_channels, (int, np.integer)) or num_channels <= 0:
+            raise DatasetError(f"num_channels must be a positive int, got {num_channels!r}")
+        num_channels = int(num_channels)
+        if dtype_per_layer is not None and dtype_per_channel is not None:
+            raise DatasetError("Give dtype_per_layer or dtype_per_channel, not both")
+        try:
+            if dtype_per_layer is not None:
+                channel_dtype = props.dtype_per_layer_to_dtype_per_channel(dtype_per_layer, num_channels)
+            else:
+                channel_dtype = np.dtype(dtype_per_channel if dtype_per_channel is not None else "uint8")
+            element_class = props.element_class_from_dtype(channel_dtype, num_channels)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, DatasetError):
+                raise
+            raise DatasetError(f"invalid dtype for layer {layer_name!r}: {exc}") from None
+        largest_segment_id = kwargs.pop("largest_segment_id", None)
+        if category == SEGMENTATION_CATEGORY and largest_segment_id is None:
+            raise DatasetError("Segmentation layers need the keyword argument largest_segment_id")
+        if category == COLOR_CATEGORY and largest_segment_id is not None:
+            raise DatasetError("largest_segment_id is only for segmentation layers")
+        extra: dict[str, Any] = {}
+        if "mappings" in kwargs:
+            extra["mappings"] = kwargs.pop("mappings")
+        if kwargs:
+            raise TypeError(f"add_layer() got unexpected keyword arguments {sorted(kwargs)}")
+        layer_props = props.LayerProperties(
+            name=layer_name,
+            category=category,
+            element_class=element_class,
+            num_channels=num_channels,
+            bounding_box=BoundingBox((0, 0, 0), (0, 0, 0)),
+            data_format="wkw",
+            mags=[],
+            largest_segment_id=None if largest_segment_id is None else int(largest_segment_id),
+            extra=extra,
+        )
+        (self.path / layer_name).mkdir(parents=True, exist_ok=True)
+        self._properties.layers.append(layer_props)
+        layer = _layer_class(category)(self, layer_props)
+        self._layers[layer_name] = layer
+        self._save_properties()
+        return layer
+
+    def get_or_add_layer(
+        self,
+        layer_name: str,
+        category: str,
+        dtype_per_layer: Union[str, np.dtype, type, None] = None,
+        dtype_per_channel: Union[str, np.dtype, type, None] = None,
+        num_channels: Optional[int] = None,
+        **kwargs: Any,
+    ) -> "Layer":
+        """The layer ``layer_name``; added if missing. An existing layer must match the arguments."""
+        if layer_name not in self._layers:
+            return self.add_layer(layer_name, category, dtype_per_layer, dtype_per_channel, num_channels, **kwargs)
+        layer = self._layers[layer_name]
+        if layer.category != category:
+            raise DatasetError(f"layer {layer_name!r} has category {layer.category!r}, not {category!r}")
+        if num_channels is not None and layer.num_channels != num_channels:
+            raise DatasetError(f"layer {layer_name!r} has {layer.num_channels} channels, not {num_channels}")
+        if dtype_per_channel is not None and layer.dtype_per_channel != np.dtype(dtype_per_channel):
+            raise DatasetError(f"layer {layer_name!r} stores {layer.dtype_per_channel}, not {np.dtype(dtype_per_channel)}")
+        if dtype_per_layer is not None:
+            wanted = props.dtype_per_layer_to_dtype_per_channel(dtype_per_layer, layer.num_channels)
+            if wanted != layer.dtype_per_channel:
+                raise DatasetError(f"layer {layer_name!r} stores {layer.dtype_per_layer}, not {dtype_per_layer}")
+        return layer
+
+    def delete_layer(self, layer_name: str) -> None:
+        """Remove the layer from the properties and delete its folder."""
+        layer = self.get_layer(layer_name)
+        self._properties.layers = [lp for lp in self._properties.layers if lp.name != layer_name]
+        del self._layers[layer_name]
+        self._save_properties()
+        folder = layer.path
+        if folder.is_dir() and _is_inside(folder, self.path):
+            shutil.rmtree(folder)
+
+    def get_segmentation_layer(self) -> "SegmentationLayer":
+        """The only segmentation layer (raises if there is none or more than one)."""
+        return self._single_layer(SEGMENTATION_CATEGORY)  # type: ignore[return-value]
+
+    def get_color_layer(self) -> "Layer":
+        """The only color layer (raises if there is none or more than one)."""
+        return self._single_layer(COLOR_CATEGORY)
+
+    def _single_layer(self, category: str) -> "Layer":
+        found = [layer for layer in self._layers.values() if layer.category == category]
+        if len(found) != 1:
+            raise DatasetError(f"expected one {category} layer in {self.path}, found {len(found)}")
+        return found[0]
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r})"
+
+
+def _scale(scale: Any) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in scale)
+    except (TypeError, ValueError):
+        raise DatasetError(f"scale must be 3 numbers, got {scale!r}") from None
+    if len(values) != 3 or any(not v > 0 for v in values):
+        raise DatasetError(f"scale must be 3 positive numbers, got {scale!r}")
+    return values  # type: ignore[return-value]
+
+
+def _is_inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+class Layer:
+    """A layer of a dataset: one kind of data (color or segmentation) in several mags."""
+
+    def __init__(self, dataset: Dataset, properties: props.LayerProperties) -> None:
+        self._dataset = dataset
+        self._properties = properties
+        self._mags: Optional[dict[Mag, MagView]] = None
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def dataset(self) -> Dataset:
+        return self._dataset
+
+    @property
+    def name(self) -> str:
+        return self._properties.name
+
+    @property
+    def path(self) -> Path:
+        return self._dataset.path / self.name
+
+    @property
+    def category(self) -> str:
+        return self._properties.category
+
+    @property
+    def data_format(self) -> str:
+        return self._properties.data_format
+
+    @property
+    def num_channels(self) -> int:
+        return self._properties.num_channels
+
+    @property
+    def dtype_per_channel(self) -> np.dtype:
+        return self._properties.dtype_per_channel
+
+    @property
+    def dtype_per_layer(self) -> str:
+        return self._properties.dtype_per_layer
+
+    @property
+    def bounding_box(self) -> BoundingBox:
+        """The layer's bounding box in mag-1 voxels (as in the properties file)."""
+        return self._properties.bounding_box
+
+    @bounding_box.setter
+    def bounding_box(self, bbox: BoundingBox) -> None:
+        if not isinstance(bbox, BoundingBox):
+            raise TypeError(f"bounding_box must be a BoundingBox, got {bbox!r}")
+        self._properties.bounding_box = bbox
+        self._dataset._save_properties()
+
+    def _require_wkw(self) -> None:
+        if self._properties.data_format != "wkw":
+            raise UnsupportedLayerError(
+                f"layer {self.name!r} of {self._dataset.path} is stored as "
+                f"{self._properties.data_format!r}; wkview reads and writes only WKW layers"
+            )
+
+    @property
+    def mags(self) -> dict[Mag, "MagView"]:
+        """Mag views by mag (a copy)."""
+        return dict(self._mag_views())
+
+    def _mag_views(self) -> dict[Mag, "MagView"]:
+        self._require_wkw()
+        if self._mags is None:
+            views = {}
+            for mag_props in self._properties.mags:
+                views[mag_props.mag] = MagView(self, mag_props)
+            self._mags = views
+        return self._mags
+
+    # -- mags --------------------------------------------------------------------------------
+
+    def get_mag(self, mag: MagLike) -> "MagView":
+        mag = Mag(mag)
+        views = self._mag_views()
+        if mag not in views:
+            raise DatasetError(f"The mag {mag} is not a mag of layer {self.name!r} (mags: {sorted(views)})")
+        return views[mag]
+
+    def add_mag(self, mag: MagLike, block_len: int = 32, file_len: int = 32, compress: bool = False) -> "MagView":
+        """Add a mag (files of ``file_len**3`` blocks of ``block_len**3`` voxels, LZ4HC when ``compress``)."""
+        mag = Mag(mag)
+        views = self._mag_views()
+        if mag in views:
+            raise DatasetError(f"Adding mag {mag} failed. There is already a mag with this name")
+        block_len = _power_of_two(block_len, "block_len")
+        file_len = _power_of_two(file_len, "file_len")
+        rel_path = f"{self.name}/{mag.to_layer_name()}"
+        header = wkw.Header(
+            voxel_type=self.dtype_per_channel.type,
+            num_channels=self.num_channels,
+            block_len=block_len,
+            file_len=file_len,
+            block_type=wkw.Header.BLOCK_TYPE_LZ4HC if compress else wkw.Header.BLOCK_TYPE_RAW,
+        )
+        MagStore.create(self._dataset.path / rel_path, header)
+        mag_props = props.MagProperties(mag=mag, cube_length=block_len * file_len, path=rel_path, extra={})
+        self._properties.mags.append(mag_props)
+        view = MagView(self, mag_props)
+        views[mag] = view
+        self._dataset._save_properties()
+        return view
+
+    def get_or_add_mag(self, mag: MagLike, block_len: int = 32, file_len: int = 32, compress: bool = False) -> "MagView":
+        """The mag view of ``mag``; added if missing. An existing one must match the arguments."""
+        mag = Mag(mag)
+        if mag not in self._mag_views():
+            return self.add_mag(mag, block_len, file_len, compress)
+        view = self._mag_views()[mag]
+        header = view.header
+        if header.block_len != block_len or header.file_len != file_len or view._store.is_compressed != bool(compress):
+            raise DatasetError(
+                f"mag {mag} of layer {self.name!r} exists with block_len={header.block_len}, "
+                f"file_len={header.file_len}, compressed={view._store.is_compressed}"
+            )
+        return view
+
+    def delete_mag(self, mag: MagLike) -> None:
+        """Remove the mag from the properties and delete its folder."""
+        view = self.get_mag(mag)
+        self._properties.mags = [m for m in self._properties.mags if m.mag != view.mag]
+        del self._mag_views()[view.mag]
+        self._dataset._save_properties()
+        view._store.close()
+        if view.path.is_dir() and _is_inside(view.path, self._dataset.path):
+            shutil.rmtree(view.path)
+
+    def get_finest_mag(self) -> "MagView":
+        views = self._mag_views()
+        if not views:
+            raise DatasetError(f"layer {self.name!r} has no mags")
+        return views[min(views)]
+
+    # -- downsampling ------------------------------------------------------------------------
+
+    def downsample_mag(
+        self,
+        from_mag: MagLike,
+        target_mag: MagLike,
+        interpolation_mode: str = "default",
+        compress: bool = True,
+        buffer_edge_len: Optional[int] = None,
+        executor: Any = None,
+        *,
+        progress: Optional[bool] = None,
+    ) -> "MagView":
+        """Compute ``target_mag`` from ``from_mag`` with chunked jobs on ``executor``.
+
+        Every component of ``target_mag`` must be a multiple of ``from_mag``'s.
+        ``interpolation_mode``: "mean", "median", "mode", "nearest", "max",
+        "min", or "default" (median for color, mode for segmentation).
+        Each job writes whole target files (no read-modify-write); it reads
+        its source in slabs of ``buffer_edge_len`` target voxels per edge.
+        """
+        from .downsampling import DownsampleJob, resolve_mode
+
+        source_mag, target = Mag(from_mag), Mag(target_mag)
+        source_view = self.get_mag(source_mag)
+        if any(t % s for t, s in zip(target, source_mag)) or target == source_mag:
+            raise DatasetError(f"cannot downsample from mag {source_mag} to {target}: not a coarser multiple")
+        factors = tuple(t // s for t, s in zip(target, source_mag))
+        mode = resolve_mode(interpolation_mode, self.category)
+        header = source_view.header
+        target_view = self.get_or_add_mag(target, block_len=header.block_len, file_len=header.file_len, compress=compress)
+        bbox = self.bounding_box.align_with_mag(target, ceil=True)
+        if bbox.is_empty():
+            return target_view
+        src_box, tgt_box = bbox.in_mag(source_mag), bbox.in_mag(target)
+        edge = target_view._store.file_edge
+        if buffer_edge_len is None:
+            buffer_edge_len = min(edge, 256)
+        if isinstance(buffer_edge_len, bool) or not isinstance(buffer_edge_len, int) or buffer_edge_len <= 0:
+            raise ValueError(f"buffer_edge_len must be a positive int, got {buffer_edge_len!r}")
+        source = source_view.get_view(offset=src_box.topleft, size=src_box.size, read_only=True)
+        destination = target_view.get_view(offset=tgt_box.topleft, size=tgt_box.size)
+        target_chunk = (edge, edge, edge)
+        source_chunk = (edge * factors[0], edge * factors[1], edge * factors[2])
+        source.for_zipped_chunks(
+            DownsampleJob(factors, mode, buffer_edge_len),  # type: ignore[arg-type]
+            destination,
+            source_chunk,
+            target_chunk,
+            executor,
+            progress=progress,
+        )
+        return target_view
+
+    def downsample(
+        self,
+        from_mag: Optional[MagLike] = None,
+        max_mag: Optional[MagLike] = None,
+        interpolation_mode: str = "default",
+        compress: bool = True,
+        sampling_mode: str = "auto",
+        buffer_edge_len: Optional[int] = None,
+        executor: Any = None,
+        *,
+        progress: Optional[bool] = None,
+    ) -> list["MagView"]:
+        """Build the mag pyramid from ``from_mag`` (default: the finest) up to ``max_mag``.
+
+        ``sampling_mode``: "isotropic" doubles every axis per step;
+        "anisotropic"/"auto" doubles the axes whose physical voxel size
+        (dataset scale times mag) is within 1.5x of the smallest, so that the
+        voxels become isotropic first (scale (11, 11, 25) gives 2-2-1, 4-4-2,
+        ...). ``max_mag`` defaults to the first mag in which the layer's
+        bounding box fits into 256 voxels per axis. Returns the new mag views.
+        """
+        start = Mag(from_mag) if from_mag is not None else self.get_finest_mag().mag
+        mags = self._downsampling_chain(start, None if max_mag is None else Mag(max_mag), sampling_mode)
+        views = []
+        previous = start
+        for mag in mags:
+            views.append(
+                self.downsample_mag(
+                    previous, mag, interpolation_mode, compress, buffer_edge_len, executor, progress=progress
+                )
+            )
+            previous = mag
+        return views
+
+    def _downsampling_chain(self, start: Mag, max_mag: Optional[Mag], sampling_mode: str) -> list[Mag]:
+        if sampling_mode not in ("auto", "anisotropic", "isotropic"):
+            raise ValueError(f"sampling_mode must be 'auto', 'anisotropic' or 'isotropic', got {sampling_mode!r}")
+        scale = self._dataset.scale
+        size = self.bounding_box.size
+        limit = None if max_mag is None else max_mag.to_tuple()
+        chain: list[Mag] = []
+        current = start.to_tuple()
+        for _ in range(64):
+            if limit is not None:
+                if all(c >= m for c, m in zip(current, limit)):
+                    break
+            elif all(-(-size[i] // current[i]) <= 256 for i in range(3)):
+                break
+            if sampling_mode == "isotropic":
+                step = (2, 2, 2)
+            else:
+                physical = [scale[i] * current[i] for i in range(3)]
+                smallest = min(physical)
+                step = tuple(2 if physical[i] <= smallest * 1.5 else 1 for i in range(3))  # type: ignore[assignment]
+            nxt = tuple(current[i] * step[i] for i in range(3))
+            if limit is not None:
+                nxt = tuple(min(nxt[i], max(limit[i], current[i])) for i in range(3))
+            if nxt == current:
+                break
+            current = nxt  # type: ignore[assignment]
+            chain.append(Mag(current))
+        return chain
+
+    def __repr__(self) -> str:
+        return f"Layer({self.name!r}, category={self.category!r}, dtype_per_channel={self.dtype_per_channel}, num_channels={self.num_channels})"
+
+
+class SegmentationLayer(Layer):
+    """A segmentation layer; it also knows its ``largest_segment_id``."""
+
+    @property
+    def largest_segment_id(self) -> Optional[int]:
+        return self._properties.largest_segment_id
+
+    @largest_segment_id.setter
+    def largest_segment_id(self, value: int) -> None:
+        self._properties.largest_segment_id = int(value)
+        self._dataset._save_properties()
+
+
+def _layer_class(category: str) -> type[Layer]:
+    return SegmentationLayer if category == SEGMENTATION_CATEGORY else Layer
+
+
+class MagView(View):
+    """One mag of a layer: a :class:`View` in absolute coordinates of this mag.
+
+    Unlike a plain view it is unbounded: :meth:`write` takes absolute offsets,
+    may write anywhere, and grows the layer's bounding box (and saves the
+    properties). Its ``global_offset`` is (0, 0, 0) and its ``size`` the
+    bottom-right corner of the layer's bounding box in this mag, as in
+    webknossos 0.8.13, so ``read(offset, size)`` takes absolute offsets too.
+    """
+
+    def __init__(self, layer: Layer, mag_properties: props.MagProperties) -> None:
+        self._layer = layer
+        self._mag_props = mag_properties
+        path = layer.dataset.path / mag_properties.path
+        store = MagStore(path)
+        super().__init__(
+            path,
+            store.header,
+            size=(0, 0, 0),
+            global_offset=(0, 0, 0),
+            is_bounded=False,
+            read_only=False,
+            mag_view_bbox_at_creation=None,
+            _store=store,
+        )
+
+    @property
+    def layer(self) -> Layer:
+        return self._layer
+
+    @property
+    def mag(self) -> Mag:
+        return self._mag_props.mag
+
+    @property
+    def name(self) -> str:
+        return self.mag.to_layer_name()
+
+    def _layer_bbox_in_mag(self) -> BoundingBox:
+        return self._layer.bounding_box.align_with_mag(self.mag, ceil=True).in_mag(self.mag)
+
+    @property
+    def size(self) -> Vec3Int:  # type: ignore[override]
+        """Bottom-right corner of the layer's bounding box in this mag (as in webknossos 0.8.13)."""
+        return self._layer_bbox_in_mag().bottomright
+
+    @property
+    def _size(self) -> Vec3Int:  # type: ignore[override]
+        return self.size
+
+    @_size.setter
+    def _size(self, value: Any) -> None:
+        pass  # derived from the layer's bounding box
+
+    @property
+    def _mag_view_bbox_at_creation(self) -> Optional[BoundingBox]:  # type: ignore[override]
+        return self._layer_bbox_in_mag()
+
+    @_mag_view_bbox_at_creation.setter
+    def _mag_view_bbox_at_creation(self, value: Any) -> None:
+        pass  # always the current bounding box
+
+    def write(self, data: np.ndarray, offset: Vec3 = (0, 0, 0)) -> None:
+        """Write ``data`` at the absolute ``offset`` of this mag; grows the layer's bounding box."""
+        data4 = self._prepare_data(data)
+        off = _offset3(offset)
+        size = Vec3Int(data4.shape[1:])
+        if any(s <= 0 for s in size):
+            from .errors import ShapeError
+
+            raise ShapeError(f"data of shape {data.shape} holds no voxel")
+        mag = self.mag.to_vec3_int()
+        written = BoundingBox._trusted(off * mag, size * mag)
+        current = self._layer.bounding_box
+        grown = current.extended_by(written)
+        # write the data before recording it: a failed write must not grow the box
+        self._write_absolute(off, data4, border=grown.align_with_mag(self.mag, ceil=True).in_mag(self.mag))
+        if grown != current:
+            self._layer.bounding_box = grown
+
+    def get_view(
+        self,
+        offset: Optional[Vec3] = None,
+        size: Optional[Vec3] = None,
+        read_only: Optional[bool] = None,
+    ) -> View:
+        """A view with absolute ``offset`` and ``size`` in this mag; defaults to the layer's bounding box.
+
+        Works on a mag with no data yet (then, without arguments, the view
+        is empty). A writable view must lie inside the layer's bounding box.
+        """
+        bbox = self._layer_bbox_in_mag()
+        view_offset = bbox.topleft if offset is None else _offset3(offset)
+        if size is None:
+            size = Vec3Int._trusted(*(max(0, v) for v in bbox.bottomright - view_offset))
+            if any(s == 0 for s in size):
+                return View(
+                    self._path, self._header, size=size, global_offset=view_offset,
+                    is_bounded=True, read_only=bool(read_only), mag_view_bbox_at_creation=bbox,
+                    _store=self._store,
+                )
+        view = super().get_view(view_offset, size, read_only)
+        return view
+
+    def get_bounding_boxes_on_disk(self) -> Iterator[BoundingBox]:
+        """One box per data file on disk, in voxels of this mag."""
+        edge = self._store.file_edge
+        for index in self._store.list_files():
+            yield BoundingBox._trusted((index[0] * edge, index[1] * edge, index[2] * edge), (edge, edge, edge))
+
+    def compress(self, target_path: Optional[PathLike] = None) -> None:
+        """Convert this raw mag to LZ4HC, in place or into ``target_path``.
+
+        In place, the files are compressed into a temporary sibling folder
+        which then replaces the mag folder.
+        """
+        if self._store.is_compressed:
+            return
+        src = self._path
+        in_place = target_path is None
+        dst = Path(tempfile.mkdtemp(prefix=f".{src.name}-compress-", dir=src.parent)) if in_place else Path(target_path)
+        header = wkw.Header(
+            voxel_type=self._header.voxel_type,
+            num_channels=self._header.num_channels,
+            block_len=self._header.block_len,
+            file_len=self._header.file_len,
+            block_type=wkw.Header.BLOCK_TYPE_LZ4HC,
+        )
+        MagStore.create(dst, header)
+        for index in self._store.list_files():
+            rel = Path(f"z{index[2]}") / f"y{index[1]}" / f"x{index[0]}.wkw"
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            self._store._checks.check(str(src / rel), self._header)
+            wkw.File.compress(str(src / rel), str(dst / rel))
+        if in_place:
+            self._store.close()
+            backup = src.with_name(f".{src.name}-raw-old")
+            os.replace(src, backup)
+            os.replace(dst, src)
+            shutil.rmtree(backup)
+            self._store = MagStore(src)
+            self._header = self._store.header
+
+    def __repr__(self) -> str:
+        return f"MagView(layer={self._layer.name!r}, mag={self.mag})"

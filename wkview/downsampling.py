@@ -1,0 +1,134 @@
+"""Downsampling kernels and the chunk job that writes a coarser mag.
+
+The pooling functions reduce every ``fx * fy * fz`` block of voxels to one
+voxel. They are pure NumPy on in-memory arrays; the job around them reads a
+source chunk, pools it and writes the target chunk, file by file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["INTERPOLATION_MODES", "pool", "default_mode"]
+
+
+def _blocks(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+    """View ``(C, X, Y, Z)`` as ``(C, X/fx, Y/fy, Z/fz, fx*fy*fz)`` (one copy)."""
+    c, x, y, z = data.shape
+    fx, fy, fz = factors
+    v = data.reshape(c, x // fx, fx, y // fy, fy, z // fz, fz)
+    v = v.transpose(0, 1, 3, 5, 2, 4, 6)
+    return v.reshape(c, x // fx, y // fy, z // fz, fx * fy * fz)
+
+
+def _round_to(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind == "f":
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+
+
+def _mean(blocks: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return _round_to(blocks.mean(axis=-1, dtype=np.float64), dtype)
+
+
+def _median(blocks: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return _round_to(np.median(blocks, axis=-1), dtype)
+
+
+def _mode(blocks: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Most frequent value per block; ties go to the smallest value."""
+    s = np.sort(blocks, axis=-1)
+    n = s.shape[-1]
+    # run length ending at each position: count equal neighbours from the left
+    same = np.concatenate([np.zeros(s.shape[:-1] + (1,), bool), s[..., 1:] == s[..., :-1]], axis=-1)
+    run = np.zeros(s.shape, dtype=np.int32)
+    run[..., 0] = 1
+    for k in range(1, n):
+        run[..., k] = np.where(same[..., k], run[..., k - 1] + 1, 1)
+    # the first position reaching the maximal run holds the smallest most frequent value
+    best = np.argmax(run, axis=-1)
+    return np.take_along_axis(s, best[..., None], axis=-1)[..., 0].astype(dtype)
+
+
+def _nearest(blocks: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return blocks[..., 0].astype(dtype)
+
+
+def _max(blocks: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return blocks.max(axis=-1).astype(dtype)
+
+
+def _min(blocks: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return blocks.min(axis=-1).astype(dtype)
+
+
+INTERPOLATION_MODES: dict[str, Callable[[np.ndarray, np.dtype], np.ndarray]] = {
+    "mean": _mean,
+    "median": _median,
+    "mode": _mode,
+    "nearest": _nearest,
+    "max": _max,
+    "min": _min,
+}
+
+
+def default_mode(category: str) -> str:
+    """``"median"`` for color layers, ``"mode"`` for segmentation (as in webknossos)."""
+    return "mode" if category == "segmentation" else "median"
+
+
+def resolve_mode(interpolation_mode: str, category: str) -> str:
+    mode = default_mode(category) if interpolation_mode in ("default", None) else str(interpolation_mode).lower()
+    if mode not in INTERPOLATION_MODES:
+        raise ValueError(
+            f"interpolation_mode {interpolation_mode!r} is not supported; choose one of "
+            f"{sorted(INTERPOLATION_MODES)} or 'default'"
+        )
+    return mode
+
+
+def pool(data: np.ndarray, factors: tuple[int, int, int], mode: str) -> np.ndarray:
+    """Reduce every ``factors`` block of ``data`` (``(C, X, Y, Z)``) with ``mode``.
+
+    The spatial shape must be divisible by ``factors``.
+    """
+    if data.ndim != 4:
+        raise ValueError(f"pool needs (channels, x, y, z) data, got shape {data.shape}")
+    if any(data.shape[i + 1] % factors[i] for i in range(3)):
+        raise ValueError(f"shape {data.shape[1:]} is not divisible by the factors {factors}")
+    if mode not in INTERPOLATION_MODES:
+        raise ValueError(f"unknown interpolation mode {mode!r}")
+    if factors == (1, 1, 1):
+        return data.copy()
+    return INTERPOLATION_MODES[mode](_blocks(data, factors), data.dtype)
+
+
+class DownsampleJob:
+    """The chunk job of :meth:`wkview.Layer.downsample_mag` (picklable).
+
+    Reads the source chunk in slabs of at most ``buffer_edge_len`` target
+    voxels per edge, pools each slab and writes the whole target chunk once.
+    """
+
+    def __init__(self, factors: tuple[int, int, int], mode: str, buffer_edge_len: int) -> None:
+        self.factors = factors
+        self.mode = mode
+        self.buffer_edge_len = buffer_edge_len
+
+    def __call__(self, args: tuple[Any, Any, int]) -> None:
+        source, target, _ = args
+        f = self.factors
+        size = tuple(target.size)
+        out = np.zeros((target.header.num_channels, *size), dtype=target.get_dtype(), order="F")
+        step = self.buffer_edge_len
+        for x in range(0, size[0], step):
+            for y in range(0, size[1], step):
+                for z in range(0, size[2], step):
+                    t = (min(step, size[0] - x), min(step, size[1] - y), min(step, size[2] - z))
+                    src = source.read((x * f[0], y * f[1], z * f[2]), (t[0] * f[0], t[1] * f[1], t[2] * f[2]))
+                    out[:, x : x + t[0], y : y + t[1], z : z + t[2]] = pool(src, f, self.mode)
+        target.write(out)

@@ -1,0 +1,1144 @@
+"""Read, validate and atomically write ``datasource-properties.json``.
+
+Two schemas of the file exist (see ``spec/properties-json.md``):
+
+* **0.8 form**, written by webknossos 0.8.x: ``"scale": [x, y, z]`` and, per
+  WKW layer, ``"wkwResolutions": [{"resolution": [1, 1, 1] or 1,
+  "cubeLength": 1024}]``. Mag folders are found on disk: ``<layer>/<short
+  name>`` (``color/2``) if it exists, else the long form (``color/2-2-2``).
+* **4.x form**, written by webknossos 4.3.3: ``"scale": {"factor": [x, y, z],
+  "unit": "nanometer"}``, ``"version": 1`` and, per layer, ``"mags": [{"mag":
+  [1, 1, 1], "path": "./color/1", "cubeLength": 1024, "axisOrder": {...}}]``.
+
+:func:`load_properties` opens both and :func:`save_properties` writes them
+back. Which form gets written, and why both webknossos releases read it:
+
+* webknossos 4.3.3 reads the 0.8 form (``dataset_properties/structuring.py``):
+  ``dataset_properties_pre_structure`` turns a list ``scale`` into ``{"unit":
+  "nanometer", "factor": scale}`` and adds ``version = 1`` when it is missing;
+  ``layer_properties_pre_structure`` turns ``wkwResolutions`` of a ``"wkw"``
+  layer into ``mags`` (renaming ``resolution`` to ``mag`` and keeping every
+  other key of the entry, so a ``path`` there is honoured); a mag without
+  ``path`` is found with ``_find_mag_path`` (short folder name, then long;
+  ``dataset/layer/layer.py``). When a layer has both keys, ``wkwResolutions``
+  wins and ``mags`` is ignored. The converter is a plain ``cattr.Converter``
+  (``forbid_extra_keys`` is off), so unknown keys are ignored at every level.
+  It needs ``id``, ``scale``, ``dataLayers`` and, per layer, ``name``,
+  ``category``, ``boundingBox``, ``dataFormat`` and ``elementClass``
+  (``numChannels`` defaults to 1).
+* webknossos 0.8.x reads only the 0.8 form: its ``DatasetProperties.scale`` is
+  a ``Tuple[float, float, float]`` (a ``{"factor", "unit"}`` object fails),
+  a ``"wkw"`` layer needs ``wkwResolutions`` with ``resolution`` keys,
+  ``dataFormat`` is required, ``numChannels`` is optional (then it is read from
+  ``header.wkw``), ``largestSegmentId`` is a plain int (default -1; ``null``
+  and the 4.x ``{"customJsonEncoding": "bigint"}`` envelope fail) and unknown
+  keys are ignored (the same cattrs converter).
+
+Hence the rules of :func:`save_properties`:
+
+1. A dataset keeps the form it came in. ``scale_unit is None`` (the list form
+   was read, or a new dataset) writes ``scale`` as a list; otherwise the
+   ``{"factor", "unit"}`` object. A layer read with ``wkwResolutions`` is
+   written with ``wkwResolutions``, one read with ``mags`` with ``mags``.
+2. New layers (not read from a file) follow the dataset: ``wkwResolutions``
+   when ``scale_unit is None``, else ``mags`` with a ``"./layer/mag"`` path as
+   webknossos 4.3.3 writes it.
+3. So a **new dataset** (``scale_unit=None``) is written in the 0.8 form, which
+   is what webknossos 0.8.13 itself wrote and what 4.3.3 opens (tested with
+   ``webknossos.Dataset.open``). ``dataFormat`` and ``numChannels`` are always
+   written; ``largestSegmentId`` is omitted when unknown and, in the 0.8 form,
+   written as a plain JSON int (4.x form: the bigint envelope above 2**53-1,
+   as 4.3.3 does). A ``wkwResolutions`` entry only gets a ``path`` when the
+   folder could not be found by the short/long lookup (4.3.3 reads it; 0.8
+   has no way to express it) or when the entry had one already.
+4. Every field wkview does not model is kept in the ``extra`` dicts and written
+   back; keys keep the order they had in the file (new keys go last).
+
+Safety:
+
+* Layer names and mag paths are validated before any disk access: no ``..``,
+  no absolute paths or URLs, no separators in layer names. Paths are checked
+  lexically (``color/../../x`` is refused); symlinks inside the dataset folder
+  are followed like webknossos does (its ``add_symlink_layer`` creates them).
+  Mag paths outside the dataset folder are only accepted with
+  ``allow_external_paths=True``.
+* :func:`save_properties` serialises everything in memory first, writes a
+  uniquely named temp file in the dataset folder, flushes and fsyncs it and
+  renames it over the old file with :func:`os.replace`. Readers therefore see
+  the old or the new file, never a partial one, also with concurrent writers
+  (the last rename wins). Nothing is written outside the dataset folder (a
+  symlinked properties file is replaced, not written through).
+* Layers with a ``dataFormat`` other than ``"wkw"`` (zarr, zarr3, n5,
+  neuroglancerPrecomputed, ...) are loaded and listed; their mag list is not
+  modelled: it stays verbatim in ``extra`` (``mags`` then only lists the
+  entries that could be parsed, for information).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import operator
+import os
+import posixpath
+import re
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PureWindowsPath
+from typing import Any
+
+import numpy as np
+
+from .errors import DatasetError, NotADatasetError, PropertiesError
+from .geometry import BoundingBox, Mag
+
+__all__ = [
+    "PROPERTIES_FILE_NAME",
+    "MagProperties",
+    "LayerProperties",
+    "DatasetProperties",
+    "load_properties",
+    "save_properties",
+    "dtype_per_channel_from_element_class",
+    "element_class_from_dtype",
+    "dtype_per_layer_to_dtype_per_channel",
+    "dtype_per_channel_to_dtype_per_layer",
+    "validate_name",
+]
+
+PROPERTIES_FILE_NAME = "datasource-properties.json"
+
+COLOR_CATEGORY = "color"
+SEGMENTATION_CATEGORY = "segmentation"
+_CATEGORIES = (COLOR_CATEGORY, SEGMENTATION_CATEGORY)
+
+_WKW = "wkw"
+_KEY_08 = "wkwResolutions"
+_KEY_4X = "mags"
+
+# Dtypes WKW can store per channel (wkw.Header.VALID_VOXEL_TYPES).
+_DTYPES_PER_CHANNEL = (
+    "uint8", "uint16", "uint32", "uint64",
+    "int8", "int16", "int32", "int64",
+    "float32", "float64",
+)  # fmt: skip
+# webknossos names float32/float64 *per layer* "float"/"double" (dtype_conversion.py).
+_ELEMENT_CLASS_ALIASES = {"float": "float32", "double": "float64"}
+_ALIAS_OF_DTYPE_PER_LAYER = {"float32": "float", "float64": "double"}
+_DTYPE_NAME_RE = re.compile(r"^(uint|int|float)([1-9][0-9]*)$")
+
+# header.wkw: b"WKW", version, log2 lens, block type, voxel type, voxel size (bytes).
+_WKW_VOXEL_TYPE_SIZES = {1: 1, 2: 2, 3: 4, 4: 8, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8}
+
+# webknossos 4.3.3 writes segment ids above this as a bigint envelope (_bigint_envelope.py).
+_JS_MAX_SAFE_INTEGER = 2**53 - 1
+_BIGINT_KEY = "customJsonEncoding"
+_BIGINT_VALUE = "bigint"
+
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+_MISSING = object()
+
+
+# -- data model -------------------------------------------------------------------
+
+
+@dataclass
+class MagProperties:
+    """One mag of a WKW layer as stored in ``datasource-properties.json``.
+
+    Attributes
+    ----------
+    mag : Mag
+        The magnification.
+    cube_length : int or None
+        ``block_len * file_len`` (``"cubeLength"``); None when the file lacks it.
+    path : str
+        Folder of the mag relative to the dataset folder, POSIX and normalised
+        (``"color/1"``, ``"color/2-2-1"``). It never leaves the dataset folder
+        unless the properties were loaded with ``allow_external_paths=True``.
+    extra : dict
+        Every other field of the entry (``axisOrder``, ...), written back on save.
+    """
+
+    mag: Mag
+    cube_length: int | None
+    path: str
+    extra: dict = field(default_factory=dict)
+    # The entry as read (None for a new mag): key order and path spelling on save.
+    _raw: dict | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class LayerProperties:
+    """One entry of ``dataLayers``.
+
+    Attributes
+    ----------
+    name : str
+        Layer name, also its folder name.
+    category : str
+        ``"color"`` or ``"segmentation"``.
+    element_class : str
+        Type of a voxel with all channels together (``"uint8"``, ``"uint24"``
+        for 3 x uint8, ``"float"`` for float32, ``"double"``, ``"float96"``, ...).
+    num_channels : int
+        Number of channels; splits ``element_class`` into ``dtype_per_channel``.
+    bounding_box : BoundingBox
+        The layer's bounding box in mag-1 voxels.
+    data_format : str
+        ``"wkw"``, or another format (``"zarr"``, ``"zarr3"``, ``"n5"``,
+        ``"neuroglancerPrecomputed"``) that wkview lists but cannot read.
+    mags : list of MagProperties
+        The mags. For layers that are not ``"wkw"`` the original mag list stays
+        verbatim in ``extra`` and this list is informational only.
+    largest_segment_id : int or None
+        Segmentation layers only; None when unknown.
+    extra : dict
+        Every other field of the entry (``mappings``, ``defaultViewConfiguration``,
+        ...), written back on save.
+    """
+
+    name: str
+    category: str
+    element_class: str
+    num_channels: int
+    bounding_box: BoundingBox
+    data_format: str
+    mags: list[MagProperties]
+    largest_segment_id: int | None = None
+    extra: dict = field(default_factory=dict)
+    # The entry as read (None for a new layer): schema, key order, bbox extras on save.
+    _raw: dict | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def dtype_per_channel(self) -> np.dtype:
+        """The NumPy dtype of one channel (``uint24`` with 3 channels: ``uint8``)."""
+        return dtype_per_channel_from_element_class(self.element_class, self.num_channels)
+
+    @property
+    def dtype_per_layer(self) -> str:
+        """The dtype of all channels together as a NumPy-style name (``"uint24"``, ``"float32"``)."""
+        return dtype_per_channel_to_dtype_per_layer(self.dtype_per_channel, self.num_channels)
+
+
+@dataclass
+class DatasetProperties:
+    """The whole ``datasource-properties.json``.
+
+    Attributes
+    ----------
+    name : str
+        ``id.name``.
+    team : str
+        ``id.team`` (``""`` when missing).
+    scale : tuple of 3 floats
+        Voxel size (``scale`` or ``scale.factor``).
+    scale_unit : str or None
+        ``scale.unit`` of the 4.x form; None for the 0.8 list form. None is
+        also what a new dataset should use: it is written in the form both
+        webknossos 0.8 and 4.x read.
+    layers : list of LayerProperties
+        ``dataLayers``, in file order.
+    extra : dict
+        Every other top-level field (``version``, ``defaultViewConfiguration``, ...).
+    """
+
+    name: str
+    team: str
+    scale: tuple[float, float, float]
+    scale_unit: str | None
+    layers: list[LayerProperties]
+    extra: dict = field(default_factory=dict)
+    # The document as read (None for a new dataset): key order, id and scale extras.
+    _raw: dict | None = field(default=None, repr=False, compare=False)
+
+
+# -- names and dtypes ---------------------------------------------------------------
+
+
+def validate_name(name: str, what: str) -> str:
+    """Check that ``name`` is one safe path component (a layer or folder name).
+
+    Parameters
+    ----------
+    name : str
+        The name to check.
+    what : str
+        What it names, for the message (``"layer name"``).
+
+    Returns
+    -------
+    str
+        ``name`` unchanged.
+
+    Raises
+    ------
+    PropertiesError
+        (a ValueError) for a non-string, ``""``, ``"."``, ``".."``, a name with
+        ``/``, ``\\`` or NUL, or an absolute (also Windows drive) path.
+    """
+    if not isinstance(name, str):
+        raise PropertiesError(f"{what} must be a string, got {name!r}")
+    problem = None
+    if name in ("", ".", ".."):
+        problem = "it is empty or a relative folder reference"
+    elif "\x00" in name:
+        problem = "it contains a NUL character"
+    elif "/" in name or "\\" in name:
+        problem = "it contains a path separator"
+    elif os.path.isabs(name) or PureWindowsPath(name).drive:
+        problem = "it is an absolute path"
+    if problem is not None:
+        raise PropertiesError(
+            f"{what} {name!r} is not allowed: {problem}; it must name one folder "
+            "inside the dataset folder"
+        )
+    return name
+
+
+def _check_num_channels(num_channels: Any) -> int:
+    if isinstance(num_channels, (bool, np.bool_)) or not hasattr(num_channels, "__index__"):
+        raise DatasetError(f"num_channels must be an int, got {num_channels!r}")
+    n = operator.index(num_channels)
+    if n < 1:
+        raise DatasetError(f"num_channels must be at least 1, got {n}")
+    return n
+
+
+def _split_per_layer(per_layer: str, num_channels: int, what: str) -> np.dtype:
+    """``"uint24", 3 -> uint8``: divide the bit count of a per-layer name by the channels."""
+    m = _DTYPE_NAME_RE.match(per_layer)
+    if m is None:
+        raise DatasetError(
+            f"unknown {what} {per_layer!r}: expected uint8, uint16, uint32, uint64, int8, "
+            "int16, int32, int64, float, double or a multi-channel form such as uint24"
+        )
+    kind, bits = m.group(1), int(m.group(2))
+    if bits % num_channels:
+        raise DatasetError(
+            f"{what} {per_layer!r} ({bits} bits) cannot be split into {num_channels} channels"
+        )
+    per_channel = f"{kind}{bits // num_channels}"
+    if per_channel not in _DTYPES_PER_CHANNEL:
+        raise DatasetError(
+            f"{what} {per_layer!r} with {num_channels} channel(s) means {per_channel} per "
+            f"channel, which WKW cannot store (supported: {', '.join(_DTYPES_PER_CHANNEL)})"
+        )
+    return np.dtype(per_channel)
+
+
+def _per_channel_dtype(dtype_per_channel: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype_per_channel)
+    except TypeError as exc:
+        raise DatasetError(f"not a dtype: {dtype_per_channel!r}") from exc
+    if dt.name not in _DTYPES_PER_CHANNEL or dt.byteorder == ">":
+        raise DatasetError(
+            f"WKW cannot store {dt.str} ({dtype_per_channel!r}) per channel; "
+            f"supported: {', '.join(_DTYPES_PER_CHANNEL)} (little-endian)"
+        )
+    return np.dtype(dt.name)
+
+
+def dtype_per_channel_from_element_class(element_class: str, num_channels: int) -> np.dtype:
+    """The per-channel dtype of a layer's ``elementClass``.
+
+    Mirrors webknossos 4.3.3 (``element_class_to_dtype_per_channel``):
+    ``"float"``/``"double"`` are float32/float64 per layer, any other class is
+    a NumPy name whose bit count is divided by the channels (``"uint24", 3 ->
+    uint8``, ``"float96", 3 -> float32``). Unlike webknossos, a bit count that
+    does not divide evenly is refused instead of truncated.
+
+    Parameters
+    ----------
+    element_class : str
+        ``elementClass`` of the properties file.
+    num_channels : int
+        ``numChannels`` (>= 1).
+
+    Returns
+    -------
+    numpy.dtype
+        One of uint8..uint64, int8..int64, float32, float64.
+
+    Raises
+    ------
+    DatasetError
+        For an unknown class or one that does not split into ``num_channels``.
+    """
+    n = _check_num_channels(num_channels)
+    if not isinstance(element_class, str):
+        raise DatasetError(f"element class must be a string, got {element_class!r}")
+    per_layer = _ELEMENT_CLASS_ALIASES.get(element_class, element_class)
+    return _split_per_layer(per_layer, n, "element class")
+
+
+def dtype_per_channel_to_dtype_per_layer(dtype_per_channel: Any, num_channels: int) -> str:
+    """The NumPy-style name of all channels together: ``uint8, 3 -> "uint24"``.
+
+    Parameters
+    ----------
+    dtype_per_channel : dtype-like
+        One of uint8..uint64, int8..int64, float32, float64.
+    num_channels : int
+        Number of channels (>= 1).
+
+    Returns
+    -------
+    str
+        For example ``"uint8"``, ``"uint24"``, ``"float32"``, ``"float96"``.
+    """
+    n = _check_num_channels(num_channels)
+    dt = _per_channel_dtype(dtype_per_channel)
+    m = _DTYPE_NAME_RE.match(dt.name)
+    if m is None:  # pragma: no cover - every supported dtype matches
+        raise DatasetError(f"unsupported dtype {dt.name}")
+    return f"{m.group(1)}{int(m.group(2)) * n}"
+
+
+def element_class_from_dtype(dtype_per_channel: Any, num_channels: int) -> str:
+    """The ``elementClass`` webknossos writes for a layer.
+
+    Mirrors webknossos 4.3.3 (``dtype_per_channel_to_element_class``): the
+    per-layer name, with ``"float32"`` spelled ``"float"`` and ``"float64"``
+    spelled ``"double"`` (so float32 with 2 channels is ``"double"`` and with 3
+    channels ``"float96"``).
+
+    Parameters
+    ----------
+    dtype_per_channel : dtype-like
+        One of uint8..uint64, int8..int64, float32, float64.
+    num_channels : int
+        Number of channels (>= 1).
+
+    Returns
+    -------
+    str
+    """
+    per_layer = dtype_per_channel_to_dtype_per_layer(dtype_per_channel, num_channels)
+    return _ALIAS_OF_DTYPE_PER_LAYER.get(per_layer, per_layer)
+
+
+def dtype_per_layer_to_dtype_per_channel(dtype_per_layer: str | np.dtype, num_channels: int) -> np.dtype:
+    """Split a per-layer dtype into channels: ``"uint24", 3 -> uint8``.
+
+    Parameters
+    ----------
+    dtype_per_layer : str or dtype-like
+        A per-layer name (``"uint24"``, ``"float96"``), an element class
+        (``"float"`` and ``"double"`` mean float32 and float64, as in
+        webknossos' properties), or a NumPy dtype.
+    num_channels : int
+        Number of channels (>= 1).
+
+    Returns
+    -------
+    numpy.dtype
+    """
+    n = _check_num_channels(num_channels)
+    if isinstance(dtype_per_layer, str):
+        name = _ELEMENT_CLASS_ALIASES.get(dtype_per_layer, dtype_per_layer)
+        if _DTYPE_NAME_RE.match(name) is None:
+            try:
+                name = np.dtype(name).name
+            except TypeError as exc:
+                raise DatasetError(f"unknown dtype_per_layer {dtype_per_layer!r}") from exc
+    else:
+        try:
+            name = np.dtype(dtype_per_layer).name
+        except TypeError as exc:
+            raise DatasetError(f"not a dtype: {dtype_per_layer!r}") from exc
+    return _split_per_layer(name, n, "dtype_per_layer")
+
+
+# -- paths --------------------------------------------------------------------------
+
+
+def _normalize_mag_path(raw: Any, allow_external: bool) -> str:
+    """Normalised POSIX path relative to the dataset folder; raise ValueError if unsafe.
+
+    With ``allow_external``, a path leaving the folder is returned unchanged.
+    """
+    if not isinstance(raw, str):
+        raise ValueError(f"must be a string, got {raw!r}")
+    if raw == "":
+        raise ValueError("must not be empty")
+    if "\x00" in raw:
+        raise ValueError(f"{raw!r} contains a NUL character")
+    external = None
+    if _URL_RE.match(raw):
+        external = "is a URL"
+    elif "\\" in raw:
+        if not allow_external:
+            raise ValueError(f"{raw!r} contains a backslash; use '/' as separator")
+        external = "uses backslashes"
+    elif posixpath.isabs(raw) or PureWindowsPath(raw).drive:
+        external = "is absolute"
+    else:
+        norm = posixpath.normpath(raw)
+        if norm == ".":
+            raise ValueError(f"{raw!r} is the dataset folder itself, not a mag folder")
+        if norm == ".." or norm.startswith("../"):
+            external = "leaves the dataset folder"
+        else:
+            return norm
+    if allow_external:
+        return raw
+    raise ValueError(
+        f"{raw!r} {external}; wkview only reads and writes mags inside the dataset folder "
+        "(pass allow_external_paths=True to accept it)"
+    )
+
+
+def _find_mag_folder(folder: Path, layer_name: str, mag: Mag) -> str:
+    """The mag folder as webknossos finds it: the short name if it exists, else the long one."""
+    short = f"{layer_name}/{mag.to_layer_name()}"
+    long = f"{layer_name}/{mag.to_long_layer_name()}"
+    if (folder / short).exists():
+        return short
+    if (folder / long).exists():
+        return long
+    return short
+
+
+def _num_channels_from_header(mag_dir: Path) -> int | None:
+    """numChannels from a mag's ``header.wkw`` (as webknossos 0.8 does when it is missing)."""
+    try:
+        with open(mag_dir / "header.wkw", "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    if len(head) < 8 or head[:3] != b"WKW":
+        return None
+    size = _WKW_VOXEL_TYPE_SIZES.get(head[6])
+    if size is None or head[7] == 0 or head[7] % size:
+        return None
+    return head[7] // size
+
+
+# -- loading ------------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null", int: "an int", float: "a float"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
+class _Reader:
+    """Context of one load: the file (for messages), the folder and the path policy."""
+
+    def __init__(self, file: Path, folder: Path, allow_external: bool) -> None:
+        self.file = file
+        self.folder = folder
+        self.allow_external = allow_external
+
+    def error(self, where: str, problem: str) -> PropertiesError:
+        return PropertiesError(f"{self.file}: {where}: {problem}")
+
+    def require(self, obj: dict, key: str, where: str) -> Any:
+        if key not in obj:
+            raise self.error(f"{where}.{key}" if where else key, "missing required field")
+        return obj[key]
+
+    def object(self, value: Any, where: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.error(where, f"must be a JSON object, got {_type_name(value)}")
+        return value
+
+    def list(self, value: Any, where: str) -> list:
+        if not isinstance(value, list):
+            raise self.error(where, f"must be a list, got {_type_name(value)}")
+        return value
+
+    def string(self, value: Any, where: str) -> str:
+        if not isinstance(value, str):
+            raise self.error(where, f"must be a string, got {_type_name(value)} {value!r}")
+        return value
+
+
+def load_properties(
+    dataset_path: str | os.PathLike, *, allow_external_paths: bool = False
+) -> DatasetProperties:
+    """Read and validate ``<dataset_path>/datasource-properties.json`` (0.8 or 4.x form).
+
+    Parameters
+    ----------
+    dataset_path : str or os.PathLike
+        The dataset folder.
+    allow_external_paths : bool, optional
+        Accept mag paths outside the dataset folder (absolute, ``..``, URLs);
+        they are kept verbatim in :attr:`MagProperties.path`. Default False.
+
+    Returns
+    -------
+    DatasetProperties
+
+    Raises
+    ------
+    NotADatasetError
+        When the folder or its properties file does not exist.
+    PropertiesError
+        For malformed JSON (with line and column), a missing or invalid field
+        (the message names the file and the field, e.g.
+        ``dataLayers[0].boundingBox``), an unknown element class, duplicate
+        layers or mags, and layer names or mag paths that leave the folder.
+    """
+    folder = Path(dataset_path)
+    file = folder / PROPERTIES_FILE_NAME
+    try:
+        data = file.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        why = (
+            "the folder does not exist" if not folder.exists()
+            else "it is not a folder" if not folder.is_dir()
+            else f"it has no {PROPERTIES_FILE_NAME}"
+        )  # fmt: skip
+        raise NotADatasetError(f"{folder} is not a dataset: {why}") from None
+    except IsADirectoryError:
+        raise PropertiesError(f"{file}: is a folder, not a file") from None
+    try:
+        doc = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise PropertiesError(
+            f"{file}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise PropertiesError(f"{file}: not UTF-8 text: {exc}") from None
+    except RecursionError:
+        raise PropertiesError(f"{file}: JSON nested too deeply") from None
+    return _parse_dataset(doc, _Reader(file, folder, allow_external_paths))
+
+
+def _parse_dataset(doc: Any, r: _Reader) -> DatasetProperties:
+    if not isinstance(doc, dict):
+        raise r.error("(top level)", f"must be a JSON object, got {_type_name(doc)}")
+    ident = r.object(r.require(doc, "id", ""), "id")
+    name = r.string(r.require(ident, "name", "id"), "id.name")
+    team = ident.get("team")
+    team = "" if team is None else r.string(team, "id.team")
+    scale, scale_unit = _parse_scale(r.require(doc, "scale", ""), r)
+    layer_docs = r.list(r.require(doc, "dataLayers", ""), "dataLayers")
+    layers = []
+    seen: dict[str, int] = {}
+    for i, layer_doc in enumerate(layer_docs):
+        layer = _parse_layer(layer_doc, f"dataLayers[{i}]", r)
+        if layer.name in seen:
+            raise r.error(
+                f"dataLayers[{i}].name",
+                f"layer name {layer.name!r} is used twice (also by dataLayers[{seen[layer.name]}])",
+            )
+        seen[layer.name] = i
+        layers.append(layer)
+    extra = {k: v for k, v in doc.items() if k not in ("id", "scale", "dataLayers")}
+    return DatasetProperties(name, team, scale, scale_unit, layers, extra, _raw=doc)
+
+
+def _parse_vec3_numbers(value: Any, where: str, r: _Reader) -> tuple[float, float, float]:
+    if not isinstance(value, list) or len(value) != 3 or not all(_is_number(v) for v in value):
+        raise r.error(where, f"must be a list of 3 numbers, got {value!r}")
+    if not all(math.isfinite(v) and v > 0 for v in value):
+        raise r.error(where, f"voxel size must be finite and positive, got {value!r}")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def _parse_scale(value: Any, r: _Reader) -> tuple[tuple[float, float, float], str | None]:
+    if isinstance(value, list):
+        return _parse_vec3_numbers(value, "scale", r), None
+    if isinstance(value, dict):
+        factor = _parse_vec3_numbers(r.require(value, "factor", "scale"), "scale.factor", r)
+        unit = value.get("unit", "nanometer")
+        unit = r.string(unit, "scale.unit")
+        if not unit:
+            raise r.error("scale.unit", "must not be empty")
+        return factor, unit
+    raise r.error(
+        "scale",
+        f"must be a list of 3 numbers or an object with factor and unit, got {_type_name(value)}",
+    )
+
+
+def _parse_bbox(value: Any, where: str, r: _Reader) -> BoundingBox:
+    box = r.object(value, where)
+    top_left = r.require(box, "topLeft", where)
+    if not isinstance(top_left, list) or len(top_left) != 3 or not all(_is_int(v) for v in top_left):
+        raise r.error(f"{where}.topLeft", f"must be a list of 3 ints, got {top_left!r}")
+    size = []
+    for key in ("width", "height", "depth"):
+        v = r.require(box, key, where)
+        if not _is_int(v):
+            raise r.error(f"{where}.{key}", f"must be an int, got {v!r}")
+        if v < 0:
+            raise r.error(f"{where}.{key}", f"must not be negative, got {v}")
+        size.append(v)
+    return BoundingBox(top_left, size)
+
+
+def _parse_segment_id(value: Any, where: str, r: _Reader) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, dict) and value.get(_BIGINT_KEY) == _BIGINT_VALUE:
+        digits = value.get("value")
+        if isinstance(digits, str) and re.fullmatch(r"-?[0-9]+", digits):
+            return int(digits)
+        raise r.error(where, f"bigint envelope without a decimal string value: {value!r}")
+    if not _is_int(value):
+        raise r.error(where, f"must be an int, got {value!r}")
+    return value
+
+
+def _parse_layer(value: Any, where: str, r: _Reader) -> LayerProperties:
+    doc = r.object(value, where)
+    name = r.string(r.require(doc, "name", where), f"{where}.name")
+    try:
+        validate_name(name, "layer name")
+    except PropertiesError as exc:
+        raise r.error(f"{where}.name", str(exc)) from None
+    category = r.string(r.require(doc, "category", where), f"{where}.category")
+    if category not in _CATEGORIES:
+        raise r.error(f"{where}.category", f"must be 'color' or 'segmentation', got {category!r}")
+    bbox = _parse_bbox(r.require(doc, "boundingBox", where), f"{where}.boundingBox", r)
+    element_class = r.string(r.require(doc, "elementClass", where), f"{where}.elementClass")
+
+    data_format = doc.get("dataFormat", _MISSING)
+    if data_format is _MISSING:
+        # Files older than dataFormat only had WKW layers.
+        if _KEY_08 not in doc:
+            raise r.error(f"{where}.dataFormat", "missing required field")
+        data_format = _WKW
+    data_format = r.string(data_format, f"{where}.dataFormat")
+    if not data_format:
+        raise r.error(f"{where}.dataFormat", "must not be empty")
+
+    modeled = {"name", "category", "boundingBox", "elementClass", "dataFormat", "numChannels"}
+    if data_format == _WKW:
+        # Both webknossos releases prefer wkwResolutions when a layer has both.
+        key = _KEY_08 if _KEY_08 in doc else _KEY_4X if _KEY_4X in doc else None
+        if key is None:
+            raise r.error(f"{where}.{_KEY_08}", f"missing required field (or {_KEY_4X})")
+        modeled.add(key)
+        mags = _parse_mags(doc[key], f"{where}.{key}", key, name, r, strict=True)
+    else:
+        raw_mags = doc.get(_KEY_4X, doc.get(_KEY_08, []))
+        key = _KEY_4X if _KEY_4X in doc else _KEY_08
+        mags = _parse_mags(raw_mags, f"{where}.{key}", key, name, r, strict=False)
+
+    num_channels = doc.get("numChannels", _MISSING)
+    if num_channels is _MISSING or num_channels is None:
+        num_channels = None
+        if mags:
+            num_channels = _num_channels_from_header(r.folder / mags[0].path)
+        if num_channels is None:
+            num_channels = 1  # webknossos 4.3.3's default
+    elif not _is_int(num_channels) or num_channels < 1:
+        raise r.error(f"{where}.numChannels", f"must be a positive int, got {num_channels!r}")
+    try:
+        dtype_per_channel_from_element_class(element_class, num_channels)
+    except DatasetError as exc:
+        raise r.error(f"{where}.elementClass", f"{exc} (numChannels is {num_channels})") from None
+
+    largest_segment_id = None
+    if category == SEGMENTATION_CATEGORY:
+        modeled.add("largestSegmentId")
+        largest_segment_id = _parse_segment_id(
+            doc.get("largestSegmentId"), f"{where}.largestSegmentId", r
+        )
+    extra = {k: v for k, v in doc.items() if k not in modeled}
+    return LayerProperties(
+        name, category, element_class, num_channels, bbox, data_format, mags,
+        largest_segment_id, extra, _raw=doc,
+    )  # fmt: skip
+
+
+def _parse_mags(
+    value: Any, where: str, key: str, layer_name: str, r: _Reader, strict: bool
+) -> list[MagProperties]:
+    """Parse a mag list; ``strict=False`` (other formats) skips entries it cannot use."""
+    if not strict and not isinstance(value, list):
+        return []
+    entries = r.list(value, where)
+    mags: list[MagProperties] = []
+    by_mag: dict[Mag, int] = {}
+    by_path: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        try:
+            mag = _parse_mag(entry, f"{where}[{i}]", key, layer_name, r)
+        except PropertiesError:
+            if strict:
+                raise
+            continue
+        if strict:
+            if mag.mag in by_mag:
+                raise r.error(f"{where}[{i}]", f"mag {mag.mag} is listed twice (also at [{by_mag[mag.mag]}])")
+            if mag.path in by_path:
+                raise r.error(
+                    f"{where}[{i}].path",
+                    f"folder {mag.path!r} is used by two mags (also at [{by_path[mag.path]}])",
+                )
+            by_mag[mag.mag] = i
+            by_path[mag.path] = i
+        mags.append(mag)
+    return mags
+
+
+def _parse_mag(value: Any, where: str, key: str, layer_name: str, r: _Reader) -> MagProperties:
+    entry = r.object(value, where)
+    mag_key = "resolution" if key == _KEY_08 else "mag"
+    raw_mag = r.require(entry, mag_key, where)
+    if isinstance(raw_mag, (bool, str)):
+        raise r.error(f"{where}.{mag_key}", f"must be an int or a list of 3 ints, got {raw_mag!r}")
+    try:
+        mag = Mag(raw_mag)
+    except (TypeError, ValueError) as exc:
+        raise r.error(f"{where}.{mag_key}", str(exc)) from None
+    cube_length = entry.get("cubeLength")
+    if cube_length is not None and (not _is_int(cube_length) or cube_length < 1):
+        raise r.error(f"{where}.cubeLength", f"must be a positive int, got {cube_length!r}")
+    if "path" in entry:
+        try:
+            path = _normalize_mag_path(entry["path"], r.allow_external)
+        except ValueError as exc:
+            raise r.error(f"{where}.path", str(exc)) from None
+    else:
+        path = _find_mag_folder(r.folder, layer_name, mag)
+    extra = {k: v for k, v in entry.items() if k not in (mag_key, "cubeLength", "path")}
+    return MagProperties(mag, cube_length, path, extra, _raw=entry)
+
+
+# -- saving -------------------------------------------------------------------------
+
+
+class _Writer:
+    def __init__(self, file: Path, folder: Path, allow_external: bool) -> None:
+        self.file = file
+        self.folder = folder
+        self.allow_external = allow_external
+
+    def error(self, where: str, problem: str) -> PropertiesError:
+        return PropertiesError(f"cannot save {self.file}: {where}: {problem}")
+
+
+def _ordered(produced: dict, extra: dict, raw: dict | None, canonical: tuple[str, ...]) -> dict:
+    """Merge modelled and extra fields; keys keep their order in ``raw``, new keys go last."""
+    out: dict = {}
+    for key in raw or ():
+        if key in produced:
+            out[key] = produced[key]
+        elif key in extra:
+            out[key] = extra[key]
+    for key in canonical:
+        if key in produced and key not in out:
+            out[key] = produced[key]
+    for key, value in extra.items():
+        if key not in out and key not in produced:
+            out[key] = value
+    return out
+
+
+def save_properties(
+    dataset_path: str | os.PathLike,
+    props: DatasetProperties,
+    *,
+    allow_external_paths: bool = False,
+) -> None:
+    """Validate ``props`` and write ``<dataset_path>/datasource-properties.json`` atomically.
+
+    The form follows the rules in the module docstring: a new dataset
+    (``scale_unit=None``) is written in the form both webknossos 0.8 and 4.x
+    read; a loaded one keeps its form and every field wkview does not model.
+
+    The document is built and serialised in memory first; then a uniquely named
+    temp file in the dataset folder is written, flushed, fsynced and renamed over
+    the old file (:func:`os.replace`). On any error the old file is untouched and
+    the temp file removed.
+
+    Parameters
+    ----------
+    dataset_path : str or os.PathLike
+        The dataset folder; it must exist.
+    props : DatasetProperties
+        What to write.
+    allow_external_paths : bool, optional
+        Accept mag paths outside the dataset folder. Default False.
+
+    Raises
+    ------
+    NotADatasetError
+        When ``dataset_path`` is not an existing folder.
+    PropertiesError
+        When ``props`` is invalid (names the field) or not JSON-serialisable.
+    """
+    folder = Path(dataset_path)
+    file = folder / PROPERTIES_FILE_NAME
+    if not folder.is_dir():
+        raise NotADatasetError(f"cannot save {PROPERTIES_FILE_NAME}: {folder} is not an existing folder")
+    w = _Writer(file, folder, allow_external_paths)
+    doc = _dump_dataset(props, w)
+    try:
+        text = json.dumps(doc, indent=4, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise w.error("(document)", f"an extra field is not JSON-serialisable: {exc}") from None
+    _atomic_write(file, text.encode("utf-8"))
+
+
+def _dump_dataset(props: DatasetProperties, w: _Writer) -> dict:
+    if not isinstance(props, DatasetProperties):
+        raise TypeError(f"save_properties needs a DatasetProperties, got {type(props).__name__}")
+    raw = props._raw if isinstance(props._raw, dict) else None
+    if not isinstance(props.name, str):
+        raise w.error("id.name", f"must be a string, got {props.name!r}")
+    if not isinstance(props.team, str):
+        raise w.error("id.team", f"must be a string, got {props.team!r}")
+    raw_id = raw.get("id") if raw else None
+    ident = dict(raw_id) if isinstance(raw_id, dict) else {}
+    ident["name"] = props.name
+    ident["team"] = props.team
+
+    scale = props.scale
+    if (
+        not isinstance(scale, (tuple, list))
+        or len(scale) != 3
+        or not all(_is_number(v) or isinstance(v, (np.floating, np.integer)) for v in scale)
+        or not all(math.isfinite(v) and v > 0 for v in scale)
+    ):
+        raise w.error("scale", f"must be 3 finite positive numbers, got {scale!r}")
+    factor = [float(v) for v in scale]
+    if props.scale_unit is None:
+        scale_doc: Any = factor
+    else:
+        if not isinstance(props.scale_unit, str) or not props.scale_unit:
+            raise w.error("scale.unit", f"must be a non-empty string or None, got {props.scale_unit!r}")
+        raw_scale = raw.get("scale") if raw else None
+        scale_doc = dict(raw_scale) if isinstance(raw_scale, dict) else {}
+        scale_doc.update({"factor": factor, "unit": props.scale_unit})
+    default_key = _KEY_08 if props.scale_unit is None else _KEY_4X
+
+    if not isinstance(props.layers, list):
+        raise w.error("dataLayers", f"must be a list, got {type(props.layers).__name__}")
+    layers = []
+    seen: dict[str, int] = {}
+    for i, layer in enumerate(props.layers):
+        where = f"dataLayers[{i}]"
+        layer_doc = _dump_layer(layer, where, default_key, w)
+        if layer.name in seen:
+            raise w.error(f"{where}.name", f"layer name {layer.name!r} is used twice (also by dataLayers[{seen[layer.name]}])")
+        seen[layer.name] = i
+        layers.append(layer_doc)
+
+    extra = _extra_dict(props.extra, "(top level) extra", w)
+    produced = {"id": ident, "scale": scale_doc, "dataLayers": layers}
+    return _ordered(produced, extra, raw, ("id", "scale", "dataLayers"))
+
+
+def _extra_dict(extra: Any, where: str, w: _Writer) -> dict:
+    if not isinstance(extra, dict):
+        raise w.error(where, f"must be a dict, got {type(extra).__name__}")
+    return extra
+
+
+def _dump_layer(layer: Any, where: str, default_key: str, w: _Writer) -> dict:
+    if not isinstance(layer, LayerProperties):
+        raise w.error(where, f"must be a LayerProperties, got {type(layer).__name__}")
+    raw = layer._raw if isinstance(layer._raw, dict) else None
+    try:
+        validate_name(layer.name, "layer name")
+    except PropertiesError as exc:
+        raise w.error(f"{where}.name", str(exc)) from None
+    if layer.category not in _CATEGORIES:
+        raise w.error(f"{where}.category", f"must be 'color' or 'segmentation', got {layer.category!r}")
+    if not isinstance(layer.data_format, str) or not layer.data_format:
+        raise w.error(f"{where}.dataFormat", f"must be a non-empty string, got {layer.data_format!r}")
+    try:
+        dtype_per_channel_from_element_class(layer.element_class, layer.num_channels)
+    except DatasetError as exc:
+        raise w.error(f"{where}.elementClass", f"{exc} (numChannels is {layer.num_channels!r})") from None
+    if not isinstance(layer.bounding_box, BoundingBox):
+        raise w.error(f"{where}.boundingBox", f"must be a BoundingBox, got {layer.bounding_box!r}")
+    extra = _extra_dict(layer.extra, f"{where} extra", w)
+
+    bbox = layer.bounding_box.as_wkw()
+    raw_bbox = raw.get("boundingBox") if raw else None
+    if isinstance(raw_bbox, dict):  # keep fields like axisOrder that 4.3.3 may put there
+        bbox = _ordered(bbox, {k: v for k, v in raw_bbox.items() if k not in bbox}, raw_bbox, tuple(bbox))
+
+    if raw is not None and _KEY_08 in raw:
+        key = _KEY_08
+    elif raw is not None and _KEY_4X in raw:
+        key = _KEY_4X
+    elif layer.data_format != _WKW:
+        key = _KEY_4X  # wkwResolutions only exists for WKW layers
+    else:
+        key = default_key
+
+    produced: dict = {
+        "name": layer.name,
+        "category": layer.category,
+        "boundingBox": bbox,
+        "elementClass": layer.element_class,
+        "dataFormat": layer.data_format,
+        "numChannels": layer.num_channels,
+    }
+    if raw is not None and "numChannels" not in raw and layer.num_channels == 1:
+        del produced["numChannels"]  # absent means 1 to webknossos 4.3.3; keep the file as it was
+    if layer.data_format == _WKW or (_KEY_08 not in extra and _KEY_4X not in extra):
+        # Other formats keep their mag list verbatim in extra (not modelled).
+        produced[key] = _dump_mags(layer, where, key, w)
+    if layer.category == SEGMENTATION_CATEGORY and layer.largest_segment_id is not None:
+        lsid = layer.largest_segment_id
+        if not _is_int(lsid) and not isinstance(lsid, np.integer):
+            raise w.error(f"{where}.largestSegmentId", f"must be an int or None, got {lsid!r}")
+        lsid = int(lsid)
+        if key == _KEY_4X and lsid > _JS_MAX_SAFE_INTEGER:
+            produced["largestSegmentId"] = {_BIGINT_KEY: _BIGINT_VALUE, "value": str(lsid)}
+        else:
+            produced["largestSegmentId"] = lsid
+    if key == _KEY_08:
+        canonical = ("name", "category", "boundingBox", "elementClass", _KEY_08, "dataFormat",
+                     "numChannels", "largestSegmentId")  # fmt: skip
+    else:
+        canonical = ("name", "category", "boundingBox", "dataFormat", _KEY_4X, "largestSegmentId",
+                     "numChannels", "elementClass")  # fmt: skip
+    return _ordered(produced, extra, raw, canonical)
+
+
+def _dump_mags(layer: LayerProperties, where: str, key: str, w: _Writer) -> list:
+    if not isinstance(layer.mags, list):
+        raise w.error(f"{where}.{key}", f"must be a list, got {type(layer.mags).__name__}")
+    out = []
+    seen_mags: set[Mag] = set()
+    seen_paths: set[str] = set()
+    for i, mag in enumerate(layer.mags):
+        mwhere = f"{where}.{key}[{i}]"
+        if not isinstance(mag, MagProperties) or not isinstance(mag.mag, Mag):
+            raise w.error(mwhere, f"must be a MagProperties with a Mag, got {mag!r}")
+        try:
+            path = _normalize_mag_path(mag.path, w.allow_external)
+        except ValueError as exc:
+            raise w.error(f"{mwhere}.path", str(exc)) from None
+        if mag.mag in seen_mags:
+            raise w.error(mwhere, f"mag {mag.mag} is listed twice")
+        if path in seen_paths:
+            raise w.error(f"{mwhere}.path", f"folder {path!r} is used by two mags")
+        seen_mags.add(mag.mag)
+        seen_paths.add(path)
+        cl = mag.cube_length
+        if cl is not None and (not (_is_int(cl) or isinstance(cl, np.integer)) or cl < 1):
+            raise w.error(f"{mwhere}.cubeLength", f"must be a positive int or None, got {cl!r}")
+        out.append(_dump_mag(mag, path, layer.name, key, mwhere, w))
+    return out
+
+
+def _dump_mag(mag: MagProperties, path: str, layer_name: str, key: str, where: str, w: _Writer) -> dict:
+    raw = mag._raw if isinstance(mag._raw, dict) else None
+    extra = _extra_dict(mag.extra, f"{where} extra", w)
+    raw_path = raw.get("path") if raw is not None else None
+    if isinstance(raw_path, str) and _safe_normalize(raw_path, w.allow_external) == path:
+        path_value = raw_path  # keep the spelling of the file ("./color/1" or "color/1")
+    elif _safe_normalize(path, False) == path:
+        path_value = "./" + path  # as webknossos 4.3.3 writes paths inside the dataset
+    else:
+        path_value = path  # an external path, accepted with allow_external_paths
+    short = f"{layer_name}/{mag.mag.to_layer_name()}"
+    long = f"{layer_name}/{mag.mag.to_long_layer_name()}"
+    # Readers without a path look for the short folder first, then the long one.
+    found_without_path = path == short or (path == long and not (w.folder / short).exists())
+    if key == _KEY_08:
+        write_path = "path" in (raw or {}) or not found_without_path
+    else:
+        write_path = not (raw is not None and "path" not in raw and found_without_path)
+    mag_key = "resolution" if key == _KEY_08 else "mag"
+    produced: dict = {mag_key: mag.mag.to_list()}
+    if mag.cube_length is not None:
+        produced["cubeLength"] = int(mag.cube_length)
+    if write_path:
+        produced["path"] = path_value
+    canonical = (mag_key, "cubeLength", "path") if key == _KEY_08 else (mag_key, "path", "cubeLength")
+    return _ordered(produced, extra, raw, canonical)
+
+
+def _safe_normalize(raw: str, allow_external: bool) -> str | None:
+    try:
+        return _normalize_mag_path(raw, allow_external)
+    except ValueError:
+        return None
+
+
+# -- atomic write -------------------------------------------------------------------
+
+
+def _umask() -> int:
+    """The process umask without changing it (``os.umask`` would race with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def _new_file_mode(file: Path) -> int:
+    try:
+        return stat.S_IMODE(os.stat(file).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _atomic_write(file: Path, data: bytes) -> None:
+    """Write ``data`` to ``file`` via a temp file in the same folder and an atomic rename."""
+    folder = file.parent
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{file.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(OSError):  # mkstemp creates 0600; match a normal file
+            os.chmod(tmp, _new_file_mode(file))
+        _replace(tmp, file)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+def _replace(tmp: str, file: Path) -> None:
+    # On Windows, os.replace fails while another process has the target open; retry briefly.
+    attempts = 20 if os.name == "nt" else 1
+    for attempt in range(attempts):
+        try:
+            os.replace(tmp, file)
+            return
+        except PermissionError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable (POSIX); best effort."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
