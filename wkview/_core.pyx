@@ -6,7 +6,9 @@ Everything here takes and returns plain ints, tuples and NumPy arrays. It
 never touches the disk and never imports the high-level classes
 (``wkview.geometry``, ``wkview.view``, ...): those call into this module.
 
-Coordinates are signed 64-bit integers. Divisions use floor semantics, like
+Coordinates are signed 64-bit integers; every input value (coordinate, size,
+grid) must lie within +-2**60, which keeps all intermediates inside int64 (a
+ValueError names the value otherwise). Divisions use floor semantics, like
 Python's ``//``, so boxes with negative coordinates align the same way as in a
 plain Python reference.
 """
@@ -88,6 +90,12 @@ cdef inline u64 _morton(u64 x, u64 y, u64 z) noexcept nogil:
 # ---------------------------------------------------------------------------
 # argument conversion (Python level, raises on bad input)
 
+# Bound on every coordinate, size and grid value: with all inputs within
+# +-2**60, every intermediate (box ends, aligned corners, grid starts, chunk
+# ends) stays far inside int64, so the C arithmetic below cannot overflow.
+_COORD_LIMIT = 1 << 60
+
+
 cdef int _vec3(object value, i64 out[3], str name) except -1:
     cdef Py_ssize_t n
     try:
@@ -100,7 +108,10 @@ cdef int _vec3(object value, i64 out[3], str name) except -1:
         v = value[i]
         if isinstance(v, bool) or not hasattr(v, "__index__"):
             raise TypeError(f"{name} must contain ints, got {value!r}")
-        out[i] = v.__index__()
+        v = v.__index__()
+        if not -_COORD_LIMIT <= v <= _COORD_LIMIT:
+            raise ValueError(f"{name} must lie within +-2**60, got {value!r}")
+        out[i] = v
     return 0
 
 
@@ -140,10 +151,12 @@ def morton_decode(index):
     """Block coordinate ``(x, y, z)`` of a Morton index (inverse of :func:`morton_index`)."""
     if isinstance(index, bool) or not hasattr(index, "__index__"):
         raise TypeError(f"Morton index must be an int, got {index!r}")
-    cdef i64 i = index.__index__()
-    if i < 0:
+    value = index.__index__()
+    if value < 0:
         raise ValueError(f"Morton index must not be negative, got {index!r}")
-    cdef u64 u = <u64>i
+    if value >= (1 << 63):
+        raise ValueError(f"Morton index must be below 2**63, got {index!r}")
+    cdef u64 u = <u64>(<i64>value)
     return (_compact_bits(u), _compact_bits(u >> 1), _compact_bits(u >> 2))
 
 
@@ -223,7 +236,8 @@ cdef class GridProjection:
                 )
 
     def __len__(self):
-        return self.count[0] * self.count[1] * self.count[2]
+        # Python ints: the C product could wrap; len() raises OverflowError instead
+        return (<object>self.count[0]) * self.count[1] * self.count[2]
 
     @property
     def shape(self):
@@ -284,6 +298,11 @@ def project_box(offset, size, cell):
     return GridProjection(offset, size, cell)
 
 
+# Chunk z starts are pooled as Python ints (no int allocation per chunk) up to
+# this many chunks per axis; beyond it they are computed per chunk.
+cdef i64 _POOL_LIMIT = 1 << 16
+
+
 cdef class ChunkGrid:
     """Chunks of a box, with borders between chunks on a given alignment.
 
@@ -291,9 +310,10 @@ cdef class ChunkGrid:
     ``chunk_size``; every chunk is clipped to the box. Order: x outermost,
     z innermost (the order of webknossos' ``BoundingBox.chunk``).
 
-    ``len()`` is O(1). Iterating yields the top-left corners of the clipped
-    chunks as tuples; :meth:`boxes` yields ``(offset, size)`` pairs and
-    :meth:`offsets_array` returns all corners as one ``(n, 3)`` int64 array.
+    Creating the grid and ``len()`` are O(1). Iterating yields the top-left
+    corners of the clipped chunks as tuples; :meth:`boxes` yields
+    ``(offset, size)`` pairs and :meth:`offsets_array` returns all corners as
+    one ``(n, 3)`` int64 array.
     """
 
     cdef i64 lo[3]      # box start
@@ -301,8 +321,6 @@ cdef class ChunkGrid:
     cdef i64 start[3]   # grid start (aligned, <= lo)
     cdef i64 step[3]
     cdef i64 count[3]
-    cdef list pools     # per axis: the clipped chunk starts as Python ints
-    cdef list size_pools
 
     def __cinit__(self, offset, size, chunk_size, alignment=None):
         cdef i64 o[3]
@@ -324,8 +342,6 @@ cdef class ChunkGrid:
                         f"chunk_size {tuple(chunk_size)!r} must be a multiple of "
                         f"chunk_border_alignments {tuple(alignment)!r}"
                     )
-        self.pools = []
-        self.size_pools = []
         for i in range(3):
             self.lo[i] = o[i]
             self.hi[i] = o[i] + s[i]
@@ -334,23 +350,18 @@ cdef class ChunkGrid:
                 self.count[i] = 0
             else:
                 self.count[i] = _floordiv(self.hi[i] - 1 - self.start[i], self.step[i]) + 1
-        for i in range(3):
-            starts = []
-            sizes = []
-            for k in range(self.count[i]):
-                c_lo = self.start[i] + k * self.step[i]
-                c_hi = c_lo + self.step[i]
-                if c_lo < self.lo[i]:
-                    c_lo = self.lo[i]
-                if c_hi > self.hi[i]:
-                    c_hi = self.hi[i]
-                starts.append(c_lo)
-                sizes.append(c_hi - c_lo)
-            self.pools.append(starts)
-            self.size_pools.append(sizes)
+
+    cdef inline i64 _chunk_lo(self, int axis, i64 k) noexcept nogil:
+        cdef i64 c = self.start[axis] + k * self.step[axis]
+        return c if c > self.lo[axis] else self.lo[axis]
+
+    cdef inline i64 _chunk_hi(self, int axis, i64 k) noexcept nogil:
+        cdef i64 c = self.start[axis] + k * self.step[axis] + self.step[axis]
+        return c if c < self.hi[axis] else self.hi[axis]
 
     def __len__(self):
-        return self.count[0] * self.count[1] * self.count[2]
+        # Python ints: the C product could wrap; len() raises OverflowError instead
+        return (<object>self.count[0]) * self.count[1] * self.count[2]
 
     @property
     def shape(self):
@@ -367,14 +378,14 @@ cdef class ChunkGrid:
     def offsets_array(self):
         """All chunk corners as an ``(n, 3)`` int64 NumPy array (one allocation)."""
         import numpy as np
-        xs = np.asarray(self.pools[0], dtype=np.int64)
-        ys = np.asarray(self.pools[1], dtype=np.int64)
-        zs = np.asarray(self.pools[2], dtype=np.int64)
         out = np.empty((len(self), 3), dtype=np.int64)
-        if len(self) == 0:
+        if out.shape[0] == 0:
             return out
-        grid = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1)
-        out[:] = grid.reshape(-1, 3)
+        axes = [
+            np.maximum(self.start[i] + np.arange(self.count[i], dtype=np.int64) * self.step[i], self.lo[i])
+            for i in range(3)
+        ]
+        out[:] = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
         return out
 
     def __repr__(self):
@@ -385,53 +396,83 @@ cdef class ChunkGrid:
 
 
 cdef class _ChunkIter:
-    cdef list px, py, pz, sx, sy, sz
-    cdef Py_ssize_t nx, ny, nz, ix, iy, iz
-    cdef bint with_size
+    # The x and y values change rarely and are kept as Python ints between
+    # changes; z changes every chunk, so its values come from a pool when the
+    # axis is short enough.
+    cdef ChunkGrid grid
+    cdef i64 ix, iy, iz
+    cdef bint with_size, done
+    cdef object x, y, sx, sy
+    cdef list pz, psz   # pooled z starts and sizes, or None
 
     def __cinit__(self, ChunkGrid grid, bint with_size):
-        self.px, self.py, self.pz = grid.pools
-        self.sx, self.sy, self.sz = grid.size_pools
-        self.nx = len(self.px)
-        self.ny = len(self.py)
-        self.nz = len(self.pz)
-        self.ix = self.iy = self.iz = 0
+        self.grid = grid
         self.with_size = with_size
-        if self.nx == 0 or self.ny == 0 or self.nz == 0:
-            self.ix = self.nx
+        self.ix = self.iy = self.iz = 0
+        self.done = grid.count[0] == 0 or grid.count[1] == 0 or grid.count[2] == 0
+        self.pz = self.psz = None
+        if self.done:
+            return
+        if grid.count[2] <= _POOL_LIMIT:
+            self.pz = [grid._chunk_lo(2, k) for k in range(grid.count[2])]
+            self.psz = [grid._chunk_hi(2, k) - grid._chunk_lo(2, k) for k in range(grid.count[2])]
+        self._load_x()
+        self._load_y()
+
+    cdef int _load_x(self) except -1:
+        self.x = self.grid._chunk_lo(0, self.ix)
+        self.sx = self.grid._chunk_hi(0, self.ix) - self.grid._chunk_lo(0, self.ix)
+        return 0
+
+    cdef int _load_y(self) except -1:
+        self.y = self.grid._chunk_lo(1, self.iy)
+        self.sy = self.grid._chunk_hi(1, self.iy) - self.grid._chunk_lo(1, self.iy)
+        return 0
 
     def __iter__(self):
         return self
 
     def __length_hint__(self):
-        if self.ix >= self.nx:
+        if self.done:
             return 0
-        return (self.nx - self.ix) * self.ny * self.nz - self.iy * self.nz - self.iz
+        cdef object ny = self.grid.count[1]
+        cdef object nz = self.grid.count[2]
+        return (self.grid.count[0] - self.ix) * ny * nz - self.iy * nz - self.iz
 
     def __next__(self):
-        if self.ix >= self.nx:
+        if self.done:
             raise StopIteration
-        cdef object x = self.px[self.ix]
-        cdef object y = self.py[self.iy]
-        cdef object z = self.pz[self.iz]
-        # build the tuple from pooled ints: no int allocation per chunk
+        cdef object z
+        cdef object sz
+        if self.pz is not None:
+            z = self.pz[self.iz]
+            sz = self.psz[self.iz] if self.with_size else None
+        else:
+            z = PyLong_FromLongLong(self.grid._chunk_lo(2, self.iz))
+            sz = self.grid._chunk_hi(2, self.iz) - self.grid._chunk_lo(2, self.iz)
+        # build the tuple from kept ints: no int allocation per chunk
         cdef tuple off = PyTuple_New(3)
-        Py_INCREF(x)
-        PyTuple_SET_ITEM(off, 0, x)
-        Py_INCREF(y)
-        PyTuple_SET_ITEM(off, 1, y)
+        Py_INCREF(self.x)
+        PyTuple_SET_ITEM(off, 0, self.x)
+        Py_INCREF(self.y)
+        PyTuple_SET_ITEM(off, 1, self.y)
         Py_INCREF(z)
         PyTuple_SET_ITEM(off, 2, z)
         cdef object result = off
         if self.with_size:
-            result = (off, (self.sx[self.ix], self.sy[self.iy], self.sz[self.iz]))
+            result = (off, (self.sx, self.sy, sz))
         self.iz += 1
-        if self.iz == self.nz:
+        if self.iz == self.grid.count[2]:
             self.iz = 0
             self.iy += 1
-            if self.iy == self.ny:
+            if self.iy == self.grid.count[1]:
                 self.iy = 0
                 self.ix += 1
+                if self.ix == self.grid.count[0]:
+                    self.done = True
+                    return result
+                self._load_x()
+            self._load_y()
         return result
 
 

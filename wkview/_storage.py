@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import wkw
 from . import _core
 from .errors import CorruptFileError, DatasetError, ShapeError
 
-__all__ = ["MagStore", "LIBWKW_MAX_COORD", "VOXEL_TYPES"]
+__all__ = ["MagStore", "LIBWKW_MAX_COORD", "VOXEL_TYPES", "get_io_threads", "set_io_threads"]
 
 #: libwkw addresses voxels with uint32 coordinates.
 LIBWKW_MAX_COORD = 2**32 - 1
@@ -30,6 +31,82 @@ LIBWKW_MAX_COORD = 2**32 - 1
 VOXEL_TYPES = [np.dtype(t) for t in wkw.Header.VALID_VOXEL_TYPES]
 
 _HEADER = struct.Struct("<3sBBBBBQ")  # magic, version, lens, block type, voxel type, voxel size, data offset
+
+
+# -- the IO thread pool ------------------------------------------------------------------
+# libwkw's calls go through cffi, which releases the GIL: reading or writing different
+# files on several threads uses several cores. One pool per process, rebuilt after a fork.
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = -1
+_io_threads: int | None = None
+
+
+def _default_io_threads() -> int:
+    env = os.environ.get("WKVIEW_IO_THREADS")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"WKVIEW_IO_THREADS must be a positive int, got {env!r}") from None
+        if value > 0:
+            return value
+        raise ValueError(f"WKVIEW_IO_THREADS must be a positive int, got {env!r}")
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def get_io_threads() -> int:
+    """Threads used to read and write the files of one large box in parallel."""
+    global _io_threads
+    if _io_threads is None:
+        _io_threads = _default_io_threads()
+    return _io_threads
+
+
+def set_io_threads(threads: int | None) -> None:
+    """Set the IO threads (None: the cores available, or ``WKVIEW_IO_THREADS``)."""
+    global _io_threads, _pool
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    with _pool_lock:
+        _io_threads = threads
+        old, _pool = _pool, None
+    if old is not None:
+        old.shutdown(wait=True)
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool, _pool_pid
+    pool = _pool
+    if pool is not None and _pool_pid == os.getpid():
+        return pool
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max_workers=get_io_threads(), thread_name_prefix="wkview-io")
+            _pool_pid = os.getpid()
+        return _pool
+
+
+def _run_all(fn: Any, items: list[Any]) -> None:
+    """Run ``fn(item)`` for every item, on the IO pool when that helps; raise the first error.
+
+    Waits for every started task before raising, so no write is still running when the
+    caller sees the exception.
+    """
+    if len(items) < 2 or get_io_threads() == 1:
+        for item in items:
+            fn(item)
+        return
+    futures = [_get_pool().submit(fn, item) for item in items]
+    wait(futures)
+    for future in futures:
+        exc = future.exception()
+        if exc is not None:
+            raise exc
 
 
 def header_file_edge(header: wkw.Header) -> int:
@@ -246,15 +323,40 @@ class MagStore:
     # -- reading and writing ------------------------------------------------------
 
     def read(self, offset: tuple[int, int, int], size: tuple[int, int, int]) -> np.ndarray:
-        """Voxels of the box as a Fortran-ordered ``(channels, x, y, z)`` array; zeros where no data is stored."""
+        """Voxels of the box as a Fortran-ordered ``(channels, x, y, z)`` array; zeros where no data is stored.
+
+        A box spanning several files is read file by file on the IO threads;
+        files that do not exist are not read at all.
+        """
         self._check_box(offset, size)
-        self._check_files(offset, size)
-        return self._get_handle().read(offset, size)
+        edge = self.file_edge
+        parts = list(_core.project_box(offset, size, (edge, edge, edge)))
+        present = [part for part in parts if self._checks.check(self.file_path(part.index), self.header)]
+        handle = self._get_handle()
+        if len(parts) == 1 and present:
+            return handle.read(offset, size)
+        out = np.zeros((self.num_channels, *size), dtype=self.dtype, order="F")
+        if not present:
+            return out
+
+        def read_part(part: Any) -> None:
+            lo = (
+                part.index[0] * edge + part.local_offset[0],
+                part.index[1] * edge + part.local_offset[1],
+                part.index[2] * edge + part.local_offset[2],
+            )
+            ax, ay, az = part.array_offset
+            sx, sy, sz = part.size
+            out[:, ax : ax + sx, ay : ay + sy, az : az + sz] = handle.read(lo, part.size)
+
+        _run_all(read_part, present)
+        return out
 
     def write(self, offset: tuple[int, int, int], data: np.ndarray) -> None:
         """Store ``data`` (``(channels, x, y, z)``, the mag's dtype) at ``offset``.
 
-        Raw mags take any box. For compressed mags every touched file is
+        The box is split by file and the files are written on the IO threads.
+        Raw files take any box. For compressed mags every touched file is
         written exactly once: a file the box covers completely straight from
         ``data``, a file it covers partially after merging ``data`` into the
         file's stored voxels (a missing file merges into zeros, unread).
@@ -262,25 +364,28 @@ class MagStore:
         size = tuple(int(s) for s in data.shape[1:])
         self._check_box(offset, size)  # type: ignore[arg-type]
         handle = self._get_handle()
-        if not self.is_compressed:
-            self._check_files(offset, size)  # type: ignore[arg-type]
-            handle.write(offset, data)
-            return
         edge = self.file_edge
-        for part in _core.project_box(offset, size, (edge, edge, edge)):
+        parts = list(_core.project_box(offset, size, (edge, edge, edge)))
+        compressed = self.is_compressed
+
+        def write_part(part: Any) -> None:
             ax, ay, az = part.array_offset
             sx, sy, sz = part.size
             piece = data[:, ax : ax + sx, ay : ay + sy, az : az + sz]
             file_offset = (part.index[0] * edge, part.index[1] * edge, part.index[2] * edge)
             if part.full:
                 handle.write(file_offset, piece)
-                continue
-            path = self.file_path(part.index)
-            existing = None
-            if self._checks.check(path, self.header):
-                existing = handle.read(file_offset, (edge, edge, edge))
+                return
+            exists = self._checks.check(self.file_path(part.index), self.header)
+            if not compressed:
+                lo = tuple(file_offset[i] + part.local_offset[i] for i in range(3))
+                handle.write(lo, piece)
+                return
+            existing = handle.read(file_offset, (edge, edge, edge)) if exists else None
             merged = _core.merge_into(existing, piece, part.local_offset, (edge, edge, edge), self.dtype)
             handle.write(file_offset, merged)
+
+        _run_all(write_part, parts)
 
     def __repr__(self) -> str:
         return f"MagStore({str(self.path)!r})"

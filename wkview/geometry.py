@@ -307,7 +307,8 @@ class BoundingBox:
     Compatible with ``webknossos.geometry.BoundingBox`` of release 0.8.13, but
     immutable and hashable; comparing with a non-box returns ``NotImplemented``
     (so ``box == 3`` is False) instead of raising. Sizes must not be
-    negative; coordinates may be negative and arbitrarily large.
+    negative; coordinates may be negative and arbitrarily large (the grid
+    methods, such as :meth:`chunk` and :meth:`align_with_mag`, take values up to +-2**60).
     """
 
     __slots__ = ("_topleft", "_size")
