@@ -25,17 +25,18 @@ class _SpyHandle:
     """Forwards to the real libwkw handle and records the boxes read and written."""
 
     def __init__(self, handle):
-        self.handle = handle
+        self.inner = handle
+        self.handle = handle.handle  # the C handle, used by reads that land in the caller's array
         self.reads: list[tuple] = []
         self.writes: list[tuple] = []
 
     def read(self, offset, size):
         self.reads.append((tuple(offset), tuple(size)))
-        return self.handle.read(offset, size)
+        return self.inner.read(offset, size)
 
     def write(self, offset, data):
         self.writes.append((tuple(offset), tuple(data.shape[1:])))
-        return self.handle.write(offset, data)
+        return self.inner.write(offset, data)
 
 
 def _spy(view: View, monkeypatch) -> _SpyHandle:

@@ -30,6 +30,11 @@ LIBWKW_MAX_COORD = 2**32 - 1
 #: voxel type codes of the WKW header, in libwkw's order (1-based).
 VOXEL_TYPES = [np.dtype(t) for t in wkw.Header.VALID_VOXEL_TYPES]
 
+try:  # the C ABI behind the wkw package: lets reads land directly in the caller's array
+    from wkw.wkw import ffi as _ffi, libwkw as _libwkw
+except ImportError:  # pragma: no cover - a wkw release without these names: use its Python API
+    _ffi = _libwkw = None
+
 _HEADER = struct.Struct("<3sBBBBBQ")  # magic, version, lens, block type, voxel type, voxel size, data offset
 
 
@@ -107,6 +112,39 @@ def _run_all(fn: Any, items: list[Any]) -> None:
         exc = future.exception()
         if exc is not None:
             raise exc
+
+
+def _read_into(handle: Any, offset: tuple[int, int, int], out: np.ndarray) -> None:
+    """Read the box at ``offset`` of ``out``'s shape straight into ``out``.
+
+    ``out`` must be a Fortran-contiguous ``(channels, x, y, z)`` array of the
+    mag's dtype (the layout libwkw writes). The C call releases the GIL.
+    """
+    if _libwkw is None:
+        out[...] = handle.read(offset, out.shape[1:])
+        return
+    x, y, z = offset
+    sx, sy, sz = out.shape[1:]
+    box = np.array([x, y, z, x + sx, y + sy, z + sz], dtype=np.uint32)
+    status = _libwkw.dataset_read(
+        handle.handle, _ffi.cast("uint32_t *", box.ctypes.data), _ffi.cast("void *", out.ctypes.data)
+    )
+    if status > 0:
+        message = _ffi.string(_libwkw.get_last_error_msg()).decode(errors="replace")
+        raise OSError(f"libwkw could not read {tuple(out.shape[1:])} voxels at {offset}: {message}")
+
+
+def _slabs(start: int, length: int, grid: int, pieces: int) -> list[tuple[int, int]]:
+    """Split ``[start, start + length)`` into at most ``pieces`` runs with inner cuts on ``grid``."""
+    first = start // grid
+    last = (start + length - 1) // grid
+    cells = last - first + 1
+    pieces = max(1, min(pieces, cells))
+    cuts = [start]
+    for k in range(1, pieces):
+        cuts.append((first + (cells * k) // pieces) * grid)
+    cuts.append(start + length)
+    return [(cuts[i], cuts[i + 1] - cuts[i]) for i in range(pieces) if cuts[i + 1] > cuts[i]]
 
 
 def header_file_edge(header: wkw.Header) -> int:
@@ -330,26 +368,25 @@ class MagStore:
         """
         self._check_box(offset, size)
         edge = self.file_edge
-        parts = list(_core.project_box(offset, size, (edge, edge, edge)))
-        present = [part for part in parts if self._checks.check(self.file_path(part.index), self.header)]
-        handle = self._get_handle()
-        if len(parts) == 1 and present:
-            return handle.read(offset, size)
+        present = [
+            part
+            for part in _core.project_box(offset, size, (edge, edge, edge))
+            if self._checks.check(self.file_path(part.index), self.header)
+        ]
         out = np.zeros((self.num_channels, *size), dtype=self.dtype, order="F")
         if not present:
             return out
+        handle = self._get_handle()
+        # z-slabs of a Fortran-ordered array are contiguous: each thread decodes its own
+        # block-aligned slab straight into the output (no block is decoded twice)
+        slabs = _slabs(offset[2], size[2], self.header.block_len, get_io_threads())
 
-        def read_part(part: Any) -> None:
-            lo = (
-                part.index[0] * edge + part.local_offset[0],
-                part.index[1] * edge + part.local_offset[1],
-                part.index[2] * edge + part.local_offset[2],
-            )
-            ax, ay, az = part.array_offset
-            sx, sy, sz = part.size
-            out[:, ax : ax + sx, ay : ay + sy, az : az + sz] = handle.read(lo, part.size)
+        def read_slab(slab: tuple[int, int]) -> None:
+            z, depth = slab
+            lo = z - offset[2]
+            _read_into(handle, (offset[0], offset[1], z), out[:, :, :, lo : lo + depth])
 
-        _run_all(read_part, present)
+        _run_all(read_slab, slabs)
         return out
 
     def write(self, offset: tuple[int, int, int], data: np.ndarray) -> None:

@@ -628,6 +628,21 @@ class MagView(View):
         view = super().get_view(view_offset, size, read_only)
         return view
 
+    def get_buffered_slice_reader(
+        self,
+        offset: Optional[Vec3] = None,
+        size: Optional[Vec3] = None,
+        buffer_size: Optional[int] = None,
+        dimension: Union[str, int] = "z",
+    ) -> Any:
+        """Slices of the box at the absolute ``offset``; defaults to the layer's bounding box."""
+        bbox = self._layer_bbox_in_mag()
+        if offset is None:
+            offset = bbox.topleft
+        if size is None:
+            size = bbox.bottomright - _offset3(offset)
+        return super().get_buffered_slice_reader(offset, size, buffer_size, dimension)
+
     def get_bounding_boxes_on_disk(self) -> Iterator[BoundingBox]:
         """One box per data file on disk, in voxels of this mag."""
         edge = self._store.file_edge

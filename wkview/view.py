@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 import wkw
@@ -23,6 +23,9 @@ from ._storage import MagStore
 from .chunking import ChunkPlan, check_chunk_size, pair_chunk_axes, plan_chunks
 from .errors import BoundsError, DTypeMismatchError, ReadOnlyError, ShapeError, ViewStateError
 from .geometry import BoundingBox, Vec3Int, _int3
+
+if TYPE_CHECKING:
+    from .slices import BufferedSliceReader, BufferedSliceWriter
 
 __all__ = ["View", "Vec3"]
 
@@ -361,6 +364,50 @@ class View:
         view._is_opened = False
         view._mag_view_bbox_at_creation = self._mag_view_bbox_at_creation
         return view
+
+    # -- slices -----------------------------------------------------------------------------
+
+    def get_buffered_slice_writer(
+        self,
+        offset: Vec3 = (0, 0, 0),
+        buffer_size: Optional[int] = None,
+        dimension: Union[str, int] = "z",
+    ) -> "BufferedSliceWriter":
+        """A writer that takes 2D slices along ``dimension`` starting at ``offset``.
+
+        Slices are buffered until they fill ``buffer_size`` positions along the
+        axis (default: the file edge, ending on file borders), then written in
+        one go, so compressed files are written whole. Use it as a context
+        manager::
+
+            with view.get_buffered_slice_writer(offset=(0, 0, 0)) as writer:
+                for image in images:        # each (x, y), or (channels, x, y)
+                    writer.send(image)
+        """
+        from .slices import BufferedSliceWriter
+
+        if self._read_only:
+            raise ReadOnlyError("Cannot write data to an read_only View")
+        return BufferedSliceWriter(self, _offset3(offset), buffer_size, dimension)
+
+    def get_buffered_slice_reader(
+        self,
+        offset: Optional[Vec3] = None,
+        size: Optional[Vec3] = None,
+        buffer_size: Optional[int] = None,
+        dimension: Union[str, int] = "z",
+    ) -> "BufferedSliceReader":
+        """Iterate the ``(channels, a, b)`` slices of the box along ``dimension``.
+
+        ``offset`` defaults to (0, 0, 0) and ``size`` to the rest of the view;
+        ``buffer_size`` slices are read at a time (default: the file edge).
+        """
+        from .slices import BufferedSliceReader
+
+        off = _offset3((0, 0, 0) if offset is None else offset)
+        sz = _size3(self._size - off if size is None else size)
+        self._check_bounds(off, sz)
+        return BufferedSliceReader(self, off, sz, buffer_size, dimension)
 
     # -- chunked processing ---------------------------------------------------------------
 
