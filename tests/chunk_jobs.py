@@ -33,3 +33,10 @@ def fail_on_chunk(view):
     if view.global_offset == (16, 0, 0):
         raise ValueError("boom in the job")
     return 1
+
+
+def advanced_chunk_job(args, some_parameter):
+    """The seed's for_each_chunk example job, with a visible effect."""
+    view_of_single_chunk, _ = args
+    data = view_of_single_chunk.read()
+    view_of_single_chunk.write(data + np.uint8(some_parameter))

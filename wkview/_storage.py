@@ -96,13 +96,18 @@ def _get_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _run_all(fn: Any, items: list[Any]) -> None:
+#: Boxes smaller than this many bytes are read or written with one call on the calling
+#: thread: handing them to the pool costs more than it saves.
+PARALLEL_MIN_BYTES = 1 << 20
+
+
+def _run_all(fn: Any, items: list[Any], nbytes: int = PARALLEL_MIN_BYTES) -> None:
     """Run ``fn(item)`` for every item, on the IO pool when that helps; raise the first error.
 
     Waits for every started task before raising, so no write is still running when the
     caller sees the exception.
     """
-    if len(items) < 2 or get_io_threads() == 1:
+    if len(items) < 2 or nbytes < PARALLEL_MIN_BYTES or get_io_threads() == 1:
         for item in items:
             fn(item)
         return
@@ -124,11 +129,9 @@ def _read_into(handle: Any, offset: tuple[int, int, int], out: np.ndarray) -> No
         out[...] = handle.read(offset, out.shape[1:])
         return
     x, y, z = offset
-    sx, sy, sz = out.shape[1:]
-    box = np.array([x, y, z, x + sx, y + sy, z + sz], dtype=np.uint32)
-    status = _libwkw.dataset_read(
-        handle.handle, _ffi.cast("uint32_t *", box.ctypes.data), _ffi.cast("void *", out.ctypes.data)
-    )
+    _, sx, sy, sz = out.shape
+    box = _ffi.new("uint32_t[6]", (x, y, z, x + sx, y + sy, z + sz))
+    status = _libwkw.dataset_read(handle.handle, box, _ffi.cast("void *", out.__array_interface__["data"][0]))
     if status > 0:
         message = _ffi.string(_libwkw.get_last_error_msg()).decode(errors="replace")
         raise OSError(f"libwkw could not read {tuple(out.shape[1:])} voxels at {offset}: {message}")
@@ -332,7 +335,7 @@ class MagStore:
 
     def file_path(self, index: tuple[int, int, int]) -> str:
         x, y, z = index
-        return os.path.join(self.path, f"z{z}", f"y{y}", f"x{x}.wkw")
+        return f"{self.path}{os.sep}z{z}{os.sep}y{y}{os.sep}x{x}.wkw"
 
     def list_files(self) -> list[tuple[int, int, int]]:
         """Grid indices of the data files present, sorted."""
@@ -379,6 +382,10 @@ class MagStore:
         handle = self._get_handle()
         # z-slabs of a Fortran-ordered array are contiguous: each thread decodes its own
         # block-aligned slab straight into the output (no block is decoded twice)
+        nbytes = out.nbytes
+        if nbytes < PARALLEL_MIN_BYTES:
+            _read_into(handle, offset, out)
+            return out
         slabs = _slabs(offset[2], size[2], self.header.block_len, get_io_threads())
 
         def read_slab(slab: tuple[int, int]) -> None:
@@ -386,7 +393,7 @@ class MagStore:
             lo = z - offset[2]
             _read_into(handle, (offset[0], offset[1], z), out[:, :, :, lo : lo + depth])
 
-        _run_all(read_slab, slabs)
+        _run_all(read_slab, slabs, nbytes)
         return out
 
     def write(self, offset: tuple[int, int, int], data: np.ndarray) -> None:
@@ -422,7 +429,7 @@ class MagStore:
             merged = _core.merge_into(existing, piece, part.local_offset, (edge, edge, edge), self.dtype)
             handle.write(file_offset, merged)
 
-        _run_all(write_part, parts)
+        _run_all(write_part, parts, data.nbytes)
 
     def __repr__(self) -> str:
         return f"MagStore({str(self.path)!r})"

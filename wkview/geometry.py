@@ -28,8 +28,12 @@ def _as_int(value: Any, name: str, whole: Any) -> int:
 
 def _int3(value: Any, name: str) -> tuple[int, int, int]:
     """Validate and convert a 3-vector of ints; raise TypeError/ValueError naming it."""
-    if isinstance(value, Vec3Int):
+    if type(value) is Vec3Int:
         return value  # type: ignore[return-value]
+    if type(value) is tuple and len(value) == 3:
+        a, b, c = value
+        if type(a) is int and type(b) is int and type(c) is int:
+            return value  # type: ignore[return-value]
     if isinstance(value, (str, bytes)) or not isinstance(value, (Iterable, np.ndarray)):
         raise TypeError(f"{name} must be a sequence of 3 ints, got {value!r}")
     items = list(value) if not isinstance(value, np.ndarray) else value.tolist()
