@@ -349,7 +349,11 @@ class Layer:
             block_type=wkw.Header.BLOCK_TYPE_LZ4HC if compress else wkw.Header.BLOCK_TYPE_RAW,
         )
         MagStore.create(self._dataset.path / rel_path, header)
-        mag_props = props.MagProperties(mag=mag, cube_length=block_len * file_len, path=rel_path, extra={})
+        # webknossos 4.x requires every mag of a layer to have the same axisOrder
+        # when one has it: new mags copy it from the existing ones
+        orders = [m.extra["axisOrder"] for m in self._properties.mags if "axisOrder" in m.extra]
+        extra = {"axisOrder": dict(orders[0])} if orders else {}
+        mag_props = props.MagProperties(mag=mag, cube_length=block_len * file_len, path=rel_path, extra=extra)
         self._properties.mags.append(mag_props)
         view = MagView(self, mag_props)
         views[mag] = view
