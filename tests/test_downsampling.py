@@ -127,3 +127,28 @@ def test_downsample_errors(tmp_path):
         layer.downsample_mag(1, 1)
     with pytest.raises(ValueError, match="sampling_mode"):
         layer.downsample(sampling_mode="sideways")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from wkview.downsampling import INTERPOLATION_MODES, _blocks  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    mode=st.sampled_from(["mean", "max", "min", "nearest"]),
+    factors=st.tuples(*[st.sampled_from([1, 2, 4])] * 3),
+    counts=st.tuples(*[st.integers(1, 4)] * 3),
+    channels=st.integers(1, 2),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.int8, np.int16, np.uint32, np.float32]),
+    seed=st.integers(0, 2**16),
+)
+def test_fast_reductions_equal_the_block_path(mode, factors, counts, channels, dtype, seed):
+    """The reshape-based fast paths give exactly what the general block path gives."""
+    shape = (channels, *(f * c for f, c in zip(factors, counts)))
+    data = random_data(np.random.default_rng(seed), shape, dtype)
+    if factors == (1, 1, 1):
+        return
+    simple = INTERPOLATION_MODES[mode](_blocks(data, factors), data.dtype)
+    assert np.array_equal(pool(data, factors, mode), simple)

@@ -11,6 +11,7 @@ group always runs sequentially inside a single task.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ class ChunkPlan:
     axis_sizes: tuple[list[int], list[int], list[int]]
     write_unit: int | None
 
-    @property
+    @functools.cached_property
     def shape(self) -> Int3:
         return (len(self.axis_starts[0]), len(self.axis_starts[1]), len(self.axis_starts[2]))
 
