@@ -114,3 +114,40 @@ def test_error_in_one_file_task_is_raised_after_all_finish(tmp_path, io_threads)
         warnings.simplefilter("ignore")
         with pytest.raises(wkview.CorruptFileError, match="x1.wkw"):
             store.write((1, 1, 1), np.full((1, 30, 30, 30), 2, np.uint8))
+
+
+aligned_boxes = st.tuples(
+    st.tuples(*[st.integers(0, 2)] * 3), st.tuples(*[st.integers(1, 3)] * 3)
+).map(lambda b: (tuple(16 * o for o in b[0]), tuple(16 * min(s, 3 - o) if o < 3 else 16 for o, s in zip(*b))))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    writes=st.lists(aligned_boxes, min_size=1, max_size=4),
+    threads=st.sampled_from([1, 2, 3]),
+    block_type=st.sampled_from([RAW, LZ4HC]),
+    order=st.sampled_from(["C", "F"]),
+    seed=st.integers(0, 2**16),
+)
+def test_file_aligned_slab_writes_equal_numpy(tmp_path_factory, io_threads, writes, threads, block_type, order, seed):
+    """Aligned writes (the no-copy z-slab path when Fortran-ordered) against NumPy and one libwkw read."""
+    io_threads(threads)
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(_storage, "PARALLEL_MIN_BYTES", 0)  # use the pool even for these small boxes
+    try:
+        store = make_mag(tmp_path_factory.mktemp("mag"), np.uint8, 1, block_type)
+        n = 64
+        oracle = np.zeros((1, n, n, n), np.uint8)
+        rng = np.random.default_rng(seed)
+        for offset, size in writes:
+            data = np.asarray(random_data(rng, (1, *size), np.uint8), order=order)
+            store.write(offset, data)
+            oracle[(slice(None), *(slice(o, o + s) for o, s in zip(offset, size)))] = data
+        simple = wkw.Dataset.open(str(store.path))
+        try:
+            assert np.array_equal(simple.read((0, 0, 0), (n, n, n)), oracle)
+        finally:
+            simple.close()
+        assert np.array_equal(store.read((0, 0, 0), (n, n, n)), oracle)
+    finally:
+        monkey.undo()
