@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One entry point for everything: sets up .venv (create, install, build) when needed, then
 #   ./run.sh demo            the main job on built-in sample data
-#   ./run.sh test [ARGS]     the whole test suite (ARGS go to pytest)
+#   ./run.sh test [ARGS]     the whole test suite (ARGS go to pytest); with WKVIEW_ENGINES=1
+#                            it first starts a one-node Slurm and a local Dask cluster (Slurm
+#                            from Debian's packages, installed if missing) and stops them after
 #   ./run.sh bench [ARGS]    the benchmarks in bench/ (pytest-benchmark), full length
 #   ./run.sh compare         side-by-side comparison (bench/compare.py)
 # WKVIEW_VENV overrides the virtualenv location (default: .venv next to this script).
@@ -36,6 +38,10 @@ case "$cmd" in
     exec "$PY" -m wkview.demo "$@" ;;
   test)
     setup
+    if [ "${WKVIEW_ENGINES:-0}" = 1 ]; then
+      # same suite, with the engine tests required to run (the script exits 1 on "no tests")
+      WKVIEW_VENV=$VENV exec scripts/run_engine_tests.sh --all "$@"
+    fi
     # exit code 5 ("no tests collected") is a failure too
     set +e
     "$PY" -m pytest "$@"
@@ -50,5 +56,5 @@ case "$cmd" in
     setup
     exec "$PY" bench/compare.py "$@" ;;
   *)
-    sed -n '2,7p' "$0"; exit 2 ;;
+    sed -n '2,9p' "$0"; exit 2 ;;
 esac

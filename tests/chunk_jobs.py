@@ -40,3 +40,15 @@ def advanced_chunk_job(args, some_parameter):
     view_of_single_chunk, _ = args
     data = view_of_single_chunk.read()
     view_of_single_chunk.write(data + np.uint8(some_parameter))
+
+
+def chunk_stats(view):
+    """(voxel count, sum, max) of a chunk."""
+    data = view.read()
+    return int(data.size), int(data.sum(dtype=np.uint64)), int(data.max())
+
+
+def raise_in_second_file(args):
+    view, _ = args
+    if view.global_offset[0] >= 64:
+        raise ValueError(f"job failed on purpose at {tuple(view.global_offset)}")

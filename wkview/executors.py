@@ -8,7 +8,7 @@ order. It runs in the calling process (``executor=None``), on any
 jobs.
 
 Starting a task costs far more than a chunk job on the cluster engines (about
-1-2 s per Slurm job and 0.2 s per Dask task on a small machine), so
+1 s per Slurm job and 0.1-0.3 s per Dask task on a small machine), so
 :func:`run_jobs` hands each task a *batch* of items, which one call of a
 top-level runner works through in order. A failing job stops its batch; the
 caller gets a :class:`JobError` naming the item, with the job's traceback,
@@ -90,9 +90,9 @@ EXECUTOR_NAMES = (
 )
 
 # Tasks per worker for the default batch size. A process-pool task costs
-# ~0.1 ms, so several per worker even out uneven chunks; a Dask task spawns an
-# interpreter (~0.2 s) and a Slurm job costs ~1-2 s, so those get one or two
-# big batches per worker.
+# ~0.1 ms, so several per worker even out uneven chunks; a Dask task starts a
+# process (~0.1 s) and a Slurm job costs ~1-2 s, so those get one or two big
+# batches per worker.
 _TASKS_PER_WORKER = {"threads": 4, "processes": 4, "dask": 2, "cluster": 1}
 # Sequential executors run the tasks inside submit(): batches only save
 # cluster_tools' per-task overhead (~2 ms with pickling), so at most this many
@@ -100,7 +100,7 @@ _TASKS_PER_WORKER = {"threads": 4, "processes": 4, "dask": 2, "cluster": 1}
 _SEQUENTIAL_TASKS = 256
 # Upper bounds on the task count: cluster_tools polls every unfinished
 # cluster job with one `scontrol` call per round, and every Dask task is a
-# fresh interpreter.
+# process of its own.
 _MAX_TASKS = {"dask": 512, "cluster": 256}
 # Assumed workers of a cluster whose size cannot be queried (PBS, Kubernetes).
 _FALLBACK_CLUSTER_WORKERS = 16
@@ -177,6 +177,13 @@ class _BatchOutcome(NamedTuple):
     failure: _Failure | None
 
 
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a broken __str__ must not hide the failure
+        return f"<{type(exc).__name__} whose str() failed>"
+
+
 def _portable(exc: BaseException) -> BaseException | None:
     """``exc`` if a pickle round trip reproduces it, else None.
 
@@ -223,9 +230,85 @@ def _run_batch(fn: Callable[[Any], Any], portable: bool, items: Iterable[Any]) -
             tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
             text = "".join(traceback.format_exception(type(exc), exc, tb))
             kept = _portable(exc) if portable else exc
-            failure = _Failure(position, type(exc).__qualname__, str(exc), text, kept)
+            failure = _Failure(position, type(exc).__qualname__, _safe_str(exc), text, kept)
             return _BatchOutcome(results, failure)
     return _BatchOutcome(results, None)
+
+
+def _child_main(conn: Any, runner: Callable[[Any], Any], items: Any, env: dict[str, str], cwd: str) -> None:
+    """Body of the process that runs one Dask task (see :func:`_run_in_child`)."""
+    os.environ.update(env)
+    try:
+        os.chdir(cwd)
+    except OSError:
+        pass
+    try:
+        payload: tuple[str, Any] = ("ok", runner(items))
+    except BaseException as exc:
+        payload = ("error", exc)
+    try:
+        conn.send(payload)
+    except Exception as exc:  # an unpicklable result
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        conn.send(("error", RuntimeError(f"the task's result could not be sent back:\n{text}")))
+    finally:
+        conn.close()
+
+
+_child_context_lock = threading.Lock()
+_child_context: Any = None
+
+
+def _task_process_context() -> Any:
+    """The multiprocessing context for Dask task processes, made once per worker.
+
+    ``forkserver`` with wkview preloaded forks a task process in ~15 ms; a
+    ``spawn``-ed one (what cluster_tools uses) starts an interpreter and
+    imports numpy and wkview again, ~0.3 s. Where there is no forkserver
+    (Windows), ``spawn``.
+    """
+    global _child_context
+    with _child_context_lock:
+        if _child_context is None:
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload([__name__])
+            else:
+                context = multiprocessing.get_context("spawn")
+            _child_context = context
+        return _child_context
+
+
+def _run_in_child(runner: Callable[[Any], Any], items: Any, env: dict[str, str], cwd: str) -> Any:
+    """Run ``runner(items)`` in a process of its own; what a Dask task runs.
+
+    Like cluster_tools' Dask executor, every task gets its own process (so a
+    job that holds the GIL cannot starve the worker's event loop, and a crash
+    cannot take the worker down) with the submitting process' environment
+    and working directory. Unlike it, the result is read *before* the child
+    is joined: cluster_tools joins first, which deadlocks as soon as a result
+    is larger than the pipe buffer (64 KiB), since the child cannot exit
+    before its result has been read. And the process is forked from a
+    forkserver that has wkview imported (see :func:`_task_process_context`).
+    """
+    context = _task_process_context()
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_child_main, args=(writer, runner, items, env, cwd))
+    process.start()
+    writer.close()
+    try:
+        status, value = reader.recv()
+    except EOFError:
+        process.join()
+        raise ChildProcessError(
+            f"the task's process (pid {process.pid}) exited with code {process.exitcode} before sending its result"
+        ) from None
+    finally:
+        reader.close()
+    process.join()
+    if status == "error":
+        raise value
+    return value
 
 
 # ---------------------------------------------------------------------------
@@ -578,6 +661,7 @@ class _Run:
         self.results: list[list[Any] | None] = []
         self.done: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.finished = 0
+        self.all_submitted = kind.name != "cluster"
 
     def add(self, batch: _Batch, future: Any) -> None:
         index = len(self.futures)
@@ -599,6 +683,7 @@ class _Run:
                 if not block:
                     return
                 self._check_deadline()
+                self._check_submission()
                 continue
             self._collect(index)
 
@@ -611,6 +696,32 @@ class _Run:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             left = sum(1 for r in self.results if r is None)
             raise JobTimeoutError(f"run_jobs timed out with {left} of {len(self.futures)} tasks unfinished")
+
+    def _check_submission(self) -> None:
+        """Fail instead of waiting forever for cluster jobs that were never submitted.
+
+        cluster_tools submits in a thread; when ``sbatch`` fails (say, for a
+        memory request no node can meet), that thread dies and the futures
+        of the jobs stay pending for good. Once no submit thread is alive,
+        every submitted job's future carries its ``cluster_jobid``.
+        """
+        if self.all_submitted:
+            return
+        threads = getattr(self.executor, "submit_threads", None)
+        if threads is None or any(t.is_alive() for t in threads):
+            return
+        lost = [
+            i for i, f in enumerate(self.futures) if not f.done() and getattr(f, "cluster_jobid", None) is None
+        ]
+        if lost:
+            batch = self.batches[lost[0]]
+            span = self._span(batch) if batch is not None else "some items"
+            raise JobError(
+                f"{len(lost)} of {len(self.futures)} cluster jobs (the first for {span}) were never "
+                f"submitted: the submission command failed (its error is in the log above; check the "
+                f"job_resources {getattr(self.executor, 'job_resources', None)})"
+            )
+        self.all_submitted = True
 
     def _collect(self, index: int) -> None:
         if self.results[index] is not None:
@@ -716,21 +827,19 @@ def _make_item_error(index: int, n: int, description: str, failure: _Failure) ->
 
 
 def _cancel_cluster_jobs(executor: Any, pending: list[Any]) -> None:
-    """Cancel the Slurm jobs of unfinished futures.
+    """Cancel the Slurm jobs behind unfinished futures.
 
-    The futures themselves are left alone: cluster_tools completes them once
-    the scheduler reports the jobs as cancelled, and a future cancelled behind
-    its back makes it fail while cleaning up.
+    A call's tasks form one array job (or a few, when Slurm's MaxArraySize
+    splits them), which is cancelled as a whole: cancelling single pending
+    elements makes them vanish from ``scontrol``, and cluster_tools would
+    then wait for them forever. Elements that already finished keep their
+    state. The futures themselves are left alone: cluster_tools completes
+    them when it sees the jobs cancelled, while a future cancelled behind its
+    back makes it fail in its cleanup.
     """
     if not isinstance(executor, SlurmExecutor) or shutil.which("scancel") is None:
         return
-    ids = []
-    for future in pending:
-        job = getattr(future, "cluster_jobid", None)
-        if job is None:
-            continue
-        array_index = getattr(future, "cluster_jobindex", None)
-        ids.append(str(job) if array_index is None else f"{job}_{array_index}")
+    ids = sorted({str(job) for job in (getattr(f, "cluster_jobid", None) for f in pending) if job is not None})
     if ids:
         subprocess.run(["scancel", *ids], capture_output=True, timeout=30, check=False)
 
@@ -750,7 +859,7 @@ def _run_inline(
         except Exception as exc:
             tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
             text = "".join(traceback.format_exception(type(exc), exc, tb))
-            failure = _Failure(0, type(exc).__qualname__, str(exc), text, exc)
+            failure = _Failure(0, type(exc).__qualname__, _safe_str(exc), text, exc)
             raise _make_item_error(index, n, _describe_safely(describe, item), failure) from exc
         if bar is not None:
             bar.update(1)
@@ -889,8 +998,9 @@ def _run_on(
             for batch, future in zip(batches, futures):
                 run.add(batch, future)
         else:
+            submit = _dask_submit(executor) if kind.name == "dask" else executor.submit
             for batch in _batches(items, n, size):
-                run.add(batch, executor.submit(runner, batch.items))
+                run.add(batch, submit(runner, batch.items))
                 # a sequential executor has already run it: stop at a failure
                 run.drain(block=False)
                 run._check_deadline()
@@ -902,3 +1012,34 @@ def _run_on(
     for part in run.results:
         out.extend(part or ())
     return out
+
+
+def _dask_submit(executor: Any) -> Callable[[Callable[[Any], Any], Any], Any]:
+    """``submit`` for cluster_tools' Dask executor, through its client.
+
+    Tasks run :func:`_run_in_child` with the executor's ``job_resources``;
+    see there for why not the executor's own ``submit``.
+    """
+    client = getattr(executor, "client", None)
+    if client is None:
+        return executor.submit  # type: ignore[no-any-return]
+    resources = getattr(executor, "job_resources", None) or None
+    if resources:
+        # a task whose resources no worker has would wait forever
+        try:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+        except TypeError:  # distributed before 2025 lists every worker anyway
+            workers = client.scheduler_info()["workers"]
+        if not any(
+            all((w.get("resources") or {}).get(key, 0) >= value for key, value in resources.items())
+            for w in workers.values()
+        ):
+            offered = sorted({str(w.get("resources") or {}) for w in workers.values()})
+            raise ValueError(f"no Dask worker offers the resources {resources}; workers offer {offered}")
+    env = dict(os.environ)
+    cwd = os.getcwd()
+
+    def submit(runner: Callable[[Any], Any], items: Any) -> Any:
+        return client.submit(_run_in_child, runner, items, env, cwd, pure=False, resources=resources)
+
+    return submit
