@@ -8,7 +8,7 @@
 #
 # Job functions must be importable by the workers: wkview is installed (editable) in the venv,
 # and the repo root is put on the PYTHONPATH of scheduler and workers (for tests.jobs).
-# Environment: VENV or WKVIEW_VENV (default: the repo's .venv, else /work/main/.venv),
+# Environment: VENV or WKVIEW_VENV (default: the repo's .venv, made by ./run.sh),
 # DASK_BASE (default ${WKVIEW_ENGINES_DIR:-${TMPDIR:-/tmp}/wkview-engines}/dask), DASK_PORT
 # (8786), DASK_NWORKERS (2), DASK_NTHREADS (1), DASK_WAIT_S (60).
 set -euo pipefail
@@ -17,7 +17,7 @@ ENGINES=${WKVIEW_ENGINES_DIR:-${TMPDIR:-/tmp}/wkview-engines}
 BASE=${DASK_BASE:-$ENGINES/dask}
 if [ -n "${VENV:-${WKVIEW_VENV:-}}" ]; then VENV=${VENV:-$WKVIEW_VENV}
 elif [ -x "$REPO/.venv/bin/python" ]; then VENV=$REPO/.venv
-else VENV=/work/main/.venv; fi
+else echo "start_dask: no virtualenv; set VENV" >&2; exit 2; fi
 PY=$VENV/bin/python
 PORT=${DASK_PORT:-8786}
 NWORKERS=${DASK_NWORKERS:-2}
