@@ -268,10 +268,13 @@ def test_an_exception_that_cannot_travel_still_reports(executor: Any) -> None:
     assert "UnpicklableError: job for 3 failed (code 7)" in message
     assert "in fail_unpicklable_at" in message
     in_process = executor is None or type(executor) in (SequentialExecutor, concurrent.futures.ThreadPoolExecutor)
+    cause = info.value.__cause__
     if in_process:
-        assert isinstance(info.value.__cause__, jobs.UnpicklableError)
+        assert isinstance(cause, jobs.UnpicklableError)
     else:
-        assert info.value.__cause__ is None
+        # normally it cannot travel (None); once `distributed` is imported (the engine
+        # tests do), tblib's exception pickling makes it travel intact
+        assert cause is None or (isinstance(cause, jobs.UnpicklableError) and cause.code == 7)
 
 
 def test_a_failing_describe_does_not_hide_the_failure(executor: Any) -> None:
