@@ -403,7 +403,7 @@ class MagStore:
         if nbytes < PARALLEL_MIN_BYTES:
             _read_into(handle, offset, out)
             return out
-        slabs = _slabs(offset[2], size[2], self.header.block_len, get_io_threads())
+        slabs = _slabs(offset[2], size[2], self.header.block_len, 4 * get_io_threads())
 
         def read_slab(slab: tuple[int, int]) -> None:
             z, depth = slab
@@ -427,7 +427,13 @@ class MagStore:
         handle = self._get_handle()
         edge = self.file_edge
         compressed = self.is_compressed
-        if data.flags.f_contiguous and (not compressed or _core.is_aligned(offset, size, (edge,) * 3)):
+        z_layers = (offset[2] + size[2] - 1) // edge - offset[2] // edge + 1
+        enough_slabs = z_layers >= get_io_threads() or data.nbytes < PARALLEL_MIN_BYTES
+        if (
+            enough_slabs
+            and data.flags.f_contiguous
+            and (not compressed or _core.is_aligned(offset, size, (edge,) * 3))
+        ):
             # z-slabs cut on file borders are contiguous in Fortran order and never share a
             # file (for compressed mags they hold whole files), so each thread hands its slab
             # to libwkw as it is, without a copy

@@ -49,7 +49,7 @@ class _Steps:
         print(f"  {name:<44} {seconds * 1000:9.1f} ms   {detail}", flush=True)
 
 
-def run_demo(path: Path, edge: int, workers: int) -> None:
+def run_demo(path: Path, edge: int, workers: int, keep: bool = True) -> None:
     steps = _Steps()
     ctx: dict[str, Any] = {}
     print(f"wkview demo: {edge}^3 voxels of EM-like data in {path}")
@@ -118,7 +118,8 @@ def run_demo(path: Path, edge: int, workers: int) -> None:
     steps.run("downsample to mag 2 (chunked, parallel)", downsample)
     steps.run("per-chunk statistics with map_chunk", stats)
     total = sum(r[1] for r in steps.rows)
-    print(f"done: {len(steps.rows)} steps in {total:.2f} s; the dataset opens in webknossos: {path}")
+    where = f"the dataset (it opens in webknossos) is at {path}" if keep else "pass --path DIR to keep the dataset"
+    print(f"done: {len(steps.rows)} steps in {total:.2f} s; {where}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         run_demo(args.path, args.size, args.workers)
         return 0
     with tempfile.TemporaryDirectory(prefix="wkview-demo-") as tmp:
-        run_demo(Path(tmp) / "demo_dataset", args.size, args.workers)
+        run_demo(Path(tmp) / "demo_dataset", args.size, args.workers, keep=False)
     return 0
 
 
