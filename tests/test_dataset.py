@@ -229,3 +229,26 @@ def test_segmentation_layer_round_trip(tmp_path):
     reopened = Dataset(tmp_path / "ds").get_segmentation_layer()
     assert reopened.largest_segment_id == int(ids.max())
     assert np.array_equal(reopened.get_mag(1).read()[0], ids)
+
+
+def test_symlinked_mag_outside_the_dataset_is_read_only(tmp_path):
+    other = Dataset.create(tmp_path / "other", scale=SCALE)
+    other_mag = other.add_layer("color", "color").add_mag(1, block_len=8, file_len=2)
+    other_mag.write(np.full((8, 8, 8), 3, np.uint8), offset=(0, 0, 0))
+    ds = Dataset.create(tmp_path / "ds", scale=SCALE)
+    layer = ds.add_layer("color", "color")
+    layer.add_mag(1, block_len=8, file_len=2)
+    layer.bounding_box = BoundingBox((0, 0, 0), (8, 8, 8))
+    import shutil
+
+    shutil.rmtree(tmp_path / "ds" / "color" / "1")
+    (tmp_path / "ds" / "color" / "1").symlink_to(tmp_path / "other" / "color" / "1")
+    mag = Dataset(tmp_path / "ds").get_layer("color").get_mag(1)
+    assert np.all(mag.get_view().read() == 3)  # reading through the link works
+    with pytest.raises(wkview.ReadOnlyError, match="outside the dataset"):
+        mag.write(np.zeros((2, 2, 2), np.uint8))
+    with pytest.raises(wkview.ReadOnlyError):
+        mag.get_view(read_only=False)
+    with pytest.raises(wkview.ReadOnlyError):
+        mag.get_view().write(np.zeros((2, 2, 2), np.uint8))
+    assert np.all(other_mag.read((0, 0, 0), (8, 8, 8)) == 3)

@@ -29,7 +29,8 @@ from .errors import (
 from .geometry import BoundingBox, Mag, Vec3Int
 from .view import View
 from .dataset import Dataset, Layer, MagView, SegmentationLayer
-from .executors import JobError, get_executor
+from .executors import JobError, JobTimeoutError, get_executor, run_jobs
+from ._storage import get_io_threads, set_io_threads
 
 __version__ = "0.1.0"
 
@@ -40,7 +41,11 @@ __all__ = [
     "MagView",
     "View",
     "get_executor",
+    "run_jobs",
+    "get_io_threads",
+    "set_io_threads",
     "JobError",
+    "JobTimeoutError",
     "BoundingBox",
     "Mag",
     "Vec3Int",

@@ -21,7 +21,7 @@ import wkw
 
 from . import properties as props
 from ._storage import MagStore
-from .errors import DatasetError, NotADatasetError, UnsupportedLayerError
+from .errors import DatasetError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
 from .geometry import BoundingBox, Mag, MagLike, Vec3Int
 from .view import Vec3, View, _offset3
 
@@ -543,13 +543,16 @@ class MagView(View):
         self._mag_props = mag_properties
         path = layer.dataset.path / mag_properties.path
         store = MagStore(path)
+        # a mag folder that resolves outside the dataset (a symlink to another dataset) is
+        # read-only here: wkview never writes outside the dataset folder
+        outside = not _is_inside(path, layer.dataset.path)
         super().__init__(
             path,
             store.header,
             size=(0, 0, 0),
             global_offset=(0, 0, 0),
             is_bounded=False,
-            read_only=False,
+            read_only=outside,
             mag_view_bbox_at_creation=None,
             _store=store,
         )
@@ -592,6 +595,11 @@ class MagView(View):
 
     def write(self, data: np.ndarray, offset: Vec3 = (0, 0, 0)) -> None:
         """Write ``data`` at the absolute ``offset`` of this mag; grows the layer's bounding box."""
+        if self._read_only:
+            raise ReadOnlyError(
+                f"mag {self.mag} of layer {self._layer.name!r} lies outside the dataset folder "
+                f"({self._path.resolve()}); wkview only reads it"
+            )
         data4 = self._prepare_data(data)
         off = _offset3(offset)
         size = Vec3Int(data4.shape[1:])
@@ -623,10 +631,14 @@ class MagView(View):
         view_offset = bbox.topleft if offset is None else _offset3(offset)
         if size is None:
             size = Vec3Int._trusted(*(max(0, v) for v in bbox.bottomright - view_offset))
-            if any(s == 0 for s in size):
+            if any(s == 0 for s in size):  # a mag without data yet: an empty view
+                if read_only is None:
+                    read_only = self._read_only
+                if self._read_only and not read_only:
+                    raise ReadOnlyError(f"mag {self.mag} of layer {self._layer.name!r} is read-only")
                 return View(
                     self._path, self._header, size=size, global_offset=view_offset,
-                    is_bounded=True, read_only=bool(read_only), mag_view_bbox_at_creation=bbox,
+                    is_bounded=True, read_only=read_only, mag_view_bbox_at_creation=bbox,
                     _store=self._store,
                 )
         view = super().get_view(view_offset, size, read_only)
