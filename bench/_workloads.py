@@ -49,8 +49,11 @@ __all__ = [
 LIBS = ("wkview", "libwkw", "wk-wkw", "wk-zarr3")
 WK_LIBS = ("wk-wkw", "wk-zarr3")
 BASELINE = "libwkw"
-WORKLOADS = ("small_reads", "full_read", "aligned_write", "unaligned_write", "buffered_slices")
-WRITE_WORKLOADS = ("aligned_write", "unaligned_write", "buffered_slices")
+WORKLOADS = ("small_reads", "full_read", "aligned_write", "unaligned_write", "small_edit", "buffered_slices")
+WRITE_WORKLOADS = ("aligned_write", "unaligned_write", "small_edit", "buffered_slices")
+#: write workloads that start from a copy of a filled mag
+EDIT_WORKLOADS = ("unaligned_write", "small_edit")
+EDIT_EDGE = 8
 READ_WORKLOADS = ("small_reads", "full_read")
 
 LAYER = "color"
@@ -175,6 +178,17 @@ class Geometry:
         expected = data.copy(order="F")
         o, s = self.unaligned_offset, self.unaligned_size
         expected[o[0] : o[0] + s[0], o[1] : o[1] + s[1], o[2] : o[2] + s[2]] = self.unaligned_data(data)
+        return expected
+
+    def edit_data(self, data: np.ndarray) -> np.ndarray:
+        """Voxels of the small edit: an 8^3 mirrored corner, written at ``unaligned_offset``."""
+        e = EDIT_EDGE
+        return np.asfortranarray(data[:e, :e, :e][::-1, ::-1, ::-1])
+
+    def edit_expected(self, data: np.ndarray) -> np.ndarray:
+        expected = data.copy(order="F")
+        o, e = self.unaligned_offset, EDIT_EDGE
+        expected[o[0] : o[0] + e, o[1] : o[1] + e, o[2] : o[2] + e] = self.edit_data(data)
         return expected
 
     def slab(self, data: np.ndarray) -> np.ndarray:

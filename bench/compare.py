@@ -31,6 +31,8 @@ Workloads (see ``bench/_workloads.py``):
 * ``unaligned_write``  300^3 at (17, 45, 100) into a filled mag (a fresh copy per repetition);
                        raw libwkw reads only the partially covered files, merges in NumPy
                        and writes each touched file once
+* ``small_edit``       8^3 at (17, 45, 100) into a filled mag (a fresh copy per repetition), the
+                       same way; the time is per edit
 * ``buffered_slices``  256 z-slices of 512x512 through the buffered slice writer; raw libwkw
                        does ONE aligned write of the same 512x512x256 block
 
@@ -76,7 +78,7 @@ import numpy as np  # noqa: E402
 import _workloads as W  # noqa: E402
 
 CHILD_FLAG = "--_child"
-EXEC_ORDER = ("aligned_write", "small_reads", "full_read", "unaligned_write", "buffered_slices")
+EXEC_ORDER = ("aligned_write", "small_reads", "full_read", "unaligned_write", "small_edit", "buffered_slices")
 WARM_SMALL_READS = 200  # untimed, checked reads before the timed small_reads
 CHILD_TIMEOUT = 3600
 
@@ -204,12 +206,15 @@ def _write_op(lib: Any, workload: str, geo: W.Geometry, data: np.ndarray) -> tup
     if workload == "unaligned_write":
         sub = geo.unaligned_data(data)
         return (lambda t: lib.write_unaligned(t, sub, geo.unaligned_offset)), sub
+    if workload == "small_edit":
+        edit = geo.edit_data(data)
+        return (lambda t: lib.write_unaligned(t, edit, geo.unaligned_offset)), edit
     slab = geo.slab(data)
     return (lambda t: lib.write_slices(t, slab)), slab
 
 
 def _new_target(lib: Any, workload: str, geo: W.Geometry, path: Path, template: str | None, **kw: Any) -> Any:
-    if workload == "unaligned_write":
+    if workload in W.EDIT_WORKLOADS:
         assert template is not None
         W.copy_dataset(Path(template), path)
         return lib.open(path)
@@ -228,7 +233,7 @@ def _warm_write(spec: dict, lib: Any, data: np.ndarray, root: Path) -> None:
     g = W.Geometry(64, file_len=1)
     small = np.asfortranarray(data[:64, :64, :64])
     template = None
-    if workload == "unaligned_write":
+    if workload in W.EDIT_WORKLOADS:
         template = str(root / "warm-template")
         lib.create_filled(Path(template), g, small, small_shards=True)
     op, _ = _write_op(lib, workload, g, small)
@@ -260,6 +265,8 @@ def _measure_write(spec: dict, lib: Any, geo: W.Geometry, data: np.ndarray, mem:
                     _check(lib.read_box(target, (0, 0, 0), geo.shape), data, "aligned write (read back)")
                 elif workload == "unaligned_write":
                     _check(lib.read_box(target, (0, 0, 0), geo.shape), geo.unaligned_expected(data), "unaligned write (read back)")
+                elif workload == "small_edit":
+                    _check(lib.read_box(target, (0, 0, 0), geo.shape), geo.edit_expected(data), "small edit (read back)")
                 else:
                     _check(lib.read_box(target, (0, 0, 0), written.shape), written, "slice writes (read back)")
             lib.close(target)
@@ -480,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             if workload == "aligned_write":
                 # its output (checked) is the filled mag the reads and the unaligned write use
                 spec["keep_output"] = str(workdir / f"template-{lib}")
-            elif workload in ("small_reads", "full_read", "unaligned_write"):
+            elif workload in ("small_reads", "full_read", "unaligned_write", "small_edit"):
                 if lib not in templates:
                     prep = _run_child(dict(base_spec, lib=lib, workload="prepare", keep_output=str(workdir / f"template-{lib}")), workdir)
                     if prep["status"] == "ok":
