@@ -1,4 +1,5 @@
-"""Build script: declares the compiled core ``wkview._core``.
+"""Build script: declares the compiled core ``wkview._core`` and the
+block codec kernels ``wkview._codec``.
 
 All metadata lives in pyproject.toml; this file only exists because the
 extension module needs ``cythonize``.
@@ -12,7 +13,12 @@ extensions = [
         "wkview._core",
         sources=["wkview/_core.pyx"],
         extra_compile_args=["-O3"],
-    )
+    ),
+    Extension(
+        "wkview._codec",
+        sources=["wkview/_codec.pyx"],
+        extra_compile_args=["-O3"],
+    ),
 ]
 
 setup(

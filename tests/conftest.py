@@ -43,10 +43,14 @@ def make_mag(
     block_type: int = RAW,
     block_len: int = 8,
     file_len: int = 2,
+    codec: str | None = None,
 ) -> MagStore:
     """A real mag folder: small files (16 voxels per edge by default) so tests cross file borders cheaply."""
     header = wkw.Header(dtype, num_channels=channels, block_len=block_len, file_len=file_len, block_type=block_type)
-    return MagStore.create(path, header)
+    store = MagStore.create(path, header)
+    if codec is not None:
+        store.codec = codec
+    return store
 
 
 @pytest.fixture
@@ -62,9 +66,10 @@ def view_factory(tmp_path: Path) -> Callable[..., View]:
         block_len: int = 8,
         file_len: int = 2,
         read_only: bool = False,
+        codec: str | None = None,
     ) -> View:
-        store = make_mag(tmp_path / f"mag{next(counter)}", dtype, channels, block_type, block_len, file_len)
-        return View(store.path, store.header, size=size, global_offset=offset, read_only=read_only)
+        store = make_mag(tmp_path / f"mag{next(counter)}", dtype, channels, block_type, block_len, file_len, codec)
+        return View(store.path, store.header, size=size, global_offset=offset, read_only=read_only, _store=store)
 
     return factory
 

@@ -45,9 +45,47 @@ def _spy(view: View, monkeypatch) -> _SpyHandle:
     return spy
 
 
+def test_defect1_own_codec_re_encodes_only_touched_blocks(view_factory, monkeypatch, quiet_unaligned):
+    """wkview's codec: only partially covered blocks are decoded and every touched file is written once.
+
+    (That untouched blocks keep their compressed bytes is proven in test_codec.py.)"""
+    from wkview import codec
+
+    view = view_factory(size=(64, 16, 16), block_type=LZ4HC, codec="wkview")  # files 16^3, blocks 8^3
+    view.write(np.ones((64, 16, 16), np.uint8))
+    calls = []
+    decoded = []
+    depth = [0]
+
+    def spy(name, real):
+        def wrapper(path, *args, **kwargs):
+            if depth[0] == 0:  # the store's own calls, not the codec's internal ones
+                calls.append((name, path[-12:]))
+            depth[0] += 1
+            try:
+                return real(path, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        return wrapper
+
+    for name in ("write_box", "write_full_file"):
+        monkeypatch.setattr(codec, name, spy(name, getattr(codec, name)))
+    real_decode = codec.decode_block
+    monkeypatch.setattr(codec, "decode_block", lambda c, n, p, i: (decoded.append((p[-12:], i)), real_decode(c, n, p, i))[1])
+    # x in [5, 43): file 0 partly (its x-block 0 partly, x-block 1 fully), file 1 fully, file 2 partly
+    view.write(np.full((38, 16, 16), 2, np.uint8), (5, 0, 0))
+    assert sorted(calls) == sorted([("write_box", "z0/y0/x0.wkw"), ("write_full_file", "z0/y0/x1.wkw"), ("write_box", "z0/y0/x2.wkw")])
+    # only the 4 partly covered blocks of file 0 (x-block 0) and of file 2 (x-block 1) were decoded
+    assert sorted(decoded) == sorted([("z0/y0/x0.wkw", i) for i in (0, 2, 4, 6)] + [("z0/y0/x2.wkw", i) for i in (1, 3, 5, 7)])
+    expected = np.ones((64, 16, 16), np.uint8)
+    expected[5:43] = 2
+    assert np.array_equal(view.read()[0], expected)
+
+
 def test_defect1_unaligned_compressed_write_touches_each_file_once(view_factory, monkeypatch, quiet_unaligned):
-    """Only partially covered files are decoded; every touched file is written exactly once."""
-    view = view_factory(size=(64, 16, 16), block_type=LZ4HC)  # files are 16^3
+    """libwkw codec: only partially covered files are decoded; every touched file is written exactly once."""
+    view = view_factory(size=(64, 16, 16), block_type=LZ4HC, codec="libwkw")  # files are 16^3
     view.write(np.ones((64, 16, 16), np.uint8))
     spy = _spy(view, monkeypatch)
     # covers x in [5, 43): file 0 partially, files 1 fully, file 2 partially
@@ -60,7 +98,7 @@ def test_defect1_unaligned_compressed_write_touches_each_file_once(view_factory,
 
 
 def test_defect1_partial_write_into_missing_file_reads_nothing(view_factory, monkeypatch, quiet_unaligned):
-    view = view_factory(size=(32, 32, 32), block_type=LZ4HC)
+    view = view_factory(size=(32, 32, 32), block_type=LZ4HC, codec="libwkw")
     spy = _spy(view, monkeypatch)
     view.write(np.full((3, 3, 3), 5, np.uint8), (20, 20, 20))
     assert spy.reads == []

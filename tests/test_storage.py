@@ -42,11 +42,12 @@ boxes = st.tuples(
     threads=st.sampled_from([1, 2, 3]),
     block_type=st.sampled_from([RAW, LZ4HC]),
     channels=st.sampled_from([1, 2]),
+    codec=st.sampled_from(["wkview", "libwkw"]),
     seed=st.integers(0, 2**16),
 )
-def test_fast_paths_equal_simple_paths(tmp_path_factory, io_threads, writes, reads, threads, block_type, channels, seed):
+def test_fast_paths_equal_simple_paths(tmp_path_factory, io_threads, writes, reads, threads, block_type, channels, codec, seed):
     io_threads(threads)
-    store = make_mag(tmp_path_factory.mktemp("mag"), np.uint16, channels, block_type)
+    store = make_mag(tmp_path_factory.mktemp("mag"), np.uint16, channels, block_type, codec=codec)
     oracle = np.zeros((channels, EDGE, EDGE, EDGE), np.uint16)
     rng = np.random.default_rng(seed)
     for offset, size in writes:
@@ -127,15 +128,16 @@ aligned_boxes = st.tuples(
     threads=st.sampled_from([1, 2, 3]),
     block_type=st.sampled_from([RAW, LZ4HC]),
     order=st.sampled_from(["C", "F"]),
+    codec=st.sampled_from(["wkview", "libwkw"]),
     seed=st.integers(0, 2**16),
 )
-def test_file_aligned_slab_writes_equal_numpy(tmp_path_factory, io_threads, writes, threads, block_type, order, seed):
+def test_file_aligned_slab_writes_equal_numpy(tmp_path_factory, io_threads, writes, threads, block_type, order, codec, seed):
     """Aligned writes (the no-copy z-slab path when Fortran-ordered) against NumPy and one libwkw read."""
     io_threads(threads)
     monkey = pytest.MonkeyPatch()
     monkey.setattr(_storage, "PARALLEL_MIN_BYTES", 0)  # use the pool even for these small boxes
     try:
-        store = make_mag(tmp_path_factory.mktemp("mag"), np.uint8, 1, block_type)
+        store = make_mag(tmp_path_factory.mktemp("mag"), np.uint8, 1, block_type, codec=codec)
         n = 64
         oracle = np.zeros((1, n, n, n), np.uint8)
         rng = np.random.default_rng(seed)

@@ -35,7 +35,29 @@ try:  # the C ABI behind the wkw package: lets reads land directly in the caller
 except ImportError:  # pragma: no cover - a wkw release without these names: use its Python API
     _ffi = _libwkw = None
 
-_HEADER = struct.Struct("<3sBBBBBQ")  # magic, version, lens, block type, voxel type, voxel size, data offset
+_HEADER = struct.Struct("<3sBBBBBQ")
+
+#: LZ4HC level wkview writes by default: the fastest level whose files stay within 10% of
+#: libwkw's (level 9) on EM-like data (measured: level 4 gives 1.09x the size at ~4x the
+#: speed per core; level 3 already 1.14x). Level 9 gives libwkw's exact bytes.
+DEFAULT_COMPRESSION_LEVEL = 4
+
+#: which code reads and writes compressed files: "wkview" (its own codec: block-granular
+#: edits, parallel encoding) or "libwkw" (the reference); WKVIEW_CODEC overrides.
+CODECS = ("wkview", "libwkw")
+
+
+def _default_codec() -> str:
+    name = os.environ.get("WKVIEW_CODEC", "wkview")
+    if name not in CODECS:
+        raise ValueError(f"WKVIEW_CODEC must be one of {CODECS}, got {name!r}")
+    return name
+
+
+def _check_level(level: Any) -> int:
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 1 <= int(level) <= 12:
+        raise ValueError(f"compression_level must be an int from 1 to 12 (LZ4HC), got {level!r}")
+    return int(level)  # magic, version, lens, block type, voxel type, voxel size, data offset
 
 
 # -- the IO thread pool ------------------------------------------------------------------
@@ -261,7 +283,14 @@ class MagStore:
     ``(channels, x, y, z)``.
     """
 
-    def __init__(self, path: str | os.PathLike, header: wkw.Header | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        header: wkw.Header | None = None,
+        *,
+        codec: str | None = None,
+        compression_level: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self._handle: Any = None
         self._pid = -1
@@ -270,6 +299,12 @@ class MagStore:
         if header is None:
             header = self._read_header()
         self.header = header
+        self.codec = _default_codec() if codec is None else codec
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {CODECS}, got {self.codec!r}")
+        self.compression_level = (
+            DEFAULT_COMPRESSION_LEVEL if compression_level is None else _check_level(compression_level)
+        )
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: wkw.Header) -> "MagStore":
@@ -317,11 +352,18 @@ class MagStore:
             pass
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": str(self.path), "header": _header_state(self.header)}
+        return {
+            "path": str(self.path),
+            "header": _header_state(self.header),
+            "codec": self.codec,
+            "compression_level": self.compression_level,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = Path(state["path"])
         self.header = wkw.Header(**state["header"])
+        self.codec = state.get("codec", "wkview")
+        self.compression_level = state.get("compression_level", DEFAULT_COMPRESSION_LEVEL)
         self._handle = None
         self._pid = -1
         self._lock = threading.Lock()
@@ -387,6 +429,8 @@ class MagStore:
         files that do not exist are not read at all.
         """
         self._check_box(offset, size)
+        if self.is_compressed and self.codec == "wkview":
+            return self._codec_read(offset, size)
         edge = self.file_edge
         present = [
             part
@@ -413,7 +457,7 @@ class MagStore:
         _run_all(read_slab, slabs, nbytes)
         return out
 
-    def write(self, offset: tuple[int, int, int], data: np.ndarray) -> None:
+    def write(self, offset: tuple[int, int, int], data: np.ndarray, level: int | None = None) -> None:
         """Store ``data`` (``(channels, x, y, z)``, the mag's dtype) at ``offset``.
 
         The box is split by file and the files are written on the IO threads.
@@ -424,6 +468,9 @@ class MagStore:
         """
         size = tuple(int(s) for s in data.shape[1:])
         self._check_box(offset, size)  # type: ignore[arg-type]
+        if self.is_compressed and self.codec == "wkview":
+            self._codec_write(offset, data, self.compression_level if level is None else _check_level(level))
+            return
         handle = self._get_handle()
         edge = self.file_edge
         compressed = self.is_compressed
@@ -469,6 +516,41 @@ class MagStore:
             handle.write(file_offset, merged)
 
         _run_all(write_part, parts, data.nbytes)
+
+    # -- wkview's own codec for compressed files ------------------------------------------
+
+    def _codec_read(self, offset: tuple[int, int, int], size: tuple[int, int, int]) -> np.ndarray:
+        """Decode only the blocks the box touches, file by file (blocks in parallel)."""
+        from . import codec
+
+        edge = self.file_edge
+        out = np.zeros((self.num_channels, *size), dtype=self.dtype, order="F")
+        for part in _core.project_box(offset, size, (edge, edge, edge)):
+            ax, ay, az = part.array_offset
+            sx, sy, sz = part.size
+            codec.read_box(
+                self.file_path(part.index), self.header, part.local_offset, part.size,
+                out[:, ax : ax + sx, ay : ay + sy, az : az + sz],
+            )
+        return out
+
+    def _codec_write(self, offset: tuple[int, int, int], data: np.ndarray, level: int) -> None:
+        """Every touched file once: whole files encoded from ``data``, partly covered files
+        edited block by block (untouched blocks keep their compressed bytes)."""
+        from . import codec
+
+        edge = self.file_edge
+        for part in _core.project_box(offset, data.shape[1:], (edge, edge, edge)):
+            ax, ay, az = part.array_offset
+            sx, sy, sz = part.size
+            piece = data[:, ax : ax + sx, ay : ay + sy, az : az + sz]
+            path = self.file_path(part.index)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if part.full:
+                codec.write_full_file(path, self.header, piece, level)
+            else:
+                codec.write_box(path, self.header, part.local_offset, piece, level)
+            self._checks.forget(path)
 
     def __repr__(self) -> str:
         return f"MagStore({str(self.path)!r})"
