@@ -34,7 +34,7 @@ def test_writer_unaligned_start_writes_whole_files_after_the_first(tmp_path, mon
     mag = layer.add_mag(1, block_len=8, file_len=2, compress=True)  # 16^3 files
     writes = []
     real_write = mag._store.write
-    monkeypatch.setattr(mag._store, "write", lambda off, d: (writes.append((tuple(off), d.shape[1:])), real_write(off, d)))
+    monkeypatch.setattr(mag._store, "write", lambda off, d, level=None: (writes.append((tuple(off), d.shape[1:])), real_write(off, d, level)))
     data = random_data(np.random.default_rng(1), (32, 32, 40), np.uint8)
     with mag.get_buffered_slice_writer(offset=(0, 0, 5)) as writer:
         for k in range(40):

@@ -42,8 +42,10 @@ _HEADER = struct.Struct("<3sBBBBBQ")
 #: speed per core; level 3 already 1.14x). Level 9 gives libwkw's exact bytes.
 DEFAULT_COMPRESSION_LEVEL = 4
 
-#: which code reads and writes compressed files: "wkview" (its own codec: block-granular
-#: edits, parallel encoding) or "libwkw" (the reference); WKVIEW_CODEC overrides.
+#: which code writes compressed files: "wkview" (its own codec: block-granular edits,
+#: parallel encoding) or "libwkw" (the reference); WKVIEW_CODEC overrides. Reads go through
+#: libwkw's decoder either way (with wkview's file checks and parallel slabs): it decodes
+#: faster than wkview's codec does yet; WKVIEW_READ_CODEC=wkview reads with the codec.
 CODECS = ("wkview", "libwkw")
 
 
@@ -305,6 +307,7 @@ class MagStore:
         self.compression_level = (
             DEFAULT_COMPRESSION_LEVEL if compression_level is None else _check_level(compression_level)
         )
+        self.read_with_codec = os.environ.get("WKVIEW_READ_CODEC") == "wkview"
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: wkw.Header) -> "MagStore":
@@ -363,6 +366,7 @@ class MagStore:
         self.path = Path(state["path"])
         self.header = wkw.Header(**state["header"])
         self.codec = state.get("codec", "wkview")
+        self.read_with_codec = os.environ.get("WKVIEW_READ_CODEC") == "wkview"
         self.compression_level = state.get("compression_level", DEFAULT_COMPRESSION_LEVEL)
         self._handle = None
         self._pid = -1
@@ -429,7 +433,7 @@ class MagStore:
         files that do not exist are not read at all.
         """
         self._check_box(offset, size)
-        if self.is_compressed and self.codec == "wkview":
+        if self.is_compressed and self.codec == "wkview" and self.read_with_codec:
             return self._codec_read(offset, size)
         edge = self.file_edge
         present = [

@@ -332,8 +332,20 @@ class Layer:
             raise DatasetError(f"The mag {mag} is not a mag of layer {self.name!r} (mags: {sorted(views)})")
         return views[mag]
 
-    def add_mag(self, mag: MagLike, block_len: int = 32, file_len: int = 32, compress: bool = False) -> "MagView":
-        """Add a mag (files of ``file_len**3`` blocks of ``block_len**3`` voxels, LZ4HC when ``compress``)."""
+    def add_mag(
+        self,
+        mag: MagLike,
+        block_len: int = 32,
+        file_len: int = 32,
+        compress: bool = False,
+        *,
+        compression_level: Optional[int] = None,
+    ) -> "MagView":
+        """Add a mag (files of ``file_len**3`` blocks of ``block_len**3`` voxels, LZ4HC when ``compress``).
+
+        ``compression_level`` (1-12) sets the LZ4HC level of this mag view's writes (default 4;
+        9 is libwkw's); it is not stored in the dataset.
+        """
         mag = Mag(mag)
         views = self._mag_views()
         if mag in views:
@@ -356,6 +368,8 @@ class Layer:
         mag_props = props.MagProperties(mag=mag, cube_length=block_len * file_len, path=rel_path, extra=extra)
         self._properties.mags.append(mag_props)
         view = MagView(self, mag_props)
+        if compression_level is not None:
+            view.compression_level = compression_level
         views[mag] = view
         self._dataset._save_properties()
         return view
@@ -593,13 +607,17 @@ class MagView(View):
     def _mag_view_bbox_at_creation(self, value: Any) -> None:
         pass  # always the current bounding box
 
-    def write(self, data: np.ndarray, offset: Vec3 = (0, 0, 0)) -> None:
+    def write(self, data: np.ndarray, offset: Vec3 = (0, 0, 0), *, compression_level: Optional[int] = None) -> None:
         """Write ``data`` at the absolute ``offset`` of this mag; grows the layer's bounding box."""
         if self._read_only:
             raise ReadOnlyError(
                 f"mag {self.mag} of layer {self._layer.name!r} lies outside the dataset folder "
                 f"({self._path.resolve()}); wkview only reads it"
             )
+        if compression_level is not None:
+            from ._storage import _check_level
+
+            compression_level = _check_level(compression_level)
         data4 = self._prepare_data(data)
         off = _offset3(offset)
         size = Vec3Int(data4.shape[1:])
@@ -612,7 +630,9 @@ class MagView(View):
         current = self._layer.bounding_box
         grown = current.extended_by(written)
         # write the data before recording it: a failed write must not grow the box
-        self._write_absolute(off, data4, border=grown.align_with_mag(self.mag, ceil=True).in_mag(self.mag))
+        self._write_absolute(
+            off, data4, border=grown.align_with_mag(self.mag, ceil=True).in_mag(self.mag), level=compression_level
+        )
         if grown != current:
             self._layer.bounding_box = grown
 

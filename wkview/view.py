@@ -256,26 +256,53 @@ class View:
 
     # -- read / write ------------------------------------------------------------------
 
-    def write(self, data: np.ndarray, offset: Vec3 = (0, 0, 0)) -> None:
+    def write(self, data: np.ndarray, offset: Vec3 = (0, 0, 0), *, compression_level: Optional[int] = None) -> None:
         """Write ``data`` at ``offset`` (relative to :attr:`global_offset`).
 
         ``data`` is ``(x, y, z)`` for one channel or ``(channels, x, y, z)``,
         in the layer's dtype, C or Fortran order or any strided view. Writes
         into compressed mags that do not cover whole files are merged with
-        the stored data: only the files covered partially are read, and each
-        touched file is written once. Such writes raise a ``RuntimeWarning``
-        unless they touch the layer's bounding box border.
+        the stored data block by block: only blocks covered partially are
+        decoded, and every other block keeps its compressed bytes. Such
+        writes raise a ``RuntimeWarning`` unless they touch the layer's
+        bounding box border. ``compression_level`` (LZ4HC, 1-12) overrides
+        the mag's level for this write.
         """
         if self._read_only:
             raise ReadOnlyError("Cannot write data to an read_only View")
+        if compression_level is not None:
+            from ._storage import _check_level
+
+            compression_level = _check_level(compression_level)
         data4 = self._prepare_data(data)
         off = _offset3(offset)
         size = _size3(data4.shape[1:], "data shape")
         self._check_bounds(off, size)
         absolute = self._global_offset + off
-        self._write_absolute(absolute, data4)
+        self._write_absolute(absolute, data4, level=compression_level)
 
-    def _write_absolute(self, absolute: Vec3Int, data4: np.ndarray, border: Optional[BoundingBox] = None) -> None:
+    @property
+    def compression_level(self) -> int:
+        """LZ4HC level of compressed writes through this view's mag (1-12; default 4).
+
+        Set it on a mag view (or pass ``compression_level`` to :meth:`write`);
+        it is not stored in the dataset. Level 9 writes exactly libwkw's bytes.
+        """
+        return self._store.compression_level
+
+    @compression_level.setter
+    def compression_level(self, level: int) -> None:
+        from ._storage import _check_level
+
+        self._store.compression_level = _check_level(level)
+
+    def _write_absolute(
+        self,
+        absolute: Vec3Int,
+        data4: np.ndarray,
+        border: Optional[BoundingBox] = None,
+        level: Optional[int] = None,
+    ) -> None:
         size = Vec3Int._trusted(*data4.shape[1:])
         if self._is_unaligned_write(absolute, size, border):
             warnings.warn(
@@ -285,7 +312,7 @@ class View:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        self._store.write(tuple(absolute), data4)
+        self._store.write(tuple(absolute), data4, level)
 
     def read(self, offset: Vec3 = (0, 0, 0), size: Optional[Vec3] = None) -> np.ndarray:
         """Read the box at ``offset`` (relative to :attr:`global_offset`) of ``size``.
