@@ -504,9 +504,10 @@ def merge_into(existing, data, local_offset, shape, dtype):
     Returns
     -------
     ndarray
-        A Fortran-ordered array of shape ``(channels, *shape)``: ``existing``
-        (or zeros) with ``data`` written at ``local_offset``. ``existing`` may
-        be modified in place and returned.
+        An array of shape ``(channels, *shape)``: ``existing`` with ``data``
+        written at ``local_offset`` (modified in place and returned, in its own
+        memory order), or, without ``existing``, a new Fortran-ordered array
+        of zeros with ``data`` written into it.
     """
     import numpy as np
     cdef i64 o[3]
