@@ -15,43 +15,25 @@ cimport cython
 from libc.stdint cimport uint8_t, uint64_t, int64_t
 from libc.string cimport memcpy
 
+from ._morton cimport compact_bits, morton3, spread_bits
+
 import numpy as np
 
 
 # ---------------------------------------------------------------------------
 # Morton order (x bit lowest), pure arithmetic
 
-cdef inline uint64_t _spread_bits(uint64_t v) noexcept nogil:
-    # bit i of v moves to bit 3*i (21 usable input bits)
-    v &= 0x1FFFFFULL
-    v = (v | (v << 32)) & 0x1F00000000FFFFULL
-    v = (v | (v << 16)) & 0x1F0000FF0000FFULL
-    v = (v | (v << 8)) & 0x100F00F00F00F00FULL
-    v = (v | (v << 4)) & 0x10C30C30C30C30C3ULL
-    v = (v | (v << 2)) & 0x1249249249249249ULL
-    return v
-
-
-cdef inline uint64_t _compact_bits(uint64_t v) noexcept nogil:
-    v &= 0x1249249249249249ULL
-    v = (v ^ (v >> 2)) & 0x10C30C30C30C30C3ULL
-    v = (v ^ (v >> 4)) & 0x100F00F00F00F00FULL
-    v = (v ^ (v >> 8)) & 0x1F0000FF0000FFULL
-    v = (v ^ (v >> 16)) & 0x1F00000000FFFFULL
-    v = (v ^ (v >> 32)) & 0x1FFFFFULL
-    return v
-
 
 def morton_encode(uint64_t x, uint64_t y, uint64_t z):
     """Morton index of block ``(x, y, z)`` inside a file (each coordinate < 2**21)."""
     if x >= (1 << 21) or y >= (1 << 21) or z >= (1 << 21):
         raise ValueError(f"block coordinates ({x}, {y}, {z}) exceed 2**21")
-    return _spread_bits(x) | (_spread_bits(y) << 1) | (_spread_bits(z) << 2)
+    return morton3(x, y, z)
 
 
 def morton_decode(uint64_t index):
     """Block coordinates ``(x, y, z)`` of Morton index ``index``."""
-    return (_compact_bits(index), _compact_bits(index >> 1), _compact_bits(index >> 2))
+    return (compact_bits(index), compact_bits(index >> 1), compact_bits(index >> 2))
 
 
 @cython.boundscheck(False)
@@ -65,9 +47,9 @@ def morton_coords(Py_ssize_t n):
     cdef Py_ssize_t i
     with nogil:
         for i in range(n):
-            c[i, 0] = <int64_t>_compact_bits(<uint64_t>i)
-            c[i, 1] = <int64_t>_compact_bits(<uint64_t>i >> 1)
-            c[i, 2] = <int64_t>_compact_bits(<uint64_t>i >> 2)
+            c[i, 0] = <int64_t>compact_bits(<uint64_t>i)
+            c[i, 1] = <int64_t>compact_bits(<uint64_t>i >> 1)
+            c[i, 2] = <int64_t>compact_bits(<uint64_t>i >> 2)
     return out
 
 

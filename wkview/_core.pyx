@@ -21,6 +21,8 @@ from cpython.long cimport PyLong_FromLongLong
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 
+from ._morton cimport compact_bits, morton3, spread_bits
+
 ctypedef long long i64
 ctypedef unsigned long long u64
 
@@ -60,31 +62,6 @@ cdef inline i64 _floor_to(i64 a, i64 grid) noexcept nogil:
 
 cdef inline i64 _ceil_to(i64 a, i64 grid) noexcept nogil:
     return -_floordiv(-a, grid) * grid
-
-
-cdef inline u64 _spread_bits(u64 v) noexcept nogil:
-    # Put bit i of v at position 3*i (21 usable input bits).
-    v &= 0x1FFFFFULL
-    v = (v | (v << 32)) & 0x1F00000000FFFFULL
-    v = (v | (v << 16)) & 0x1F0000FF0000FFULL
-    v = (v | (v << 8)) & 0x100F00F00F00F00FULL
-    v = (v | (v << 4)) & 0x10C30C30C30C30C3ULL
-    v = (v | (v << 2)) & 0x1249249249249249ULL
-    return v
-
-
-cdef inline u64 _compact_bits(u64 v) noexcept nogil:
-    v &= 0x1249249249249249ULL
-    v = (v ^ (v >> 2)) & 0x10C30C30C30C30C3ULL
-    v = (v ^ (v >> 4)) & 0x100F00F00F00F00FULL
-    v = (v ^ (v >> 8)) & 0x1F0000FF0000FFULL
-    v = (v ^ (v >> 16)) & 0x1F00000000FFFFULL
-    v = (v ^ (v >> 32)) & 0x1FFFFFULL
-    return v
-
-
-cdef inline u64 _morton(u64 x, u64 y, u64 z) noexcept nogil:
-    return _spread_bits(x) | (_spread_bits(y) << 1) | (_spread_bits(z) << 2)
 
 
 # ---------------------------------------------------------------------------
@@ -144,7 +121,7 @@ def morton_index(x, y, z):
     for i in range(3):
         if c[i] >= (1 << 21):
             raise ValueError(f"block coordinate {(x, y, z)!r} is too large for a Morton index")
-    return _morton(<u64>c[0], <u64>c[1], <u64>c[2])
+    return morton3(<u64>c[0], <u64>c[1], <u64>c[2])
 
 
 def morton_decode(index):
@@ -157,7 +134,7 @@ def morton_decode(index):
     if value >= (1 << 63):
         raise ValueError(f"Morton index must be below 2**63, got {index!r}")
     cdef u64 u = <u64>(<i64>value)
-    return (_compact_bits(u), _compact_bits(u >> 1), _compact_bits(u >> 2))
+    return (compact_bits(u), compact_bits(u >> 1), compact_bits(u >> 2))
 
 
 def align_box(offset, size, grid, bint outward=True):
