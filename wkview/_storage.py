@@ -120,6 +120,9 @@ def _get_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+#: data files a store keeps open (with their parsed jump tables) for codec reads
+OPEN_FILES_CACHED = 64
+
 #: Boxes smaller than this many bytes are read or written with one call on the calling
 #: thread: handing them to the pool costs more than it saves.
 PARALLEL_MIN_BYTES = 1 << 20
@@ -342,11 +345,16 @@ class MagStore:
         return self._handle is not None and self._pid == os.getpid()
 
     def close(self) -> None:
-        """Release the libwkw handle (it is reopened on next use)."""
+        """Release the libwkw handle and the files kept open (reopened on next use)."""
         with self._lock:
             handle, self._handle = self._handle, None
             if handle is not None and self._pid == os.getpid():
                 handle.close()
+            cache = self.__dict__.get("_open_files_cache")
+            if cache and self.__dict__.get("_open_files_pid") == os.getpid():
+                for _, opened in cache.values():
+                    opened.close()
+                cache.clear()
 
     def __del__(self) -> None:
         try:
@@ -523,6 +531,39 @@ class MagStore:
 
     # -- wkview's own codec for compressed files ------------------------------------------
 
+    def _opened(self, path: str) -> Any:
+        """The file opened by the codec, with its parsed jump table; cached per
+        (inode, size, mtime), so a file replaced or changed is parsed again.
+        None when the file does not exist."""
+        from . import codec
+
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cache = self._open_files
+        hit = cache.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        opened = codec.CompressedFile.open(path, self.header)
+        with self._lock:
+            old = cache.pop(path, None)
+            cache[path] = (key, opened)
+            while len(cache) > OPEN_FILES_CACHED:
+                cache.pop(next(iter(cache)))[1].close()
+        if old is not None:
+            old[1].close()
+        return opened
+
+    @property
+    def _open_files(self) -> dict[str, Any]:
+        cache = self.__dict__.get("_open_files_cache")
+        if cache is None or self.__dict__.get("_open_files_pid") != os.getpid():
+            cache = self.__dict__["_open_files_cache"] = {}
+            self.__dict__["_open_files_pid"] = os.getpid()
+        return cache
+
     def _codec_read(self, offset: tuple[int, int, int], size: tuple[int, int, int]) -> np.ndarray:
         """Decode only the blocks the box touches, file by file (blocks in parallel)."""
         from . import codec
@@ -530,11 +571,15 @@ class MagStore:
         edge = self.file_edge
         out = np.zeros((self.num_channels, *size), dtype=self.dtype, order="F")
         for part in _core.project_box(offset, size, (edge, edge, edge)):
+            path = self.file_path(part.index)
+            opened = self._opened(path)
+            if opened is None:
+                continue  # no file: zeros
             ax, ay, az = part.array_offset
             sx, sy, sz = part.size
             codec.read_box(
-                self.file_path(part.index), self.header, part.local_offset, part.size,
-                out[:, ax : ax + sx, ay : ay + sy, az : az + sz],
+                path, self.header, part.local_offset, part.size,
+                out[:, ax : ax + sx, ay : ay + sy, az : az + sz], opened=opened,
             )
         return out
 

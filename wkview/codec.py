@@ -17,6 +17,7 @@ file (``0 <= c < file_len * block_len``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import tempfile
@@ -415,27 +416,32 @@ class _Piece:
 
 
 def _pieces(layout: _Layout, offset: Sequence[int], size: Sequence[int]) -> list[_Piece]:
-    """Blocks a box (file-local) touches, in Morton order, with the part inside the box."""
+    """Blocks a box (file-local) touches, in Morton order, with the part inside the box.
+
+    Only the touched block range is visited (per axis, then combined), so a small box
+    costs a few blocks' work, not a scan of every block of the file.
+    """
     B = layout.block_len
     if any(s <= 0 for s in size):
         return []
-    coords = _block_coords(layout.file_len)
-    lo_b = np.array([o // B for o in offset])
-    hi_b = np.array([(o + s - 1) // B + 1 for o, s in zip(offset, size)])
-    inside = np.nonzero(np.all((coords >= lo_b) & (coords < hi_b), axis=1))[0]
+    axes = []
+    for a in range(3):
+        o, n = offset[a], size[a]
+        runs = []
+        for b in range(o // B, (o + n - 1) // B + 1):
+            start = max(b * B, o)
+            stop = min(b * B + B, o + n)
+            runs.append((b, start - b * B, start - o, stop - start))
+        axes.append(runs)
+    encode = _codec.morton_encode
     pieces = []
-    for index in inside.tolist():
-        c = coords[index]
-        lo, at, sz = [], [], []
-        full = True
-        for a in range(3):
-            start = max(int(c[a]) * B, offset[a])
-            stop = min(int(c[a]) * B + B, offset[a] + size[a])
-            lo.append(start - int(c[a]) * B)
-            at.append(start - offset[a])
-            sz.append(stop - start)
-            full = full and stop - start == B
-        pieces.append(_Piece(index, tuple(lo), tuple(at), tuple(sz), full))  # type: ignore[arg-type]
+    for bx, lx, ax, sx in axes[0]:
+        for by, ly, ay, sy in axes[1]:
+            for bz, lz, az, sz in axes[2]:
+                pieces.append(
+                    _Piece(encode(bx, by, bz), (lx, ly, lz), (ax, ay, az), (sx, sy, sz), sx == sy == sz == B)
+                )
+    pieces.sort(key=lambda p: p.index)
     return pieces
 
 
@@ -555,6 +561,10 @@ class CompressedFile:
         return f"CompressedFile({self.path!r}, {self.header.num_blocks} blocks, {self.size} bytes)"
 
 
+#: boxes touching fewer decoded bytes than this are decoded on the calling thread
+SMALL_READ_BYTES = 1 << 20
+
+
 def _batches(pieces: list[_Piece], per_batch: int) -> Iterator[list[_Piece]]:
     for k in range(0, len(pieces), per_batch):
         yield pieces[k : k + per_batch]
@@ -567,11 +577,13 @@ def read_box(
     size: Sequence[int],
     out: np.ndarray,
     threads: int | None = None,
+    opened: "CompressedFile | None" = None,
 ) -> None:
     """Fill ``out`` (``(channels, *size)``) with the box at ``file_offset_in_file`` of one file.
 
     Decodes only the blocks the box touches; zeros when the file does not exist.
-    Raises :class:`CorruptFileError` for a damaged file.
+    Raises :class:`CorruptFileError` for a damaged file. ``opened``: the file,
+    already opened (its parsed jump table is reused; it is not closed here).
     """
     layout = _layout(header)
     offset, size = _check_box(layout, file_offset_in_file, size)
@@ -582,13 +594,18 @@ def read_box(
         raise ValueError("out is read-only")
     threads = _check_threads(threads)
     path = os.fspath(path)
-    try:
-        f = CompressedFile.open(path, layout)
-    except FileNotFoundError:
-        out[...] = 0
-        return
-    with f:
+    if opened is not None:
+        f = opened
+    else:
+        try:
+            f = CompressedFile.open(path, layout)
+        except FileNotFoundError:
+            out[...] = 0
+            return
+    with contextlib.nullcontext() if opened is not None else f:
         pieces = _pieces(layout, offset, size)
+        if len(pieces) * layout.block_bytes < SMALL_READ_BYTES:
+            threads = 1  # a few blocks: handing them to the pool costs more than decoding
         if not pieces:
             return
         dst = _byte_view(out)
