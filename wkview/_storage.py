@@ -19,23 +19,19 @@ from typing import Any
 import numpy as np
 import wkw
 
-from . import _core
+from . import _core, codec
 from .errors import CorruptFileError, DatasetError, ShapeError
 
-__all__ = ["MagStore", "LIBWKW_MAX_COORD", "VOXEL_TYPES", "get_io_threads", "set_io_threads"]
+__all__ = ["MagStore", "LIBWKW_MAX_COORD", "get_io_threads", "set_io_threads"]
 
 #: libwkw addresses voxels with uint32 coordinates.
 LIBWKW_MAX_COORD = 2**32 - 1
 
-#: voxel type codes of the WKW header, in libwkw's order (1-based).
-VOXEL_TYPES = [np.dtype(t) for t in wkw.Header.VALID_VOXEL_TYPES]
 
 try:  # the C ABI behind the wkw package: lets reads land directly in the caller's array
     from wkw.wkw import ffi as _ffi, libwkw as _libwkw
 except ImportError:  # pragma: no cover - a wkw release without these names: use its Python API
     _ffi = _libwkw = None
-
-_HEADER = struct.Struct("<3sBBBBBQ")
 
 #: LZ4HC level wkview writes by default: the fastest level whose files stay within 10% of
 #: libwkw's (level 9) on EM-like data (measured: level 4 gives 1.09x the size at ~4x the
@@ -230,53 +226,42 @@ class _FileCheck:
 
 
 def _validate_data_file(path: str, file_size: int, header: wkw.Header) -> None:
-    if file_size < _HEADER.size:
-        raise CorruptFileError(
-            f"{path} is not a valid WKW file: {file_size} bytes, shorter than the "
-            f"{_HEADER.size}-byte header (empty or truncated file)"
-        )
+    """Raise :class:`CorruptFileError` unless ``path`` is a complete WKW file of this mag.
+
+    The header is parsed by the codec's :func:`~wkview.codec.parse_header`; the size must
+    match the header (raw files) or the jump table's last entry (compressed files).
+    """
     with open(path, "rb") as f:
-        raw = f.read(_HEADER.size)
-        magic, version, lens, block_type, voxel_type, voxel_size, data_offset = _HEADER.unpack(raw)
-        if magic != b"WKW" or version != 1:
-            raise CorruptFileError(f"{path} is not a WKW file (magic {magic!r}, version {version})")
-        block_len = 1 << (lens & 0x0F)
-        file_len = 1 << (lens >> 4)
-        expected_voxel_size = header.num_channels * np.dtype(header.voxel_type).itemsize
+        found = codec.parse_header(f.read(codec.HEADER_SIZE), path)
         if (
-            block_len != header.block_len
-            or file_len != header.file_len
-            or voxel_size != expected_voxel_size
-            or not 1 <= voxel_type <= len(VOXEL_TYPES)
-            or VOXEL_TYPES[voxel_type - 1] != np.dtype(header.voxel_type)
+            found.block_len != header.block_len
+            or found.file_len != header.file_len
+            or found.voxel_size != header.num_channels * np.dtype(header.voxel_type).itemsize
+            or found.dtype != np.dtype(header.voxel_type)
         ):
             raise CorruptFileError(
-                f"{path} does not match the mag's header.wkw: block_len {block_len}, "
-                f"file_len {file_len}, voxel type {voxel_type}, voxel size {voxel_size}"
+                f"{path} does not match the mag's header.wkw: block_len {found.block_len}, "
+                f"file_len {found.file_len}, voxel type {found.voxel_type}, voxel size {found.voxel_size}"
             )
-        n_blocks = file_len**3
-        if block_type == wkw.Header.BLOCK_TYPE_RAW:
-            expected = data_offset + n_blocks * block_len**3 * voxel_size
+        n_blocks = found.num_blocks
+        if found.block_type == wkw.Header.BLOCK_TYPE_RAW:
+            expected = found.data_offset + n_blocks * found.block_len**3 * found.voxel_size
             if file_size != expected:
                 raise CorruptFileError(
                     f"{path} is truncated or damaged: {file_size} bytes, a raw file of this "
                     f"mag has {expected}"
                 )
-        elif block_type in (wkw.Header.BLOCK_TYPE_LZ4, wkw.Header.BLOCK_TYPE_LZ4HC):
-            table_end = _HEADER.size + 8 * n_blocks
-            if file_size < table_end:
-                raise CorruptFileError(
-                    f"{path} is truncated: {file_size} bytes, shorter than its jump table"
-                )
-            f.seek(table_end - 8)
-            (last_block_end,) = struct.unpack("<Q", f.read(8))
-            if last_block_end != file_size:
-                raise CorruptFileError(
-                    f"{path} is truncated or damaged: the jump table ends the last block at "
-                    f"byte {last_block_end}, the file has {file_size} bytes"
-                )
-        else:
-            raise CorruptFileError(f"{path} has an unknown block type {block_type}")
+            return
+        table_end = codec.HEADER_SIZE + 8 * n_blocks
+        if file_size < table_end:
+            raise CorruptFileError(f"{path} is truncated: {file_size} bytes, shorter than its jump table")
+        f.seek(table_end - 8)
+        (last_block_end,) = struct.unpack("<Q", f.read(8))
+        if last_block_end != file_size:
+            raise CorruptFileError(
+                f"{path} is truncated or damaged: the jump table ends the last block at "
+                f"byte {last_block_end}, the file has {file_size} bytes"
+            )
 
 
 class MagStore:
@@ -472,11 +457,12 @@ class MagStore:
     def write(self, offset: tuple[int, int, int], data: np.ndarray, level: int | None = None) -> None:
         """Store ``data`` (``(channels, x, y, z)``, the mag's dtype) at ``offset``.
 
-        The box is split by file and the files are written on the IO threads.
-        Raw files take any box. For compressed mags every touched file is
-        written exactly once: a file the box covers completely straight from
-        ``data``, a file it covers partially after merging ``data`` into the
-        file's stored voxels (a missing file merges into zeros, unread).
+        Compressed mags go through wkview's codec (see :meth:`_codec_write`) at
+        LZ4HC ``level`` (default: :attr:`compression_level`). Otherwise libwkw
+        writes, split by file on the IO threads: raw files take any box; with
+        ``codec="libwkw"`` every touched compressed file is written exactly
+        once, a partly covered one after merging ``data`` into its stored
+        voxels (a missing file merges into zeros, unread).
         """
         size = tuple(int(s) for s in data.shape[1:])
         self._check_box(offset, size)  # type: ignore[arg-type]
@@ -497,8 +483,7 @@ class MagStore:
             # file (for compressed mags they hold whole files), so each thread hands its slab
             # to libwkw as it is, without a copy
             if not compressed:
-                for part in _core.project_box(offset, size, (edge, edge, edge)):
-                    self._checks.check(self.file_path(part.index), self.header)
+                self._check_files(offset, size)  # type: ignore[arg-type]
             slabs = _slabs(offset[2], size[2], edge, get_io_threads())
 
             def write_slab(slab: tuple[int, int]) -> None:
@@ -535,8 +520,6 @@ class MagStore:
         """The file opened by the codec, with its parsed jump table; cached per
         (inode, size, mtime), so a file replaced or changed is parsed again.
         None when the file does not exist."""
-        from . import codec
-
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -566,8 +549,6 @@ class MagStore:
 
     def _codec_read(self, offset: tuple[int, int, int], size: tuple[int, int, int]) -> np.ndarray:
         """Decode only the blocks the box touches, file by file (blocks in parallel)."""
-        from . import codec
-
         edge = self.file_edge
         out = np.zeros((self.num_channels, *size), dtype=self.dtype, order="F")
         for part in _core.project_box(offset, size, (edge, edge, edge)):
@@ -586,8 +567,6 @@ class MagStore:
     def _codec_write(self, offset: tuple[int, int, int], data: np.ndarray, level: int) -> None:
         """Every touched file once: whole files encoded from ``data``, partly covered files
         edited block by block (untouched blocks keep their compressed bytes)."""
-        from . import codec
-
         edge = self.file_edge
         for part in _core.project_box(offset, data.shape[1:], (edge, edge, edge)):
             ax, ay, az = part.array_offset
