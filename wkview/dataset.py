@@ -591,21 +591,9 @@ class MagView(View):
         """Bottom-right corner of the layer's bounding box in this mag (as in webknossos 0.8.13)."""
         return self._layer_bbox_in_mag().bottomright
 
-    @property
-    def _size(self) -> Vec3Int:  # type: ignore[override]
-        return self.size
-
-    @_size.setter
-    def _size(self, value: Any) -> None:
-        pass  # derived from the layer's bounding box
-
-    @property
-    def _mag_view_bbox_at_creation(self) -> Optional[BoundingBox]:  # type: ignore[override]
+    def _border_box(self) -> Optional[BoundingBox]:
+        """Always the current bounding box (a plain view keeps its creation snapshot)."""
         return self._layer_bbox_in_mag()
-
-    @_mag_view_bbox_at_creation.setter
-    def _mag_view_bbox_at_creation(self, value: Any) -> None:
-        pass  # always the current bounding box
 
     def write(self, data: np.ndarray, offset: Vec3 = (0, 0, 0), *, compression_level: Optional[int] = None) -> None:
         """Write ``data`` at the absolute ``offset`` of this mag; grows the layer's bounding box."""
@@ -614,24 +602,14 @@ class MagView(View):
                 f"mag {self.mag} of layer {self._layer.name!r} lies outside the dataset folder "
                 f"({self._path.resolve()}); wkview only reads it"
             )
-        if compression_level is not None:
-            from ._storage import _check_level
-
-            compression_level = _check_level(compression_level)
-        data4 = self._prepare_data(data)
-        off = _offset3(offset)
-        size = Vec3Int(data4.shape[1:])
-        if any(s <= 0 for s in size):
-            from .errors import ShapeError
-
-            raise ShapeError(f"data of shape {data.shape} holds no voxel")
+        data4, off, size, level = self._write_arguments(data, offset, compression_level)
         mag = self.mag.to_vec3_int()
         written = BoundingBox._trusted(off * mag, size * mag)
         current = self._layer.bounding_box
         grown = current.extended_by(written)
         # write the data before recording it: a failed write must not grow the box
         self._write_absolute(
-            off, data4, border=grown.align_with_mag(self.mag, ceil=True).in_mag(self.mag), level=compression_level
+            off, data4, border=grown.align_with_mag(self.mag, ceil=True).in_mag(self.mag), level=level
         )
         if grown != current:
             self._layer.bounding_box = grown

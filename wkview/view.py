@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import numpy as np
 import wkw
 
-from . import _core
-from ._storage import MagStore
+from ._storage import MagStore, _check_level
 from .chunking import ChunkPlan, check_chunk_size, pair_chunk_axes, plan_chunks
-from .errors import BoundsError, DTypeMismatchError, ReadOnlyError, ShapeError, ViewStateError
+from .errors import BoundsError, ChunkingError, DTypeMismatchError, ReadOnlyError, ShapeError, ViewStateError
 from .geometry import BoundingBox, Vec3Int, _int3
 
 if TYPE_CHECKING:
@@ -130,6 +129,11 @@ class View:
         """Size of the view in voxels."""
         return self._size
 
+    def _border_box(self) -> Optional[BoundingBox]:
+        """The layer's bounding box in this mag, as far as the view knows it (or None):
+        compressed writes touching its border are not reported as unaligned."""
+        return self._mag_view_bbox_at_creation
+
     @property
     def global_offset(self) -> Vec3Int:
         """Position of the view in the mag (absolute voxel coordinates)."""
@@ -201,7 +205,7 @@ class View:
             strict = self._is_bounded
         if not strict:
             return
-        s = self._size
+        s = self.size
         if any(offset[i] + size[i] > s[i] for i in range(3)):
             raise BoundsError(
                 f"Accessing data out of bounds: offset {tuple(offset)} with size {tuple(size)} "
@@ -245,7 +249,7 @@ class View:
             return False
         edge = self._store.file_edge
         if bbox is None:
-            bbox = self._mag_view_bbox_at_creation
+            bbox = self._border_box()
         end = absolute_offset + size
         for i in range(3):
             start_ok = absolute_offset[i] % edge == 0 or (bbox is not None and absolute_offset[i] == bbox.topleft[i])
@@ -270,16 +274,17 @@ class View:
         """
         if self._read_only:
             raise ReadOnlyError("Cannot write data to an read_only View")
-        if compression_level is not None:
-            from ._storage import _check_level
-
-            compression_level = _check_level(compression_level)
-        data4 = self._prepare_data(data)
-        off = _offset3(offset)
-        size = _size3(data4.shape[1:], "data shape")
+        data4, off, size, level = self._write_arguments(data, offset, compression_level)
         self._check_bounds(off, size)
-        absolute = self._global_offset + off
-        self._write_absolute(absolute, data4, level=compression_level)
+        self._write_absolute(self._global_offset + off, data4, level=level)
+
+    def _write_arguments(
+        self, data: Any, offset: Any, compression_level: Optional[int]
+    ) -> tuple[np.ndarray, Vec3Int, Vec3Int, Optional[int]]:
+        """Validate what a write got: ``(channels, x, y, z)`` data, offset, size, level."""
+        level = None if compression_level is None else _check_level(compression_level)
+        data4 = self._prepare_data(data)
+        return data4, _offset3(offset), _size3(data4.shape[1:], "data shape"), level
 
     @property
     def compression_level(self) -> int:
@@ -292,8 +297,6 @@ class View:
 
     @compression_level.setter
     def compression_level(self, level: int) -> None:
-        from ._storage import _check_level
-
         self._store.compression_level = _check_level(level)
 
     def _write_absolute(
@@ -323,10 +326,10 @@ class View:
         """
         off = _offset3(offset)
         if size is None:
-            remaining = self._size - off
+            remaining = self.size - off
             if any(r <= 0 for r in remaining):
                 raise BoundsError(
-                    f"offset {tuple(off)} lies outside the view of size {tuple(self._size)}; "
+                    f"offset {tuple(off)} lies outside the view of size {tuple(self.size)}; "
                     "nothing to read"
                 )
             sz = Vec3Int._trusted(*remaining)
@@ -363,7 +366,7 @@ class View:
             )
         off = _offset3((0, 0, 0) if offset is None else offset)
         if size is None:
-            sz = _size3(self._size - off, "size (the rest of the view)")
+            sz = _size3(self.size - off, "size (the rest of the view)")
         else:
             sz = _size3(size)
         self._check_bounds(off, sz, strict=not read_only)
@@ -374,7 +377,7 @@ class View:
             global_offset=self._global_offset + off,
             is_bounded=True,
             read_only=read_only,
-            mag_view_bbox_at_creation=self._mag_view_bbox_at_creation,
+            mag_view_bbox_at_creation=self._border_box(),
             _store=self._store,
         )
 
@@ -389,7 +392,7 @@ class View:
         view._is_bounded = True
         view._read_only = read_only
         view._is_opened = False
-        view._mag_view_bbox_at_creation = self._mag_view_bbox_at_creation
+        view._mag_view_bbox_at_creation = self._border_box()
         return view
 
     # -- slices -----------------------------------------------------------------------------
@@ -432,7 +435,7 @@ class View:
         from .slices import BufferedSliceReader
 
         off = _offset3((0, 0, 0) if offset is None else offset)
-        sz = _size3(self._size - off if size is None else size)
+        sz = _size3(self.size - off if size is None else size)
         self._check_bounds(off, sz)
         return BufferedSliceReader(self, off, sz, buffer_size, dimension)
 
@@ -440,7 +443,7 @@ class View:
 
     def _plan(self, chunk_size: Vec3, writable: bool) -> ChunkPlan:
         unit = self._store.write_unit if writable else None
-        return plan_chunks(self._global_offset, self._size, chunk_size, unit)
+        return plan_chunks(self._global_offset, self.size, chunk_size, unit)
 
     def for_each_chunk(
         self,
@@ -463,14 +466,7 @@ class View:
         executor, or None to run in this process. An exception in a job is
         raised here with the chunk's box and the original traceback.
         """
-        self.map_chunk(
-            _call_with_args(work_on_chunk),
-            chunk_size,
-            executor,
-            batch_size=batch_size,
-            progress=progress,
-            _with_index=True,
-        )
+        self._run_chunks(work_on_chunk, chunk_size, executor, batch_size, progress, pass_index=True)
 
     def map_chunk(
         self,
@@ -480,19 +476,31 @@ class View:
         *,
         batch_size: Optional[int] = None,
         progress: Optional[bool] = None,
-        _with_index: bool = False,
     ) -> list[Any]:
         """Apply ``func(chunk_view)`` to every chunk and return the results in chunk order.
 
         Chunking, grouping and executors as in :meth:`for_each_chunk`.
         """
+        return self._run_chunks(func, chunk_size, executor, batch_size, progress, pass_index=False)
+
+    def _run_chunks(
+        self,
+        func: Callable[..., Any],
+        chunk_size: Vec3,
+        executor: Any,
+        batch_size: Optional[int],
+        progress: Optional[bool],
+        pass_index: bool,
+    ) -> list[Any]:
+        """Run ``func`` on every chunk (``func((view, i))`` with ``pass_index``, else
+        ``func(view)``); results in chunk order."""
         from .executors import run_jobs
 
         view = self.get_view()
         plan = view._plan(chunk_size, writable=not view.read_only)
         jobs = [_ChunkGroup(view, plan, group) for group in plan.groups()]
         results = run_jobs(
-            functools.partial(_run_group, func, _with_index),
+            functools.partial(_run_group, func, pass_index),
             jobs,
             executor,
             batch_size=batch_size,
@@ -533,9 +541,9 @@ class View:
         target = target_view.get_view()
         for name, v in (("source", source), ("target", target)):
             if any(s == 0 for s in v.size):
-                raise_chunking(f"Calling 'for_zipped_chunks' failed because the size of the {name} view contains a 0.")
+                raise ChunkingError(f"Calling 'for_zipped_chunks' failed because the size of the {name} view contains a 0.")
         if any(source.size[i] * tcs[i] != target.size[i] * scs[i] for i in range(3)):
-            raise_chunking(
+            raise ChunkingError(
                 f"Calling 'for_zipped_chunks' failed because the ratio of the view sizes (source size = "
                 f"{tuple(source.size)}, target size = {tuple(target.size)}) must be equal to the ratio of "
                 f"the chunk sizes (source_chunk_size = {scs}, target_chunk_size = {tcs})"
@@ -566,23 +574,7 @@ class View:
     # -- dunder -------------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        return f"View({str(self._path)}, global_offset={tuple(self._global_offset)}, size={tuple(self._size)})"
-
-
-def raise_chunking(message: str) -> None:
-    from .errors import ChunkingError
-
-    raise ChunkingError(message)
-
-
-class _call_with_args:
-    """Adapts ``work_on_chunk((view, i))`` to the ``func(view, i)`` form used internally."""
-
-    def __init__(self, func: Callable[..., Any]) -> None:
-        self.func = func
-
-    def __call__(self, view: View, index: int) -> None:
-        self.func((view, index))
+        return f"View({str(self._path)}, global_offset={tuple(self._global_offset)}, size={tuple(self.size)})"
 
 
 class _ChunkGroup:
@@ -599,13 +591,13 @@ class _ChunkGroup:
         return f"chunk {self.numbers[0]} at {first[0]} of size {first[1]}{more} of {self.view!r}"
 
 
-def _run_group(func: Callable[..., Any], with_index: bool, group: _ChunkGroup) -> list[Any]:
+def _run_group(func: Callable[..., Any], pass_index: bool, group: _ChunkGroup) -> list[Any]:
     results = []
     read_only = group.view.read_only
     for number, (offset, size) in zip(group.numbers, group.boxes):
         chunk_view = group.view._chunk_view(offset, size, read_only)
         try:
-            results.append(func(chunk_view, number) if with_index else func(chunk_view))
+            results.append(func((chunk_view, number)) if pass_index else func(chunk_view))
         except BaseException as exc:
             exc.add_note(f"wkview: raised by the job for chunk {number} at {offset} of size {size}")
             raise
