@@ -198,6 +198,13 @@ def _portable(exc: BaseException) -> BaseException | None:
         return None
 
 
+def _failure_of(exc: Exception, position: int, kept: BaseException | None) -> _Failure:
+    """Describe a job's exception; the traceback starts in the job function, not in our loop."""
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return _Failure(position, type(exc).__qualname__, _safe_str(exc), text, kept)
+
+
 def _run_batch(fn: Callable[[Any], Any], portable: bool, items: Iterable[Any]) -> _BatchOutcome:
     """Call ``fn`` on every item of one batch, stopping at the first failure.
 
@@ -226,12 +233,7 @@ def _run_batch(fn: Callable[[Any], Any], portable: bool, items: Iterable[Any]) -
         try:
             results.append(fn(item))
         except Exception as exc:
-            # skip this frame: the traceback starts in the job function
-            tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-            text = "".join(traceback.format_exception(type(exc), exc, tb))
-            kept = _portable(exc) if portable else exc
-            failure = _Failure(position, type(exc).__qualname__, _safe_str(exc), text, kept)
-            return _BatchOutcome(results, failure)
+            return _BatchOutcome(results, _failure_of(exc, position, _portable(exc) if portable else exc))
     return _BatchOutcome(results, None)
 
 
@@ -857,9 +859,7 @@ def _run_inline(
         try:
             results.append(fn(item))
         except Exception as exc:
-            tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-            text = "".join(traceback.format_exception(type(exc), exc, tb))
-            failure = _Failure(0, type(exc).__qualname__, _safe_str(exc), text, exc)
+            failure = _failure_of(exc, 0, exc)
             raise _make_item_error(index, n, _describe_safely(describe, item), failure) from exc
         if bar is not None:
             bar.update(1)
