@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -21,27 +20,17 @@ import wkw
 import wkview
 from wkview import BoundingBox, Dataset
 from wkview.downsampling import pool
-from wkview.sample import em_like
+
+from ._workloads import load_data
 
 
 def noop(args):
     """The no-op chunk job."""
 
 
-def cache_dir() -> Path:
-    path = Path(os.environ.get("TMPDIR", "/tmp")) / "wkview-bench-cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def sample(n: int) -> np.ndarray:
-    """EM-like n^3 uint8, cached on disk (generating 512^3 takes a while)."""
-    path = cache_dir() / f"em{n}_seed0.npy"
-    if path.exists():
-        return np.asfortranarray(np.load(path))
-    data = np.asfortranarray(em_like((n, n, n), seed=0))
-    np.save(path, data)
-    return data
+    """EM-like n^3 uint8: the same cached volume the IO comparison uses."""
+    return load_data(n)
 
 
 def dispatch_setup(n: int) -> wkview.View:
@@ -81,7 +70,6 @@ class DownsampleCase:
         from wkview.downsampling import DownsampleJob
 
         target = self.fresh_target()
-        h = self.n // 2
         self.mag1.get_view().for_zipped_chunks(
             DownsampleJob((2, 2, 2), "mean", 128), target.get_view(), (256, 256, 256), (128, 128, 128), executor=executor
         )

@@ -31,7 +31,11 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-VOXEL = (517, 260, 771)
+VOXEL = (517, 260, 771)  # in a 1024^3 file; scaled for other --edge values
+
+
+def voxel(edge: int) -> tuple[int, int, int]:
+    return tuple(v * edge // 1024 for v in VOXEL)  # type: ignore[return-value]
 
 
 def _peak_reset() -> int:
@@ -60,7 +64,7 @@ def child(kind: str, mag: str, edge: int) -> None:
         base = _peak_reset()
         start = time.perf_counter()
         data = handle.read((0, 0, 0), (edge, edge, edge))
-        data[(0, *VOXEL)] = 7
+        data[(0, *voxel(edge))] = 7
         handle.write((0, 0, 0), data)
         seconds = time.perf_counter() - start
         del data
@@ -75,7 +79,7 @@ def child(kind: str, mag: str, edge: int) -> None:
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            view.write(value, VOXEL)
+            view.write(value, voxel(edge))
         seconds = time.perf_counter() - start
     peak = _rss("VmHWM") - base
     print(json.dumps({"kind": kind, "seconds": seconds, "extra_bytes": max(0, peak)}))
@@ -85,7 +89,7 @@ def build(mag: Path, edge: int) -> None:
     import wkw
 
     sys.path.insert(0, str(HERE))
-    from _parallel_workloads import sample
+    from _workloads import load_data as sample
 
     half = sample(edge // 2)
     full = np.empty((edge, edge, edge), np.uint8, order="F")
