@@ -157,6 +157,16 @@ cdef int _check(
     return 0
 
 
+cdef inline void _block_strides(
+    Py_ssize_t itemsize, Py_ssize_t voxel_size, Py_ssize_t B, Py_ssize_t* bs
+) noexcept nogil:
+    # byte strides of a decoded block, as (item, x, y, z): Fortran order, channels interleaved
+    bs[0] = itemsize
+    bs[1] = voxel_size
+    bs[2] = voxel_size * B
+    bs[3] = voxel_size * B * B
+
+
 def gather(
     const uint8_t[:, :, :, :, :] src, Py_ssize_t ax, Py_ssize_t ay, Py_ssize_t az,
     uint8_t[::1] block, Py_ssize_t B, Py_ssize_t bx, Py_ssize_t by, Py_ssize_t bz,
@@ -174,12 +184,8 @@ def gather(
     _check(src, channels, itemsize, block.shape[0], B, ax, ay, az, bx, by, bz, nx, ny, nz)
     if nx == 0 or ny == 0 or nz == 0 or channels == 0:
         return
-    cdef Py_ssize_t vs = channels * itemsize
     cdef Py_ssize_t bs[4]
-    bs[0] = itemsize
-    bs[1] = vs
-    bs[2] = vs * B
-    bs[3] = vs * B * B
+    _block_strides(itemsize, channels * itemsize, B, bs)
     cdef Py_ssize_t st[4]
     _strides(src.shape, src.strides, st)
     cdef const uint8_t* s = &src[0, ax, ay, az, 0]
@@ -204,12 +210,8 @@ def scatter(
     _check(dst, channels, itemsize, block.shape[0], B, ax, ay, az, bx, by, bz, nx, ny, nz)
     if nx == 0 or ny == 0 or nz == 0 or channels == 0:
         return
-    cdef Py_ssize_t vs = channels * itemsize
     cdef Py_ssize_t bs[4]
-    bs[0] = itemsize
-    bs[1] = vs
-    bs[2] = vs * B
-    bs[3] = vs * B * B
+    _block_strides(itemsize, channels * itemsize, B, bs)
     cdef const uint8_t* s = &block[0] + bx * bs[1] + by * bs[2] + bz * bs[3]
     cdef Py_ssize_t st[4]
     _strides(dst.shape, dst.strides, st)
