@@ -21,6 +21,7 @@ import wkw
 
 from . import properties as props
 from ._storage import MagStore
+from .downsampling import DownsampleJob, resolve_mode
 from .errors import DatasetError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
 from .geometry import BoundingBox, Mag, MagLike, Vec3Int
 from .view import Vec3, View, _offset3
@@ -425,8 +426,6 @@ class Layer:
         Each job writes whole target files (no read-modify-write); it reads
         its source in slabs of ``buffer_edge_len`` target voxels per edge.
         """
-        from .downsampling import DownsampleJob, resolve_mode
-
         source_mag, target = Mag(from_mag), Mag(target_mag)
         source_view = self.get_mag(source_mag)
         if any(t % s for t, s in zip(target, source_mag)) or target == source_mag:

@@ -12,6 +12,7 @@ import argparse
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,6 @@ def run_demo(path: Path, edge: int, workers: int, keep: bool = True) -> None:
     def edit() -> str:
         patch = np.full((40, 40, 40), 255, np.uint8)
         view = ctx["mag1"].get_view()
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # unaligned on purpose
             view.write(patch, offset=(17, 45, 60))

@@ -13,18 +13,17 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import wkw
 
 from ._storage import MagStore, _check_level
+from .executors import run_jobs
+from .slices import BufferedSliceReader, BufferedSliceWriter
 from .chunking import ChunkPlan, check_chunk_size, pair_chunk_axes, plan_chunks
 from .errors import BoundsError, ChunkingError, DTypeMismatchError, ReadOnlyError, ShapeError, ViewStateError
 from .geometry import BoundingBox, Vec3Int, _int3
-
-if TYPE_CHECKING:
-    from .slices import BufferedSliceReader, BufferedSliceWriter
 
 __all__ = ["View", "Vec3"]
 
@@ -414,8 +413,6 @@ class View:
                 for image in images:        # each (x, y), or (channels, x, y)
                     writer.send(image)
         """
-        from .slices import BufferedSliceWriter
-
         if self._read_only:
             raise ReadOnlyError("Cannot write data to an read_only View")
         return BufferedSliceWriter(self, _offset3(offset), buffer_size, dimension)
@@ -432,8 +429,6 @@ class View:
         ``offset`` defaults to (0, 0, 0) and ``size`` to the rest of the view;
         ``buffer_size`` slices are read at a time (default: the file edge).
         """
-        from .slices import BufferedSliceReader
-
         off = _offset3((0, 0, 0) if offset is None else offset)
         sz = _size3(self.size - off if size is None else size)
         self._check_bounds(off, sz)
@@ -494,8 +489,6 @@ class View:
     ) -> list[Any]:
         """Run ``func`` on every chunk (``func((view, i))`` with ``pass_index``, else
         ``func(view)``); results in chunk order."""
-        from .executors import run_jobs
-
         view = self.get_view()
         plan = view._plan(chunk_size, writable=not view.read_only)
         jobs = [_ChunkGroup(view, plan, group) for group in plan.groups()]
@@ -559,8 +552,6 @@ class View:
             write_unit=None,
         )
         jobs = [_ZippedGroup(source, source_plan, target, target_plan, group) for group in target_plan.groups()]
-        from .executors import run_jobs
-
         run_jobs(
             functools.partial(_run_zipped_group, work_on_chunk),
             jobs,
