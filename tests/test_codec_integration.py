@@ -48,7 +48,6 @@ def test_codec_reads_see_replaced_files(tmp_path):
     """The cached jump tables are keyed by (inode, size, mtime): a rewritten file is parsed again."""
     layer = Dataset.create(tmp_path / "ds", scale=(1, 1, 1)).add_layer("color", "color")
     mag = layer.add_mag(1, block_len=8, file_len=2, compress=True)
-    mag._store.read_with_codec = True
     data = em_like((16, 16, 16), seed=1)
     mag.write(data, offset=(0, 0, 0))
     assert np.array_equal(mag.read((0, 0, 0), (16, 16, 16))[0], data)

@@ -53,31 +53,19 @@ def test_defect1_own_codec_re_encodes_only_touched_blocks(view_factory, monkeypa
 
     view = view_factory(size=(64, 16, 16), block_type=LZ4HC, codec="wkview")  # files 16^3, blocks 8^3
     view.write(np.ones((64, 16, 16), np.uint8))
-    calls = []
-    decoded = []
-    depth = [0]
-
-    def spy(name, real):
-        def wrapper(path, *args, **kwargs):
-            if depth[0] == 0:  # the store's own calls, not the codec's internal ones
-                calls.append((name, path[-12:]))
-            depth[0] += 1
-            try:
-                return real(path, *args, **kwargs)
-            finally:
-                depth[0] -= 1
-
-        return wrapper
-
-    for name in ("write_box", "write_full_file"):
-        monkeypatch.setattr(codec, name, spy(name, getattr(codec, name)))
-    real_decode = codec.decode_block
-    monkeypatch.setattr(codec, "decode_block", lambda c, n, p, i: (decoded.append((p[-12:], i)), real_decode(c, n, p, i))[1])
+    stats = []
+    real = codec.write_boxes
+    monkeypatch.setattr(codec, "write_boxes", lambda *a, **k: stats.extend(real(*a, **k)) or stats)
     # x in [5, 43): file 0 partly (its x-block 0 partly, x-block 1 fully), file 1 fully, file 2 partly
     view.write(np.full((38, 16, 16), 2, np.uint8), (5, 0, 0))
-    assert sorted(calls) == sorted([("write_box", "z0/y0/x0.wkw"), ("write_full_file", "z0/y0/x1.wkw"), ("write_box", "z0/y0/x2.wkw")])
+    done = {s.path[-12:]: s for s in stats}
+    assert sorted(done) == ["z0/y0/x0.wkw", "z0/y0/x1.wkw", "z0/y0/x2.wkw"]  # each file once
     # only the 4 partly covered blocks of file 0 (x-block 0) and of file 2 (x-block 1) were decoded
-    assert sorted(decoded) == sorted([("z0/y0/x0.wkw", i) for i in (0, 2, 4, 6)] + [("z0/y0/x2.wkw", i) for i in (1, 3, 5, 7)])
+    assert done["z0/y0/x0.wkw"].merged == (0, 2, 4, 6)
+    assert done["z0/y0/x1.wkw"].merged == ()
+    assert done["z0/y0/x2.wkw"].merged == (1, 3, 5, 7)
+    # the box spans each file's full y and z range: every block is touched, none copied
+    assert [(done[p].encoded, done[p].copied) for p in sorted(done)] == [(8, 0), (8, 0), (8, 0)]
     expected = np.ones((64, 16, 16), np.uint8)
     expected[5:43] = 2
     assert np.array_equal(view.read()[0], expected)

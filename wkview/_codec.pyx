@@ -218,3 +218,399 @@ def scatter(
     cdef uint8_t* d = &dst[0, ax, ay, az, 0]
     with nogil:
         _copy_box(d, st, s, bs, channels, itemsize, nx, ny, nz)
+
+
+# ---------------------------------------------------------------------------
+# LZ4, from the system's liblz4 (linked at build time, see setup.py). The prototypes
+# below are the documented liblz4 API (stable since 1.9); its header need not be
+# installed.
+
+cdef extern from *:
+    """
+    int LZ4_versionNumber(void);
+    int LZ4_compressBound(int inputSize);
+    int LZ4_sizeofState(void);
+    int LZ4_compress_fast_extState(void* state, const char* src, char* dst,
+                                   int srcSize, int dstCapacity, int acceleration);
+    int LZ4_sizeofStateHC(void);
+    int LZ4_compress_HC_extStateHC(void* state, const char* src, char* dst,
+                                   int srcSize, int maxDstSize, int compressionLevel);
+    int LZ4_decompress_safe(const char* src, char* dst, int compressedSize, int dstCapacity);
+    int LZ4_decompress_safe_partial(const char* src, char* dst, int srcSize,
+                                    int targetOutputSize, int dstCapacity);
+    """
+    int LZ4_versionNumber() nogil
+    int LZ4_compressBound(int inputSize) nogil
+    int LZ4_sizeofState() nogil
+    int LZ4_compress_fast_extState(void* state, const char* src, char* dst,
+                                   int srcSize, int dstCapacity, int acceleration) nogil
+    int LZ4_sizeofStateHC() nogil
+    int LZ4_compress_HC_extStateHC(void* state, const char* src, char* dst,
+                                   int srcSize, int maxDstSize, int compressionLevel) nogil
+    int LZ4_decompress_safe(const char* src, char* dst, int compressedSize, int dstCapacity) nogil
+    int LZ4_decompress_safe_partial(const char* src, char* dst, int srcSize,
+                                    int targetOutputSize, int dstCapacity) nogil
+
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+cdef enum:
+    # block types of the WKW header this module encodes
+    LZ4_FAST = 2
+    LZ4_HC = 3
+    # largest LZ4 input (LZ4_MAX_INPUT_SIZE)
+    MAX_BLOCK_BYTES = 0x7E000000
+    # error codes of the piece kernels (the row of the failing piece goes with them)
+    C_ERR_DECODE = 1    # a stored block does not decode to exactly block_bytes
+    C_ERR_ENCODE = 2    # LZ4 failed to encode (output buffer too small)
+    C_ERR_MEMORY = 3    # malloc failed
+    # columns of a piece table (see below)
+    P_INDEX = 0
+    P_LO = 1
+    P_AT = 4
+    P_SIZE = 7
+    P_FULL = 10
+    P_COLS = 11
+
+ERR_DECODE = C_ERR_DECODE
+ERR_ENCODE = C_ERR_ENCODE
+
+
+def lz4_version_number():
+    """liblz4's version as ``major * 10000 + minor * 100 + release``."""
+    return LZ4_versionNumber()
+
+
+def compress_bound(Py_ssize_t n):
+    """Largest LZ4 block ``n`` input bytes can encode to (``LZ4_compressBound``)."""
+    if n < 0 or n > MAX_BLOCK_BYTES:
+        raise ValueError(f"LZ4 blocks hold 0 to {MAX_BLOCK_BYTES} bytes, not {n}")
+    return LZ4_compressBound(<int>n)
+
+
+cdef int _encode(
+    void* state, int block_type, int level, const uint8_t* src, int n, uint8_t* dst, int capacity
+) noexcept nogil:
+    if block_type == LZ4_HC:
+        return LZ4_compress_HC_extStateHC(state, <const char*>src, <char*>dst, n, capacity, level)
+    return LZ4_compress_fast_extState(state, <const char*>src, <char*>dst, n, capacity, 1)
+
+
+cdef void* _new_state(int block_type) noexcept nogil:
+    return malloc(LZ4_sizeofStateHC() if block_type == LZ4_HC else LZ4_sizeofState())
+
+
+def _check_codec_args(int block_type, int level):
+    if block_type != LZ4_FAST and block_type != LZ4_HC:
+        raise ValueError(f"block type must be 2 (LZ4) or 3 (LZ4HC), got {block_type}")
+    if block_type == LZ4_HC and not 1 <= level <= 12:
+        raise ValueError(f"LZ4HC level must be in 1..12, got {level}")
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def lz4_encode(const uint8_t[::1] raw, int block_type, int level):
+    """One raw LZ4 block (no size prefix) of ``raw``: LZ4HC at ``level`` for block
+    type 3, the fast LZ4 compressor for block type 2 (``level`` ignored)."""
+    _check_codec_args(block_type, level)
+    cdef Py_ssize_t n = raw.shape[0]
+    cdef int capacity = compress_bound(n)
+    out = bytearray(capacity)
+    cdef uint8_t[::1] o = out
+    cdef uint8_t empty = 0
+    cdef const uint8_t* src = &raw[0] if n else &empty
+    cdef int written
+    cdef void* state
+    with nogil:
+        state = _new_state(block_type)
+        if state != NULL:
+            written = _encode(state, block_type, level, src, <int>n, &o[0], capacity)
+            free(state)
+    if state == NULL:
+        raise MemoryError()
+    if written <= 0:
+        raise RuntimeError(f"LZ4 could not encode {n} bytes")
+    return bytes(o[:written])
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def lz4_decode(const uint8_t[::1] compressed, Py_ssize_t size):
+    """Decode one raw LZ4 block that must give exactly ``size`` bytes; ``None`` when it
+    does not (damaged data, wrong size)."""
+    if size < 0 or size > MAX_BLOCK_BYTES:
+        raise ValueError(f"LZ4 blocks hold 0 to {MAX_BLOCK_BYTES} bytes, not {size}")
+    if compressed.shape[0] == 0 or compressed.shape[0] > MAX_BLOCK_BYTES:
+        return None
+    out = bytearray(size)
+    cdef uint8_t[::1] o = out
+    cdef uint8_t spare = 0
+    cdef int got
+    with nogil:
+        got = LZ4_decompress_safe(
+            <const char*>&compressed[0], <char*>(&o[0] if size else &spare),
+            <int>compressed.shape[0], <int>size,
+        )
+    if got != size:
+        return None
+    return bytes(out)
+
+
+# -- the piece kernels -----------------------------------------------------------
+# A "piece" is the part of one block inside a box: one row of an int64[k, 11] table
+#   (index, lx, ly, lz, ax, ay, az, sx, sy, sz, full)
+# block index (Morton), block-local offset, array-local offset, size, whole-block flag.
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def block_pieces(
+    Py_ssize_t ox, Py_ssize_t oy, Py_ssize_t oz,
+    Py_ssize_t nx, Py_ssize_t ny, Py_ssize_t nz, Py_ssize_t B,
+):
+    """The pieces (see above) of the file-local box at ``(ox, oy, oz)`` of size
+    ``(nx, ny, nz)`` for blocks of edge ``B``, sorted by Morton index."""
+    if B < 1 or B & (B - 1):
+        raise ValueError(f"block edge must be a power of two, got {B}")
+    if min(ox, oy, oz, nx, ny, nz) < 0:
+        raise ValueError("negative offset or size")
+    if nx == 0 or ny == 0 or nz == 0:
+        return np.empty((0, P_COLS), dtype=np.int64)
+    cdef Py_ssize_t o[3]
+    cdef Py_ssize_t n[3]
+    cdef Py_ssize_t first[3]
+    cdef Py_ssize_t count[3]
+    o[0], o[1], o[2] = ox, oy, oz
+    n[0], n[1], n[2] = nx, ny, nz
+    cdef Py_ssize_t a
+    for a in range(3):
+        first[a] = o[a] // B
+        count[a] = (o[a] + n[a] - 1) // B - first[a] + 1
+        if first[a] + count[a] > (1 << 21):
+            raise ValueError("box exceeds 2**21 blocks per axis")
+    table = np.empty((count[0] * count[1] * count[2], P_COLS), dtype=np.int64)
+    cdef int64_t[:, ::1] t = table
+    cdef Py_ssize_t i, j, k, r = 0, b, start, stop
+    cdef Py_ssize_t blk[3]
+    cdef Py_ssize_t idx[3]
+    cdef bint full
+    with nogil:
+        for k in range(count[2]):
+            for j in range(count[1]):
+                for i in range(count[0]):
+                    idx[0], idx[1], idx[2] = i, j, k
+                    full = True
+                    for a in range(3):
+                        b = first[a] + idx[a]
+                        blk[a] = b
+                        start = o[a] if o[a] > b * B else b * B
+                        stop = o[a] + n[a] if o[a] + n[a] < b * B + B else b * B + B
+                        t[r, P_LO + a] = start - b * B
+                        t[r, P_AT + a] = start - o[a]
+                        t[r, P_SIZE + a] = stop - start
+                        full = full and stop - start == B
+                    t[r, P_INDEX] = <int64_t>morton3(blk[0], blk[1], blk[2])
+                    t[r, P_FULL] = full
+                    r += 1
+    if r > 1:
+        table = table[np.argsort(table[:, P_INDEX], kind="stable")]
+    return table
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline Py_ssize_t _prefix_bytes(
+    const int64_t[:, ::1] p, Py_ssize_t r, Py_ssize_t B, Py_ssize_t voxel_size
+) noexcept nogil:
+    # bytes of a decoded block up to and including the last voxel of the piece
+    return (
+        (p[r, P_LO] + p[r, P_SIZE] - 1)
+        + (p[r, P_LO + 1] + p[r, P_SIZE + 1] - 1) * B
+        + (p[r, P_LO + 2] + p[r, P_SIZE + 2] - 1) * B * B
+        + 1
+    ) * voxel_size
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef int _check_pieces(const int64_t[:, ::1] p, object array, Py_ssize_t B) except -1:
+    if p.shape[1] != P_COLS:
+        raise ValueError(f"piece table must have {P_COLS} columns, got {p.shape[1]}")
+    shape = array.shape
+    cdef Py_ssize_t r, a
+    for r in range(p.shape[0]):
+        for a in range(3):
+            if (
+                p[r, P_LO + a] < 0 or p[r, P_AT + a] < 0 or p[r, P_SIZE + a] < 1
+                or p[r, P_LO + a] + p[r, P_SIZE + a] > B
+                or p[r, P_AT + a] + p[r, P_SIZE + a] > shape[1 + a]
+            ):
+                raise ValueError(f"piece {r} exceeds its block or the array")
+    return 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def decode_pieces(
+    const uint8_t[::1] compressed, const int64_t[::1] starts, const int64_t[::1] lengths,
+    const int64_t[:, ::1] pieces, uint8_t[:, :, :, :, :] dst, Py_ssize_t B,
+):
+    """Decode the blocks of ``pieces`` and copy each piece into ``dst``.
+
+    Block ``r`` is ``compressed[starts[r] : starts[r] + lengths[r]]``; ``dst`` is the
+    ``(channels, x, y, z, itemsize)`` uint8 view of the output. A piece that ends
+    early in its block is decoded only up to its last voxel. Releases the GIL.
+    Returns ``-1``, or the row of the first block that does not decode.
+    """
+    cdef Py_ssize_t channels = dst.shape[0]
+    cdef Py_ssize_t itemsize = dst.shape[4]
+    cdef Py_ssize_t vs = channels * itemsize
+    cdef Py_ssize_t block_bytes = B * B * B * vs
+    cdef Py_ssize_t k = pieces.shape[0]
+    if block_bytes > MAX_BLOCK_BYTES:
+        raise ValueError(f"blocks of {block_bytes} bytes are too large for LZ4")
+    if itemsize > 1 and dst.strides[4] != 1:
+        raise ValueError("the item bytes of dst must be contiguous")
+    if starts.shape[0] < k or lengths.shape[0] < k:
+        raise ValueError("starts and lengths need one entry per piece")
+    _check_pieces(pieces, dst, B)
+    cdef Py_ssize_t r
+    for r in range(k):
+        if starts[r] < 0 or lengths[r] < 0 or starts[r] + lengths[r] > compressed.shape[0]:
+            raise ValueError(f"block {r} lies outside the compressed buffer")
+    if k == 0 or channels == 0:
+        return -1
+    cdef Py_ssize_t bs[4]
+    _block_strides(itemsize, vs, B, bs)
+    cdef Py_ssize_t st[4]
+    _strides(dst.shape, dst.strides, st)
+    cdef uint8_t* base = &dst[0, 0, 0, 0, 0]
+    cdef const uint8_t* comp = &compressed[0] if compressed.shape[0] else NULL
+    cdef uint8_t* scratch
+    cdef Py_ssize_t need, bad = -1
+    cdef int got
+    with nogil:
+        scratch = <uint8_t*>malloc(block_bytes)
+        if scratch != NULL:
+            for r in range(k):
+                need = _prefix_bytes(pieces, r, B, vs)
+                if lengths[r] == 0:
+                    bad = r
+                    break
+                if need == block_bytes:
+                    got = LZ4_decompress_safe(
+                        <const char*>(comp + starts[r]), <char*>scratch, <int>lengths[r], <int>block_bytes
+                    )
+                    if got != block_bytes:
+                        bad = r
+                        break
+                else:
+                    got = LZ4_decompress_safe_partial(
+                        <const char*>(comp + starts[r]), <char*>scratch, <int>lengths[r],
+                        <int>need, <int>block_bytes,
+                    )
+                    if got < need:
+                        bad = r
+                        break
+                _copy_box(
+                    base + pieces[r, P_AT] * st[1] + pieces[r, P_AT + 1] * st[2] + pieces[r, P_AT + 2] * st[3],
+                    st,
+                    scratch + pieces[r, P_LO] * bs[1] + pieces[r, P_LO + 1] * bs[2] + pieces[r, P_LO + 2] * bs[3],
+                    bs, channels, itemsize,
+                    pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2],
+                )
+            free(scratch)
+    if scratch == NULL:
+        raise MemoryError()
+    return bad
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def encode_pieces(
+    const uint8_t[:, :, :, :, :] src, const int64_t[:, ::1] pieces, Py_ssize_t B,
+    const uint8_t[::1] old, const int64_t[::1] old_starts, const int64_t[::1] old_lengths,
+    int block_type, int level, uint8_t[::1] out, int64_t[::1] out_lengths,
+):
+    """Encode one block per piece into ``out``, one after the other.
+
+    A whole-block piece is encoded from ``src`` (the ``(channels, x, y, z, itemsize)``
+    uint8 view of the data); a partial one is merged into the block stored at
+    ``old[old_starts[r] : old_starts[r] + old_lengths[r]]`` (zeros when its length is
+    0) and re-encoded. ``out`` needs ``compress_bound(block bytes)`` bytes per piece;
+    ``out_lengths[r]`` receives the encoded length of piece ``r``. Releases the GIL.
+    Returns ``(-1, 0)`` or ``(row, error code)`` of the first failure.
+    """
+    _check_codec_args(block_type, level)
+    cdef Py_ssize_t channels = src.shape[0]
+    cdef Py_ssize_t itemsize = src.shape[4]
+    cdef Py_ssize_t vs = channels * itemsize
+    cdef Py_ssize_t block_bytes = B * B * B * vs
+    cdef Py_ssize_t k = pieces.shape[0]
+    if block_bytes > MAX_BLOCK_BYTES:
+        raise ValueError(f"blocks of {block_bytes} bytes are too large for LZ4")
+    if itemsize > 1 and src.strides[4] != 1:
+        raise ValueError("the item bytes of src must be contiguous")
+    _check_pieces(pieces, src, B)
+    cdef int bound = compress_bound(block_bytes)
+    if out.shape[0] < k * bound or out_lengths.shape[0] < k:
+        raise ValueError(f"out needs {k * bound} bytes and out_lengths {k} entries")
+    if old_starts.shape[0] < k or old_lengths.shape[0] < k:
+        raise ValueError("old_starts and old_lengths need one entry per piece")
+    cdef Py_ssize_t r
+    for r in range(k):
+        if pieces[r, P_FULL] == 0 and (
+            old_starts[r] < 0 or old_lengths[r] < 0 or old_starts[r] + old_lengths[r] > old.shape[0]
+        ):
+            raise ValueError(f"stored block {r} lies outside the buffer of old blocks")
+    if k == 0:
+        return (-1, 0)
+    if channels == 0:
+        raise ValueError("no channels")
+    cdef Py_ssize_t bs[4]
+    _block_strides(itemsize, vs, B, bs)
+    cdef Py_ssize_t st[4]
+    _strides(src.shape, src.strides, st)
+    cdef const uint8_t* base = &src[0, 0, 0, 0, 0]
+    cdef const uint8_t* stored = &old[0] if old.shape[0] else NULL
+    cdef uint8_t* dst = &out[0]
+    cdef Py_ssize_t pos = 0, bad = -1
+    cdef int err = 0, got
+    cdef uint8_t* scratch = NULL
+    cdef void* state = NULL
+    with nogil:
+        scratch = <uint8_t*>malloc(block_bytes)
+        state = _new_state(block_type)
+        if scratch == NULL or state == NULL:
+            err = C_ERR_MEMORY
+        else:
+            for r in range(k):
+                if not pieces[r, P_FULL]:
+                    if old_lengths[r] == 0:
+                        memset(scratch, 0, block_bytes)
+                    else:
+                        got = LZ4_decompress_safe(
+                            <const char*>(stored + old_starts[r]), <char*>scratch,
+                            <int>old_lengths[r], <int>block_bytes,
+                        )
+                        if got != block_bytes:
+                            bad, err = r, C_ERR_DECODE
+                            break
+                _copy_box(
+                    scratch + pieces[r, P_LO] * bs[1] + pieces[r, P_LO + 1] * bs[2] + pieces[r, P_LO + 2] * bs[3],
+                    bs,
+                    base + pieces[r, P_AT] * st[1] + pieces[r, P_AT + 1] * st[2] + pieces[r, P_AT + 2] * st[3],
+                    st, channels, itemsize,
+                    pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2],
+                )
+                got = _encode(state, block_type, level, scratch, <int>block_bytes, dst + pos, bound)
+                if got <= 0:
+                    bad, err = r, C_ERR_ENCODE
+                    break
+                out_lengths[r] = got
+                pos += got
+        free(scratch)
+        free(state)
+    if err == C_ERR_MEMORY:
+        raise MemoryError()
+    return (bad, err)

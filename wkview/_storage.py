@@ -38,10 +38,9 @@ except ImportError:  # pragma: no cover - a wkw release without these names: use
 #: speed per core; level 3 already 1.14x). Level 9 gives libwkw's exact bytes.
 DEFAULT_COMPRESSION_LEVEL = 4
 
-#: which code writes compressed files: "wkview" (its own codec: block-granular edits,
-#: parallel encoding) or "libwkw" (the reference); WKVIEW_CODEC overrides. Reads go through
-#: libwkw's decoder either way (with wkview's file checks and parallel slabs): it decodes
-#: faster than wkview's codec does yet; WKVIEW_READ_CODEC=wkview reads with the codec.
+#: which code reads and writes compressed files: "wkview" (its own codec: block-granular
+#: edits, parallel encoding and decoding, cached jump tables) or "libwkw" (the reference
+#: implementation); WKVIEW_CODEC overrides. Raw (uncompressed) mags always use libwkw.
 CODECS = ("wkview", "libwkw")
 
 
@@ -295,7 +294,6 @@ class MagStore:
         self.compression_level = (
             DEFAULT_COMPRESSION_LEVEL if compression_level is None else _check_level(compression_level)
         )
-        self.read_with_codec = os.environ.get("WKVIEW_READ_CODEC") == "wkview"
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: wkw.Header) -> "MagStore":
@@ -359,7 +357,6 @@ class MagStore:
         self.path = Path(state["path"])
         self.header = wkw.Header(**state["header"])
         self.codec = state.get("codec", "wkview")
-        self.read_with_codec = os.environ.get("WKVIEW_READ_CODEC") == "wkview"
         self.compression_level = state.get("compression_level", DEFAULT_COMPRESSION_LEVEL)
         self._handle = None
         self._pid = -1
@@ -426,7 +423,7 @@ class MagStore:
         files that do not exist are not read at all.
         """
         self._check_box(offset, size)
-        if self.is_compressed and self.codec == "wkview" and self.read_with_codec:
+        if self.is_compressed and self.codec == "wkview":
             return self._codec_read(offset, size)
         edge = self.file_edge
         present = [
@@ -548,37 +545,37 @@ class MagStore:
         return cache
 
     def _codec_read(self, offset: tuple[int, int, int], size: tuple[int, int, int]) -> np.ndarray:
-        """Decode only the blocks the box touches, file by file (blocks in parallel)."""
+        """Decode only the blocks the box touches, the blocks of all files together on the
+        codec threads."""
         edge = self.file_edge
         out = np.zeros((self.num_channels, *size), dtype=self.dtype, order="F")
+        boxes = []
         for part in _core.project_box(offset, size, (edge, edge, edge)):
-            path = self.file_path(part.index)
-            opened = self._opened(path)
+            opened = self._opened(self.file_path(part.index))
             if opened is None:
                 continue  # no file: zeros
             ax, ay, az = part.array_offset
             sx, sy, sz = part.size
-            codec.read_box(
-                path, self.header, part.local_offset, part.size,
-                out[:, ax : ax + sx, ay : ay + sy, az : az + sz], opened=opened,
-            )
+            boxes.append((opened, part.local_offset, out[:, ax : ax + sx, ay : ay + sy, az : az + sz]))
+        codec.read_boxes(self.header, boxes)
         return out
 
     def _codec_write(self, offset: tuple[int, int, int], data: np.ndarray, level: int) -> None:
         """Every touched file once: whole files encoded from ``data``, partly covered files
-        edited block by block (untouched blocks keep their compressed bytes)."""
+        edited block by block (untouched blocks keep their compressed bytes); the blocks of
+        all files are encoded together on the codec threads."""
         edge = self.file_edge
+        boxes = []
         for part in _core.project_box(offset, data.shape[1:], (edge, edge, edge)):
             ax, ay, az = part.array_offset
             sx, sy, sz = part.size
             piece = data[:, ax : ax + sx, ay : ay + sy, az : az + sz]
-            path = self.file_path(part.index)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            if part.full:
-                codec.write_full_file(path, self.header, piece, level)
-            else:
-                codec.write_box(path, self.header, part.local_offset, piece, level)
-            self._checks.forget(path)
+            boxes.append((self.file_path(part.index), part.local_offset, piece))
+        try:
+            codec.write_boxes(self.header, boxes, level)
+        finally:
+            for path, _, _ in boxes:
+                self._checks.forget(path)
 
     def __repr__(self) -> str:
         return f"MagStore({str(self.path)!r})"

@@ -7,9 +7,10 @@ Fortran-ordered voxel cube with the channels interleaved.
 
 Unlike libwkw, writes need not cover whole files: :func:`write_box` re-encodes only
 the blocks a box touches and copies the compressed bytes of every other block as
-they are. Reads decode only the blocks a box touches. Both decode / encode blocks
-on a thread pool (``lz4`` releases the GIL while it (de)compresses, the byte movers
-in ``wkview._codec`` release it while copying), in batches of bounded size.
+they are. Reads decode only the blocks a box touches. The compiled kernels of
+``wkview._codec`` (the system's liblz4 plus the byte movers) decode and encode
+whole runs of blocks with the GIL released, as tasks of bounded size on a thread
+pool; this module validates, plans the tasks and does the file IO.
 
 Arrays are ``(channels, x, y, z)``, any memory layout; coordinates are local to the
 file (``0 <= c < file_len * block_len``).
@@ -17,16 +18,15 @@ file (``0 <= c < file_len * block_len``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import lz4.block
 import numpy as np
 
 from . import _codec
@@ -40,8 +40,11 @@ __all__ = [
     "decode_block",
     "encode_block",
     "read_box",
+    "read_boxes",
     "write_box",
+    "write_boxes",
     "write_full_file",
+    "WriteStats",
     "BLOCK_TYPE_RAW",
     "BLOCK_TYPE_LZ4",
     "BLOCK_TYPE_LZ4HC",
@@ -64,9 +67,6 @@ VOXEL_TYPES = tuple(
 
 HEADER_SIZE = 16
 _HEADER = struct.Struct("<3sBBBBBQ")  # magic, version, lens, block type, voxel type, voxel size, data offset
-
-#: raw bytes of blocks processed per batch: bounds the memory of reads and writes
-BATCH_BYTES = 32 << 20
 
 #: chunk of a plain copy of unchanged blocks when copy_file_range is not available
 COPY_CHUNK = 8 << 20
@@ -297,20 +297,25 @@ def read_jump_table(f: Any, header: FileHeader, path: str, file_size: int) -> np
 # -- blocks ----------------------------------------------------------------------------
 
 
+def _check_level(block_type: int, level: Any) -> int:
+    if block_type == BLOCK_TYPE_LZ4HC:
+        if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 1 <= level <= 12:
+            raise ValueError(f"LZ4HC level must be an int in 1..12, got {level!r}")
+        return int(level)
+    if block_type == BLOCK_TYPE_LZ4:
+        return 1  # the fast compressor has no level
+    raise ValueError(f"block type must be 2 (LZ4) or 3 (LZ4HC), got {block_type!r}")
+
+
 def decode_block(compressed: bytes | memoryview, block_bytes: int, path: str, index: int) -> bytes:
     """Decode one LZ4 block, which must give exactly ``block_bytes`` bytes."""
     if len(compressed) == 0:
         raise CorruptFileError(f"{path}: block {index} is empty")
-    try:
-        raw = lz4.block.decompress(compressed, uncompressed_size=block_bytes)
-    except lz4.block.LZ4BlockError as exc:
+    raw = _codec.lz4_decode(compressed, block_bytes)
+    if raw is None:
         raise CorruptFileError(
             f"{path}: block {index} ({len(compressed)} compressed bytes) does not decode "
-            f"to {block_bytes} bytes: {exc}"
-        ) from None
-    if len(raw) != block_bytes:
-        raise CorruptFileError(
-            f"{path}: block {index} decodes to {len(raw)} bytes, expected {block_bytes}"
+            f"to {block_bytes} bytes"
         )
     return raw
 
@@ -321,13 +326,8 @@ def encode_block(raw: bytes | bytearray | memoryview, block_type: int, level: in
     Block type 3 (LZ4HC) uses ``level`` (1..12; 9 gives libwkw's exact bytes); block
     type 2 (LZ4) uses the fast compressor and ignores ``level``.
     """
-    if block_type == BLOCK_TYPE_LZ4HC:
-        if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 1 <= level <= 12:
-            raise ValueError(f"LZ4HC level must be an int in 1..12, got {level!r}")
-        return lz4.block.compress(raw, mode="high_compression", compression=int(level), store_size=False)
-    if block_type == BLOCK_TYPE_LZ4:
-        return lz4.block.compress(raw, mode="default", store_size=False)
-    raise ValueError(f"block type must be 2 (LZ4) or 3 (LZ4HC), got {block_type!r}")
+    level = _check_level(block_type, level)
+    return _codec.lz4_encode(raw, block_type, level)
 
 
 # -- the thread pool -------------------------------------------------------------------
@@ -342,7 +342,7 @@ _pool_pid = -1
 
 
 def _default_threads() -> int:
-    from ._storage import get_io_threads  # late: _storage may import this module
+    from ._storage import get_io_threads  # late: _storage imports this module
 
     return get_io_threads()
 
@@ -366,83 +366,62 @@ def _check_threads(threads: int | None) -> int:
     return threads
 
 
-def _map_chunks(fn: Callable[[Sequence[Any]], list[Any]], items: Sequence[Any], threads: int) -> list[Any]:
-    """``fn`` over ``threads`` contiguous chunks of ``items``; results concatenated in order."""
-    if threads == 1 or len(items) < 2:
-        return fn(items)
-    pieces = min(threads, len(items))
-    bounds = [len(items) * k // pieces for k in range(pieces + 1)]
-    chunks = [items[bounds[k] : bounds[k + 1]] for k in range(pieces)]
+#: decoded bytes of blocks one task encodes or decodes: small enough that the cores
+#: finish together, large enough that handing tasks over costs little
+TASK_BYTES = 2 << 20
+
+#: boxes touching fewer decoded bytes than this are decoded on the calling thread
+SMALL_READ_BYTES = 1 << 20
+
+
+def _in_order(tasks: Iterable[Callable[[], Any]], threads: int) -> Iterator[Any]:
+    """Run ``tasks`` on the codec pool, at most ``2 * threads`` at a time, and yield
+    their results in submission order. Memory stays bounded by the window; the
+    caller consumes (writes) results while later tasks run.
+
+    Whatever happens, every submitted task has ended before this generator does
+    (tasks read from file descriptors the caller closes afterwards).
+    """
+    if threads == 1:
+        for task in tasks:
+            yield task()
+        return
     pool = _get_pool(threads)
-    futures = [pool.submit(fn, chunk) for chunk in chunks]
-    out: list[Any] = []
-    error: BaseException | None = None
-    for future in futures:  # wait for every task before raising
-        try:
-            result = future.result()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            error = error or exc
-            continue
-        out.extend(result)
-    if error is not None:
-        raise error
-    return out
+    window: deque[Future[Any]] = deque()
+    try:
+        for task in tasks:
+            window.append(pool.submit(task))
+            if len(window) > 2 * threads:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    finally:
+        for future in window:
+            future.cancel()
+        for future in window:
+            if not future.cancelled():
+                try:
+                    future.result()
+                except BaseException:  # noqa: BLE001 - the first error is already raised
+                    pass
+
+
+def _split(pieces: np.ndarray, block_bytes: int) -> list[np.ndarray]:
+    """Consecutive runs of ``pieces`` of about :data:`TASK_BYTES` decoded bytes each."""
+    per_task = max(1, TASK_BYTES // block_bytes)
+    return [pieces[k : k + per_task] for k in range(0, len(pieces), per_task)]
 
 
 # -- geometry of one file ----------------------------------------------------------------
 
-_morton_cache: dict[int, np.ndarray] = {}
+# Columns of a piece table (``wkview._codec.block_pieces``): the part of one block
+# inside a box, one row per block, in Morton order.
+P_INDEX, P_LO, P_AT, P_SIZE, P_FULL = 0, slice(1, 4), slice(4, 7), slice(7, 10), 10
 
 
-def _block_coords(file_len: int) -> np.ndarray:
-    """``int64[N, 3]`` block coordinates in Morton order (cached per file_len)."""
-    coords = _morton_cache.get(file_len)
-    if coords is None:
-        coords = _codec.morton_coords(file_len**3)
-        coords.setflags(write=False)
-        _morton_cache[file_len] = coords
-    return coords
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """The part of block ``index`` inside a box: block-local ``lo``, array-local ``at``, ``size``."""
-
-    index: int
-    lo: tuple[int, int, int]
-    at: tuple[int, int, int]
-    size: tuple[int, int, int]
-    full: bool
-
-
-def _pieces(layout: _Layout, offset: Sequence[int], size: Sequence[int]) -> list[_Piece]:
-    """Blocks a box (file-local) touches, in Morton order, with the part inside the box.
-
-    Only the touched block range is visited (per axis, then combined), so a small box
-    costs a few blocks' work, not a scan of every block of the file.
-    """
-    B = layout.block_len
-    if any(s <= 0 for s in size):
-        return []
-    axes = []
-    for a in range(3):
-        o, n = offset[a], size[a]
-        runs = []
-        for b in range(o // B, (o + n - 1) // B + 1):
-            start = max(b * B, o)
-            stop = min(b * B + B, o + n)
-            runs.append((b, start - b * B, start - o, stop - start))
-        axes.append(runs)
-    encode = _codec.morton_encode
-    pieces = []
-    for bx, lx, ax, sx in axes[0]:
-        for by, ly, ay, sy in axes[1]:
-            for bz, lz, az, sz in axes[2]:
-                pieces.append(
-                    _Piece(encode(bx, by, bz), (lx, ly, lz), (ax, ay, az), (sx, sy, sz), sx == sy == sz == B)
-                )
-    pieces.sort(key=lambda p: p.index)
-    return pieces
+def _pieces(layout: _Layout, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
+    """``int64[k, 11]``: the blocks a file-local box touches and the part inside it."""
+    return _codec.block_pieces(*offset, *size, layout.block_len)
 
 
 def _byte_view(array: np.ndarray) -> np.ndarray:
@@ -489,6 +468,10 @@ class CompressedFile:
         self.path = path
         self.header = header
         self.ends = ends
+        self.starts = np.empty_like(ends)
+        if len(ends):
+            self.starts[0] = header.data_offset
+            self.starts[1:] = ends[:-1]
         self.size = size
         self._fd = fd
 
@@ -533,41 +516,98 @@ class CompressedFile:
 
     def block_range(self, index: int) -> tuple[int, int]:
         """Byte range ``[start, end)`` of block ``index``."""
-        start = self.header.data_offset if index == 0 else int(self.ends[index - 1])
-        return start, int(self.ends[index])
+        return int(self.starts[index]), int(self.ends[index])
 
-    def read_blocks(self, block_indices: Sequence[int]) -> dict[int, bytes]:
-        """Compressed bytes of the given blocks, one ``pread`` per run of consecutive indices."""
-        indices = sorted({int(i) for i in block_indices})
+    def read_runs(self, indices: np.ndarray) -> tuple[bytearray, np.ndarray, np.ndarray]:
+        """The compressed bytes of blocks ``indices`` (ascending, distinct), read with
+        one ``pread`` per run of blocks that lie back to back in the file.
+
+        Returns ``(buffer, starts, lengths)``: block ``indices[r]`` is
+        ``buffer[starts[r] : starts[r] + lengths[r]]``.
+        """
+        begins = self.starts[indices].astype(np.int64)
+        lengths = self.ends[indices].astype(np.int64) - begins
+        offsets = np.zeros(len(lengths), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=offsets[1:])
+        buffer = bytearray(int(lengths.sum()))
+        view = memoryview(buffer)
+        fd = self.fd
+        run_firsts = np.flatnonzero(begins[1:] != begins[:-1] + lengths[:-1]) + 1
+        bounds = [0, *run_firsts.tolist(), len(indices)]
+        for first, stop in zip(bounds[:-1], bounds[1:]):
+            if first == stop:
+                continue
+            at = int(offsets[first])
+            end = int(offsets[stop - 1] + lengths[stop - 1])
+            _pread_into(fd, view[at:end], int(begins[first]), self.path)
+        return buffer, offsets, lengths
+
+    def read_blocks(self, block_indices: Iterable[int]) -> dict[int, bytes]:
+        """Compressed bytes of the given blocks, keyed by block index."""
+        indices = np.array(sorted({int(i) for i in block_indices}), dtype=np.int64)
         n = self.header.num_blocks
-        if indices and (indices[0] < 0 or indices[-1] >= n):
+        if len(indices) and (indices[0] < 0 or indices[-1] >= n):
             raise ValueError(f"block indices must lie in 0..{n - 1}, got {indices[0]}..{indices[-1]}")
-        out: dict[int, bytes] = {}
-        i = 0
-        while i < len(indices):
-            j = i
-            while j + 1 < len(indices) and indices[j + 1] == indices[j] + 1:
-                j += 1
-            run_start = self.block_range(indices[i])[0]
-            run_end = int(self.ends[indices[j]])
-            data = memoryview(_pread_exact(self.fd, run_end - run_start, run_start, self.path))
-            for index in indices[i : j + 1]:
-                start, end = self.block_range(index)
-                out[index] = bytes(data[start - run_start : end - run_start])
-            i = j + 1
-        return out
+        buffer, starts, lengths = self.read_runs(indices)
+        return {
+            int(i): bytes(buffer[s : s + n]) for i, s, n in zip(indices, starts.tolist(), lengths.tolist())
+        }
 
     def __repr__(self) -> str:
         return f"CompressedFile({self.path!r}, {self.header.num_blocks} blocks, {self.size} bytes)"
 
 
-#: boxes touching fewer decoded bytes than this are decoded on the calling thread
-SMALL_READ_BYTES = 1 << 20
+def _pread_into(fd: int, view: memoryview, offset: int, path: str) -> None:
+    while len(view):
+        got = os.preadv(fd, [view], offset)
+        if got <= 0:
+            raise CorruptFileError(f"{path} is truncated: could not read {len(view)} bytes at byte {offset}")
+        view, offset = view[got:], offset + got
 
 
-def _batches(pieces: list[_Piece], per_batch: int) -> Iterator[list[_Piece]]:
-    for k in range(0, len(pieces), per_batch):
-        yield pieces[k : k + per_batch]
+def _decode_task(f: CompressedFile, pieces: np.ndarray, dst: np.ndarray, block_len: int) -> Callable[[], None]:
+    def run() -> None:
+        buffer, starts, lengths = f.read_runs(pieces[:, P_INDEX])
+        bad = _codec.decode_pieces(buffer, starts, lengths, pieces, dst, block_len)
+        if bad >= 0:
+            raise CorruptFileError(
+                f"{f.path}: block {int(pieces[bad, P_INDEX])} ({int(lengths[bad])} compressed "
+                f"bytes) does not decode to {dst.shape[0] * dst.shape[4] * block_len**3} bytes"
+            )
+
+    return run
+
+
+def read_boxes(
+    header: Any,
+    boxes: Iterable[tuple["CompressedFile", Sequence[int], np.ndarray]],
+    threads: int | None = None,
+) -> None:
+    """Fill each ``out`` of ``(file, file_local_offset, out)`` with the box of that size
+    at ``file_local_offset`` of the opened file.
+
+    All blocks of all boxes are decoded on the codec threads together, so several
+    files keep every core busy. Raises :class:`CorruptFileError` for a damaged block.
+    """
+    layout = _layout(header)
+    threads = _check_threads(threads)
+    tasks: list[Callable[[], None]] = []
+    decoded = 0
+    for f, offset, out in boxes:
+        _check_array(layout, out, "out")
+        if not out.flags.writeable:
+            raise ValueError("out is read-only")
+        offset, size = _check_box(layout, offset, out.shape[1:])
+        pieces = _pieces(layout, offset, size)
+        if not len(pieces):
+            continue
+        decoded += len(pieces) * layout.block_bytes
+        dst = _byte_view(out)
+        tasks.extend(_decode_task(f, part, dst, layout.block_len) for part in _split(pieces, layout.block_bytes))
+    if decoded < SMALL_READ_BYTES:
+        threads = 1  # a few blocks: handing them to the pool costs more than decoding
+    for _ in _in_order(tasks, threads):
+        pass
 
 
 def read_box(
@@ -581,49 +621,42 @@ def read_box(
 ) -> None:
     """Fill ``out`` (``(channels, *size)``) with the box at ``file_offset_in_file`` of one file.
 
-    Decodes only the blocks the box touches; zeros when the file does not exist.
-    Raises :class:`CorruptFileError` for a damaged file. ``opened``: the file,
-    already opened (its parsed jump table is reused; it is not closed here).
+    Decodes only the blocks the box touches (a block only up to the box's last
+    voxel in it); zeros when the file does not exist. Raises
+    :class:`CorruptFileError` for a damaged file. ``opened``: the file, already
+    opened (its parsed jump table is reused; it is not closed here).
     """
     layout = _layout(header)
-    offset, size = _check_box(layout, file_offset_in_file, size)
     _check_array(layout, out, "out")
+    _, size = _check_box(layout, file_offset_in_file, size)
     if tuple(out.shape[1:]) != size:
         raise ValueError(f"out has shape {out.shape[1:]}, the box has size {size}")
-    if not out.flags.writeable:
-        raise ValueError("out is read-only")
-    threads = _check_threads(threads)
-    path = os.fspath(path)
     if opened is not None:
-        f = opened
-    else:
-        try:
-            f = CompressedFile.open(path, layout)
-        except FileNotFoundError:
-            out[...] = 0
-            return
-    with contextlib.nullcontext() if opened is not None else f:
-        pieces = _pieces(layout, offset, size)
-        if len(pieces) * layout.block_bytes < SMALL_READ_BYTES:
-            threads = 1  # a few blocks: handing them to the pool costs more than decoding
-        if not pieces:
-            return
-        dst = _byte_view(out)
-        B = layout.block_len
-        block_bytes = layout.block_bytes
-
-        def decode(batch: Sequence[tuple[_Piece, bytes]]) -> list[None]:
-            for piece, compressed in batch:
-                raw = decode_block(compressed, block_bytes, path, piece.index)
-                _codec.scatter(raw, B, *piece.lo, dst, *piece.at, *piece.size)
-            return []
-
-        for batch in _batches(pieces, max(threads, BATCH_BYTES // block_bytes)):
-            blocks = f.read_blocks([p.index for p in batch])
-            _map_chunks(decode, [(p, blocks[p.index]) for p in batch], threads)
+        read_boxes(layout, [(opened, file_offset_in_file, out)], threads)
+        return
+    try:
+        f = CompressedFile.open(path, layout)
+    except FileNotFoundError:
+        if not out.flags.writeable:
+            raise ValueError("out is read-only") from None
+        out[...] = 0
+        return
+    with f:
+        read_boxes(layout, [(f, file_offset_in_file, out)], threads)
 
 
 # -- writing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What :func:`write_boxes` did to one file."""
+
+    path: str
+    encoded: int  #: blocks encoded (every block the box touches)
+    merged: tuple[int, ...]  #: indices of stored blocks decoded to merge a partial box into
+    copied: int  #: blocks whose compressed bytes were copied unchanged
+    size: int  #: bytes of the new file
 
 
 def _copy_range(src_fd: int, dst_fd: int, src_pos: int, dst_pos: int, count: int) -> None:
@@ -645,11 +678,217 @@ def _copy_range(src_fd: int, dst_fd: int, src_pos: int, dst_pos: int, count: int
         src_pos, dst_pos, count = src_pos + len(chunk), dst_pos + len(chunk), count - len(chunk)
 
 
-def _pwrite_all(fd: int, data: bytes | memoryview, pos: int) -> None:
+def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, pos: int) -> None:
     view = memoryview(data)
     while len(view):
         done = os.pwrite(fd, view, pos)
         view, pos = view[done:], pos + done
+
+
+_zero_blocks: dict[tuple[int, int, int], bytes] = {}
+
+
+def _zero_block(layout: _Layout, level: int) -> bytes:
+    key = (layout.block_bytes, layout.block_type, level)
+    blob = _zero_blocks.get(key)
+    if blob is None:
+        blob = _zero_blocks[key] = encode_block(bytes(layout.block_bytes), layout.block_type, level)
+    return blob
+
+
+class _NewFile:
+    """A data file being written: a temporary file beside ``path``, filled block by
+    block in Morton order, renamed over ``path`` by :meth:`finish`."""
+
+    def __init__(self, path: str, layout: _Layout, old: CompressedFile | None, level: int) -> None:
+        self.path = path
+        self.layout = layout
+        self.old = old
+        self.level = level
+        self.lengths = np.zeros(layout.num_blocks, dtype=np.uint64)
+        self.pos = layout.data_offset
+        self.next_block = 0  # first block not yet in the new file
+        self.encoded = 0
+        self.merged: list[int] = []
+        self.copied = 0
+        folder = os.path.dirname(path) or "."
+        os.makedirs(folder, exist_ok=True)
+        self.fd, self.tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        try:
+            os.fchmod(self.fd, (os.fstat(old.fd).st_mode & 0o7777) if old is not None else _FILE_MODE)
+        except BaseException:
+            self.abort()
+            raise
+
+    def fill_untouched(self, stop: int) -> None:
+        """Blocks ``next_block .. stop - 1``, which the box does not touch: their old
+        compressed bytes, or zero blocks when there is no old file."""
+        first = self.next_block
+        if stop <= first:
+            return
+        if self.old is not None:
+            start, end = int(self.old.starts[first]), int(self.old.ends[stop - 1])
+            _copy_range(self.old.fd, self.fd, start, self.pos, end - start)
+            self.lengths[first:stop] = self.old.ends[first:stop] - self.old.starts[first:stop]
+            self.pos += end - start
+            self.copied += stop - first
+        else:
+            blob = _zero_block(self.layout, self.level)
+            count = stop - first
+            self.lengths[first:stop] = len(blob)
+            per_write = max(1, COPY_CHUNK // len(blob))
+            while count:
+                k = min(count, per_write)
+                _pwrite_all(self.fd, blob * k, self.pos)
+                self.pos += k * len(blob)
+                count -= k
+        self.next_block = stop
+
+    def append(self, indices: np.ndarray, encoded: bytearray, lengths: np.ndarray) -> None:
+        """Blocks ``indices`` (ascending), encoded back to back in ``encoded``."""
+        view = memoryview(encoded)
+        offsets = np.zeros(len(indices) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        run_firsts = np.flatnonzero(np.diff(indices) != 1) + 1
+        bounds = [0, *run_firsts.tolist(), len(indices)]
+        for first, stop in zip(bounds[:-1], bounds[1:]):
+            self.fill_untouched(int(indices[first]))
+            chunk = view[int(offsets[first]) : int(offsets[stop])]
+            _pwrite_all(self.fd, chunk, self.pos)
+            self.pos += len(chunk)
+            self.next_block = int(indices[stop - 1]) + 1
+        self.lengths[indices] = lengths
+        self.encoded += len(indices)
+
+    def finish(self) -> WriteStats:
+        self.fill_untouched(self.layout.num_blocks)
+        ends = _codec.block_ends(self.lengths, self.layout.data_offset)
+        _pwrite_all(self.fd, self.layout.file_header().pack() + ends.astype("<u8").tobytes(), 0)
+        os.close(self.fd)
+        self.fd = -1
+        os.replace(self.tmp, self.path)
+        return WriteStats(self.path, self.encoded, tuple(self.merged), self.copied, self.pos)
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+def _encode_task(
+    new: _NewFile, pieces: np.ndarray, src: np.ndarray
+) -> Callable[[], tuple[_NewFile, np.ndarray, bytearray, np.ndarray]]:
+    layout = new.layout
+    old = new.old
+
+    def run() -> tuple[_NewFile, np.ndarray, bytearray, np.ndarray]:
+        k = len(pieces)
+        partial = np.flatnonzero(pieces[:, P_FULL] == 0)
+        old_starts = np.zeros(k, dtype=np.int64)
+        old_lengths = np.zeros(k, dtype=np.int64)  # 0: merge into zeros
+        stored: bytes | bytearray = b""
+        if old is not None and len(partial):
+            stored, starts, lengths = old.read_runs(pieces[partial, P_INDEX])
+            old_starts[partial] = starts
+            old_lengths[partial] = lengths
+        out = bytearray(k * _codec.compress_bound(layout.block_bytes))
+        out_lengths = np.zeros(k, dtype=np.int64)
+        bad, error = _codec.encode_pieces(
+            src, pieces, layout.block_len, stored, old_starts, old_lengths,
+            layout.block_type, new.level, out, out_lengths,
+        )
+        if bad >= 0:
+            index = int(pieces[bad, P_INDEX])
+            if error == _codec.ERR_DECODE:
+                raise CorruptFileError(
+                    f"{new.path}: block {index} ({int(old_lengths[bad])} compressed bytes) does "
+                    f"not decode to {layout.block_bytes} bytes"
+                )
+            raise RuntimeError(f"LZ4 could not encode block {index} of {new.path}")
+        return new, pieces[:, P_INDEX], out, out_lengths
+
+    return run
+
+
+def write_boxes(
+    header: Any,
+    boxes: Iterable[tuple[str | os.PathLike, Sequence[int], np.ndarray]],
+    level: int = LIBWKW_LZ4HC_LEVEL,
+    threads: int | None = None,
+) -> list[WriteStats]:
+    """Store each ``data`` of ``(path, file_local_offset, data)`` in its file.
+
+    Block-granular read-modify-write, per file: blocks a box covers completely are
+    encoded from ``data``; blocks it covers partly are decoded (zeros when the file
+    does not exist), merged and re-encoded; every other block's compressed bytes are
+    copied as they are. Each new file is written beside the old one and renamed into
+    place (atomic per file). Blocks of all files are encoded on the codec threads
+    while the calling thread writes the finished ones out in order; memory stays
+    bounded by a few tasks' blocks per thread. Returns what was done to each file.
+    """
+    layout = _layout(header)
+    level = _check_level(layout.block_type, level)
+    threads = _check_threads(threads)
+    jobs = []
+    seen: set[str] = set()
+    for path, offset, data in boxes:
+        path = os.fspath(path)
+        if path in seen:
+            raise ValueError(f"{path} appears twice in one write")
+        seen.add(path)
+        _check_array(layout, data, "data")
+        offset, size = _check_box(layout, offset, data.shape[1:])
+        pieces = _pieces(layout, offset, size)
+        if len(pieces):
+            jobs.append((path, pieces, data))
+    if sum(len(p) for _, p, _ in jobs) * layout.block_bytes < SMALL_READ_BYTES:
+        threads = 1
+    opened: list[_NewFile] = []
+    finished: dict[_NewFile, int] = {}  # tasks of each file still to be written
+
+    def tasks() -> Iterator[Callable[[], Any]]:
+        for path, pieces, data in jobs:
+            old = None
+            if len(pieces) < layout.num_blocks or not pieces[:, P_FULL].all():
+                try:
+                    old = CompressedFile.open(path, layout)
+                except FileNotFoundError:
+                    pass
+            try:
+                new = _NewFile(path, layout, old, level)
+            except BaseException:
+                if old is not None:
+                    old.close()
+                raise
+            opened.append(new)
+            if old is not None:
+                new.merged = pieces[pieces[:, P_FULL] == 0, P_INDEX].tolist()
+            parts = _split(pieces, layout.block_bytes)
+            finished[new] = len(parts)
+            src = _byte_view(data)
+            for part in parts:
+                yield _encode_task(new, part, src)
+
+    stats: list[WriteStats] = []
+    try:
+        for new, indices, encoded, lengths in _in_order(tasks(), threads):
+            new.append(indices, encoded, lengths)
+            finished[new] -= 1
+            if finished[new] == 0:
+                stats.append(new.finish())
+                if new.old is not None:
+                    new.old.close()
+    except BaseException:
+        for new in opened:
+            new.abort()
+            if new.old is not None:
+                new.old.close()
+        raise
+    return stats
 
 
 def write_box(
@@ -659,37 +898,11 @@ def write_box(
     data: np.ndarray,
     level: int = LIBWKW_LZ4HC_LEVEL,
     threads: int | None = None,
-) -> None:
-    """Store ``data`` (``(channels, x, y, z)``) at ``local_offset`` of one file.
-
-    Block-granular read-modify-write: blocks the box covers completely are encoded
-    from ``data``; blocks it covers partly are decoded (zeros when the file does not
-    exist), merged and re-encoded; every other block's compressed bytes are copied as
-    they are. The new file is written beside the old one and renamed into place.
-    """
-    layout = _layout(header)
-    _check_array(layout, data, "data")
-    offset, size = _check_box(layout, local_offset, data.shape[1:])
-    threads = _check_threads(threads)
-    if layout.block_type == BLOCK_TYPE_LZ4HC:
-        encode_block(b"\0", BLOCK_TYPE_LZ4HC, level)  # validates level before any IO
-    path = os.fspath(path)
-    pieces = _pieces(layout, offset, size)
-    if not pieces:
-        return
-    partial = any(not p.full for p in pieces)
-    covers_file = len(pieces) == layout.num_blocks
-    old: CompressedFile | None = None
-    if not covers_file or partial:
-        try:
-            old = CompressedFile.open(path, layout)
-        except FileNotFoundError:
-            old = None
-    try:
-        _write_file(path, layout, pieces, data, old, level, threads)
-    finally:
-        if old is not None:
-            old.close()
+) -> WriteStats | None:
+    """Store ``data`` (``(channels, x, y, z)``) at ``local_offset`` of one file; see
+    :func:`write_boxes`. Returns what was done (None for an empty box)."""
+    stats = write_boxes(header, [(path, local_offset, data)], level, threads)
+    return stats[0] if stats else None
 
 
 def write_full_file(
@@ -698,112 +911,10 @@ def write_full_file(
     data: np.ndarray,
     level: int = LIBWKW_LZ4HC_LEVEL,
     threads: int | None = None,
-) -> None:
+) -> WriteStats | None:
     """Write a whole file (``data`` of shape ``(channels, E, E, E)``), replacing any old one."""
     layout = _layout(header)
     _check_array(layout, data, "data")
     if tuple(data.shape[1:]) != (layout.edge,) * 3:
         raise ValueError(f"data has shape {data.shape[1:]}, a file holds {(layout.edge,) * 3}")
-    write_box(path, layout, (0, 0, 0), data, level, threads)
-
-
-def _write_file(
-    path: str,
-    layout: _Layout,
-    pieces: list[_Piece],
-    data: np.ndarray,
-    old: CompressedFile | None,
-    level: int,
-    threads: int,
-) -> None:
-    B = layout.block_len
-    block_bytes = layout.block_bytes
-    block_type = layout.block_type
-    src = _byte_view(data)
-
-    def encode(batch: Sequence[tuple[_Piece, bytes | None]]) -> list[bytes]:
-        out = []
-        buffer = bytearray(block_bytes)
-        for piece, stored in batch:
-            if piece.full:
-                block = buffer
-            elif stored is None:
-                block = bytearray(block_bytes)
-            else:
-                block = bytearray(decode_block(stored, block_bytes, path, piece.index))
-            _codec.gather(src, *piece.at, block, B, *piece.lo, *piece.size)
-            out.append(encode_block(block, block_type, level))
-        return out
-
-    n = layout.num_blocks
-    lengths = np.zeros(n, dtype=np.uint64)
-    zero_block: bytes | None = None
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        os.fchmod(fd, (os.stat(old.fd).st_mode & 0o7777) if old is not None else _FILE_MODE)
-        pos = layout.data_offset
-        next_block = 0  # first block not yet in the new file
-
-        def fill_untouched(stop: int) -> None:
-            # blocks next_block .. stop-1 are not touched by the box: copy or zeros
-            nonlocal pos, next_block, zero_block
-            if stop <= next_block:
-                return
-            if old is not None:
-                start = old.block_range(next_block)[0]
-                end = int(old.ends[stop - 1])
-                _copy_range(old.fd, fd, start, pos, end - start)
-                starts = np.empty(stop - next_block, dtype=np.uint64)
-                starts[0] = start
-                starts[1:] = old.ends[next_block : stop - 1]
-                lengths[next_block:stop] = old.ends[next_block:stop] - starts
-                pos += end - start
-            else:
-                if zero_block is None:
-                    zero_block = encode_block(bytes(block_bytes), block_type, level)
-                count = stop - next_block
-                lengths[next_block:stop] = len(zero_block)
-                per_write = max(1, COPY_CHUNK // len(zero_block))
-                while count:
-                    k = min(count, per_write)
-                    _pwrite_all(fd, zero_block * k, pos)
-                    pos += k * len(zero_block)
-                    count -= k
-            next_block = stop
-
-        for batch in _batches(pieces, max(threads, BATCH_BYTES // block_bytes)):
-            need = [p.index for p in batch if not p.full]
-            stored = old.read_blocks(need) if old is not None and need else {}
-            encoded = _map_chunks(encode, [(p, stored.get(p.index)) for p in batch], threads)
-            run: list[bytes] = []
-            for piece, blob in zip(batch, encoded):
-                if piece.index != next_block:
-                    if run:
-                        joined = b"".join(run)
-                        _pwrite_all(fd, joined, pos)
-                        pos += len(joined)
-                        run = []
-                    fill_untouched(piece.index)
-                run.append(blob)
-                lengths[piece.index] = len(blob)
-                next_block = piece.index + 1
-            if run:
-                joined = b"".join(run)
-                _pwrite_all(fd, joined, pos)
-                pos += len(joined)
-        fill_untouched(n)
-        ends = _codec.block_ends(lengths, layout.data_offset)
-        _pwrite_all(fd, layout.file_header().pack() + ends.astype("<u8").tobytes(), 0)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    return write_box(path, layout, (0, 0, 0), data, level, threads)
