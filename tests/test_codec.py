@@ -99,43 +99,132 @@ def test_morton_matches_core() -> None:
     assert [tuple(c) for c in coords[:6]] == [(0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0), (0, 0, 1), (1, 0, 1)]
 
 
+def piece_row(index: int, lo: tuple, at: tuple, size: tuple, B: int) -> np.ndarray:
+    return np.array([[index, *lo, *at, *size, int(size == (B, B, B))]], dtype=np.int64)
+
+
+def block_reference(B: int, channels: int, dtype: type) -> np.ndarray:
+    """A decoded block as NumPy sees it: (z, y, x, channel) in C order."""
+    return np.zeros((B, B, B, channels), dtype=dtype)
+
+
 @SETTINGS
 @given(
     dtype=st.sampled_from(DTYPES),
     channels=st.sampled_from([1, 2, 3]),
     order=st.sampled_from(["F", "C", "strided"]),
     seed=st.integers(0, 2**16),
+    merge=st.booleans(),
 )
-def test_gather_scatter_match_numpy(dtype: type, channels: int, order: str, seed: int) -> None:
+def test_piece_kernels_match_numpy(dtype: type, channels: int, order: str, seed: int, merge: bool) -> None:
+    """encode_pieces / decode_pieces move exactly the piece, for every dtype and layout;
+    python-lz4 (another binding) decodes and encodes the blocks independently."""
     rng = np.random.default_rng(seed)
     B = 8
+    block_bytes = B**3 * channels * np.dtype(dtype).itemsize
     array = arrange(random_data(rng, (channels, 11, 9, 10), dtype), order)
     lo = tuple(int(v) for v in rng.integers(0, 4, 3))
     at = tuple(int(v) for v in rng.integers(0, 3, 3))
-    size = tuple(int(v) for v in rng.integers(0, 6, 3))
-    block = bytearray(B**3 * channels * np.dtype(dtype).itemsize)
-    _codec.gather(codec._byte_view(array), *at, block, B, *lo, *size)
-    # the reference: a decoded block is (z, y, x, channel) in C order
-    ref = np.zeros((B, B, B, channels), dtype=dtype)
-    sel = array[:, at[0] : at[0] + size[0], at[1] : at[1] + size[1], at[2] : at[2] + size[2]]
+    size = tuple(int(v) for v in rng.integers(1, 6, 3))
+    pieces = piece_row(5, lo, at, size, B)
+    sel = np.asarray(array)[:, at[0] : at[0] + size[0], at[1] : at[1] + size[1], at[2] : at[2] + size[2]]
+    ref = block_reference(B, channels, dtype)
+    old = b""
+    if merge:  # merged into a stored block instead of zeros
+        ref[...] = random_data(rng, ref.shape, dtype)
+        old = lz4.block.compress(ref.tobytes(), mode="high_compression", compression=3, store_size=False)
     ref[lo[2] : lo[2] + size[2], lo[1] : lo[1] + size[1], lo[0] : lo[0] + size[0]] = sel.transpose(3, 2, 1, 0)
-    assert bytes(block) == ref.tobytes()
-    out = arrange(np.zeros_like(np.asarray(array)), order)
-    _codec.scatter(bytes(block), B, *lo, codec._byte_view(out), *at, *size)
-    expected = np.zeros(out.shape, dtype=dtype)
+    out = bytearray(_codec.compress_bound(block_bytes))
+    lengths = np.zeros(1, dtype=np.int64)
+    old_range = np.array([0], np.int64), np.array([len(old)], np.int64)
+    assert _codec.encode_pieces(array, pieces, B, old, *old_range, LZ4HC, 9, out, lengths) == (-1, 0)
+    blob = bytes(out[: lengths[0]])
+    assert lz4.block.decompress(blob, uncompressed_size=block_bytes) == ref.tobytes()
+    # and back: only the piece lands in the array, in its layout
+    back = arrange(np.zeros(array.shape, dtype=dtype), order)
+    assert _codec.decode_pieces(blob, np.array([0]), np.array([len(blob)]), pieces, back, B) == -1
+    expected = np.zeros(array.shape, dtype=dtype)
     expected[:, at[0] : at[0] + size[0], at[1] : at[1] + size[1], at[2] : at[2] + size[2]] = sel
-    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(back, expected)
+
+
+def test_lz4_matches_python_lz4() -> None:
+    """The system liblz4 gives python-lz4's LZ4HC bytes at every level (level 9: libwkw's)."""
+    raw = np.random.default_rng(0).integers(0, 8, 40000, dtype=np.uint8).tobytes()
+    for level in (1, 2, 3, 4, 9, 12):
+        ours = codec.encode_block(raw, LZ4HC, level)
+        assert ours == lz4.block.compress(raw, mode="high_compression", compression=level, store_size=False)
+        assert codec.decode_block(ours, len(raw), "f", 0) == raw
+    fast = codec.encode_block(raw, LZ4)  # the fast compressor: same format, bytes may differ
+    assert lz4.block.decompress(fast, uncompressed_size=len(raw)) == raw
+    assert _codec.lz4_version_number() >= 10900
+
+
+def test_partial_decode_stops_early_but_checks_what_it_reads() -> None:
+    """A piece in the first z-planes of a block decodes only those: damage after them
+    goes unread, damage inside them is an error."""
+    B = 16
+    raw = np.random.default_rng(1).integers(0, 4, B**3, dtype=np.uint8)
+    blob = codec.encode_block(raw.tobytes(), LZ4, 1)
+    first_plane = piece_row(0, (0, 0, 0), (0, 0, 0), (B, B, 1), B)
+    out = np.zeros((1, B, B, 1), dtype=np.uint8, order="F")
+    cut = blob[: len(blob) // 2]
+    assert _codec.decode_pieces(cut, np.array([0]), np.array([len(cut)]), first_plane, out, B) == -1
+    np.testing.assert_array_equal(out[0, :, :, 0], raw[: B * B].reshape(B, B, order="F"))
+    whole = piece_row(0, (0, 0, 0), (0, 0, 0), (B, B, B), B)
+    out = np.zeros((1, B, B, B), dtype=np.uint8)
+    assert _codec.decode_pieces(cut, np.array([0]), np.array([len(cut)]), whole, out, B) == 0
+    assert _codec.decode_pieces(b"\xff" * 40, np.array([0]), np.array([40]), first_plane, out[:, :, :, :1], B) == 0
 
 
 def test_kernel_bounds_are_checked() -> None:
     array = np.zeros((1, 8, 8, 8), dtype=np.uint8)
-    block = bytearray(8**3)
-    with pytest.raises(ValueError):
-        _codec.gather(codec._byte_view(array), 4, 0, 0, block, 8, 0, 0, 0, 5, 1, 1)
-    with pytest.raises(ValueError):
-        _codec.scatter(bytes(block), 8, 4, 0, 0, codec._byte_view(array), 0, 0, 0, 5, 1, 1)
-    with pytest.raises(ValueError):
-        _codec.gather(codec._byte_view(array), 0, 0, 0, bytearray(10), 8, 0, 0, 0, 1, 1, 1)
+    none = np.zeros(1, np.int64)
+    out = bytearray(_codec.compress_bound(8**3))
+    with pytest.raises(ValueError, match="exceeds"):  # piece outside the array
+        _codec.encode_pieces(array, piece_row(0, (0, 0, 0), (4, 0, 0), (5, 1, 1), 8), 8, b"", none, none, LZ4, 1, out, none.copy())
+    with pytest.raises(ValueError, match="exceeds"):  # piece outside its block
+        _codec.decode_pieces(b"x", none, none + 1, piece_row(0, (4, 0, 0), (0, 0, 0), (5, 1, 1), 8), array, 8)
+    with pytest.raises(ValueError, match="columns"):
+        _codec.decode_pieces(b"x", none, none + 1, np.zeros((1, 3), np.int64), array, 8)
+    with pytest.raises(ValueError, match="compressed buffer"):
+        _codec.decode_pieces(b"x", none, none + 2, piece_row(0, (0,) * 3, (0,) * 3, (1,) * 3, 8), array, 8)
+    with pytest.raises(ValueError, match="out needs"):
+        _codec.encode_pieces(array, piece_row(0, (0,) * 3, (0,) * 3, (8,) * 3, 8), 8, b"", none, none, LZ4, 1, bytearray(10), none.copy())
+    with pytest.raises(ValueError, match="level"):
+        _codec.encode_pieces(array, piece_row(0, (0,) * 3, (0,) * 3, (8,) * 3, 8), 8, b"", none, none, LZ4HC, 13, out, none.copy())
+    with pytest.raises(ValueError, match="names block"):
+        _codec.read_pieces(0, np.array([100], np.uint64), 24, piece_row(1, (0,) * 3, (0,) * 3, (1,) * 3, 8), array, 8)
+    with pytest.raises(ValueError, match="dimensions"):
+        _codec.decode_pieces(b"x", none, none + 1, piece_row(0, (0,) * 3, (0,) * 3, (1,) * 3, 8), array[0], 8)
+    with pytest.raises((ValueError, BufferError)):  # read-only output
+        array.setflags(write=False)
+        _codec.decode_pieces(b"x", none, none + 1, piece_row(0, (0,) * 3, (0,) * 3, (1,) * 3, 8), array, 8)
+
+
+def test_block_pieces_match_a_python_reference() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        B = int(rng.choice([1, 2, 8, 32]))
+        offset = tuple(int(v) for v in rng.integers(0, 3 * B, 3))
+        size = tuple(int(v) for v in rng.integers(0, 3 * B, 3))
+        table = _codec.block_pieces(*offset, *size, B)
+        expected = []
+        if all(size):
+            ranges = [range(o // B, (o + n - 1) // B + 1) for o, n in zip(offset, size)]
+            for bx in ranges[0]:
+                for by in ranges[1]:
+                    for bz in ranges[2]:
+                        lo, at, sz = [], [], []
+                        for a, b in enumerate((bx, by, bz)):
+                            start, stop = max(offset[a], b * B), min(offset[a] + size[a], b * B + B)
+                            lo.append(start - b * B)
+                            at.append(start - offset[a])
+                            sz.append(stop - start)
+                        index = _codec.morton_encode(bx, by, bz)
+                        expected.append([index, *lo, *at, *sz, int(sz == [B, B, B])])
+        expected.sort()
+        assert table.tolist() == expected
 
 
 # -- interoperability with libwkw ---------------------------------------------------------
@@ -349,3 +438,15 @@ def test_parse_header_and_jump_table(tmp_path: Path) -> None:
     with pytest.raises(CorruptFileError, match="block type"):
         codec.parse_header(raw[:5] + b"\x07" + raw[6:16], path)
     assert codec.parse_header(Path(tmp_path / "header.wkw").read_bytes(), "h").data_offset == 0
+
+
+def test_file_cut_after_opening_raises(tmp_path: Path) -> None:
+    """A cached jump table that outlives its file's end: the read stops with an error."""
+    header = make_mag(tmp_path, np.uint16, 1, 8, 2, LZ4HC)
+    libwkw_write(tmp_path, (0, 0, 0), random_data(np.random.default_rng(4), (1, 16, 16, 16), np.uint16))
+    path = file_path(tmp_path)
+    with codec.CompressedFile.open(path, header) as f:
+        os.truncate(path, f.block_range(7)[0] + 1)
+        out = np.zeros((1, 16, 16, 16), dtype=np.uint16)
+        with pytest.raises(CorruptFileError, match="truncated"):
+            codec.read_box(path, header, (0, 0, 0), (16, 16, 16), out, opened=f)

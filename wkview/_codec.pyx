@@ -1,19 +1,24 @@
 # cython: language_level=3, embedsignature=True
 """Compiled kernels of wkview's WKW block codec.
 
-Byte movers between ``(channels, x, y, z)`` arrays and decoded WKW blocks, Morton
-order of the blocks of a file, and jump-table arithmetic. Nothing here touches the
-disk or compresses: ``wkview.codec`` validates the arguments, runs LZ4 and does IO.
+Morton order of the blocks of a file, jump-table arithmetic, LZ4 / LZ4HC through the
+system's liblz4, and the piece kernels that decode or encode whole runs of blocks
+with the GIL released: reading their compressed bytes (``pread``), decoding, and
+moving the voxels between decoded blocks and the caller's array. ``wkview.codec``
+plans the work, runs it on threads and writes files.
 
-Arrays are passed as 5-d ``uint8`` views ``(channels, x, y, z, itemsize)`` with any
-strides (``wkview.codec`` builds them), so one kernel serves every dtype and layout.
-A decoded block is Fortran order: voxel ``x + y*B + z*B*B``, each voxel holding all
-channels interleaved (``channels * itemsize`` bytes).
+Arrays are ``(channels, x, y, z)`` of any dtype and memory layout (taken through the
+buffer protocol). A decoded block is Fortran order: voxel ``x + y*B + z*B*B``, each
+voxel holding all channels interleaved (``channels * itemsize`` bytes).
 """
 
 cimport cython
-from libc.stdint cimport uint8_t, uint64_t, int64_t
-from libc.string cimport memcpy
+from cpython.buffer cimport PyBUF_RECORDS, PyBUF_RECORDS_RO, PyBuffer_Release, PyObject_GetBuffer
+from libc.errno cimport EINTR, errno
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+from posix.unistd cimport pread
 
 from ._morton cimport compact_bits, morton3, spread_bits
 
@@ -94,6 +99,36 @@ def check_ends(const uint64_t[::1] ends, uint64_t data_offset, uint64_t file_siz
 # ---------------------------------------------------------------------------
 # byte movers
 
+cdef struct Grid:
+    # a (channels, x, y, z) array as the kernels see it: byte strides per axis (the
+    # bytes of one item are contiguous), whatever its dtype and memory layout
+    uint8_t* data
+    Py_ssize_t shape[4]
+    Py_ssize_t strides[4]
+    Py_ssize_t itemsize
+
+
+cdef int _open_grid(object array, Py_buffer* view, bint writable, Grid* g) except -1:
+    """Export ``array``'s buffer into ``view`` (the caller releases it) and describe it in ``g``."""
+    PyObject_GetBuffer(array, view, PyBUF_RECORDS if writable else PyBUF_RECORDS_RO)
+    if view.ndim != 4:
+        PyBuffer_Release(view)
+        raise ValueError(f"expected a (channels, x, y, z) array, got {view.ndim} dimensions")
+    cdef int a
+    g.data = <uint8_t*>view.buf
+    g.itemsize = view.itemsize
+    for a in range(4):
+        g.shape[a] = view.shape[a]
+        g.strides[a] = view.strides[a]
+    # Buffer exports may give any stride to an axis of length 1 (NumPy does): use the
+    # packed one there, so the contiguous fast paths of _copy_box still apply.
+    if g.shape[0] == 1:
+        g.strides[0] = g.itemsize
+    if g.shape[1] == 1:
+        g.strides[1] = g.shape[0] * g.itemsize
+    return 0
+
+
 cdef void _copy_box(
     uint8_t* dst, const Py_ssize_t* ds,
     const uint8_t* src, const Py_ssize_t* ss,
@@ -114,47 +149,26 @@ cdef void _copy_box(
             if row_contig:
                 memcpy(d, s, nx * vs)
             elif voxel_contig:
-                for x in range(nx):
-                    memcpy(d + x * ds[1], s + x * ss[1], vs)
+                # one voxel per step; constant sizes let the compiler inline the moves
+                if vs == 1:
+                    for x in range(nx):
+                        d[x * ds[1]] = s[x * ss[1]]
+                elif vs == 2:
+                    for x in range(nx):
+                        memcpy(d + x * ds[1], s + x * ss[1], 2)
+                elif vs == 4:
+                    for x in range(nx):
+                        memcpy(d + x * ds[1], s + x * ss[1], 4)
+                elif vs == 8:
+                    for x in range(nx):
+                        memcpy(d + x * ds[1], s + x * ss[1], 8)
+                else:
+                    for x in range(nx):
+                        memcpy(d + x * ds[1], s + x * ss[1], vs)
             else:
                 for x in range(nx):
                     for c in range(channels):
                         memcpy(d + x * ds[1] + c * ds[0], s + x * ss[1] + c * ss[0], itemsize)
-
-
-cdef inline void _strides(const Py_ssize_t* shape, const Py_ssize_t* strides, Py_ssize_t* out) noexcept nogil:
-    # Buffer exports may give any stride to an axis of length 1 (NumPy does): use the
-    # packed one there, so the contiguous fast paths of _copy_box still apply.
-    out[0] = strides[0] if shape[0] > 1 else shape[4]
-    out[1] = strides[1] if shape[1] > 1 else shape[0] * shape[4]
-    out[2] = strides[2]
-    out[3] = strides[3]
-
-
-cdef int _check(
-    object array, Py_ssize_t channels, Py_ssize_t itemsize, Py_ssize_t block_bytes,
-    Py_ssize_t B, Py_ssize_t ax, Py_ssize_t ay, Py_ssize_t az,
-    Py_ssize_t bx, Py_ssize_t by, Py_ssize_t bz,
-    Py_ssize_t nx, Py_ssize_t ny, Py_ssize_t nz,
-) except -1:
-    shape = array.shape
-    if channels * itemsize * B * B * B != block_bytes:
-        raise ValueError(
-            f"block buffer of {block_bytes} bytes does not hold {B}^3 voxels of "
-            f"{channels} x {itemsize} bytes"
-        )
-    if min(ax, ay, az, bx, by, bz, nx, ny, nz) < 0:
-        raise ValueError("negative offset or extent")
-    if ax + nx > shape[1] or ay + ny > shape[2] or az + nz > shape[3]:
-        raise ValueError(
-            f"box at ({ax}, {ay}, {az}) of size ({nx}, {ny}, {nz}) exceeds the array "
-            f"{tuple(shape[1:4])}"
-        )
-    if bx + nx > B or by + ny > B or bz + nz > B:
-        raise ValueError(
-            f"box at ({bx}, {by}, {bz}) of size ({nx}, {ny}, {nz}) exceeds the block edge {B}"
-        )
-    return 0
 
 
 cdef inline void _block_strides(
@@ -165,59 +179,6 @@ cdef inline void _block_strides(
     bs[1] = voxel_size
     bs[2] = voxel_size * B
     bs[3] = voxel_size * B * B
-
-
-def gather(
-    const uint8_t[:, :, :, :, :] src, Py_ssize_t ax, Py_ssize_t ay, Py_ssize_t az,
-    uint8_t[::1] block, Py_ssize_t B, Py_ssize_t bx, Py_ssize_t by, Py_ssize_t bz,
-    Py_ssize_t nx, Py_ssize_t ny, Py_ssize_t nz,
-):
-    """Copy ``src[:, ax:ax+nx, ay:ay+ny, az:az+nz]`` into the decoded block at ``(bx, by, bz)``.
-
-    ``src`` is a ``(channels, x, y, z, itemsize)`` uint8 view; ``block`` holds ``B**3``
-    voxels. Releases the GIL while copying.
-    """
-    cdef Py_ssize_t channels = src.shape[0]
-    cdef Py_ssize_t itemsize = src.shape[4]
-    if itemsize > 1 and src.strides[4] != 1:
-        raise ValueError("the item bytes of src must be contiguous")
-    _check(src, channels, itemsize, block.shape[0], B, ax, ay, az, bx, by, bz, nx, ny, nz)
-    if nx == 0 or ny == 0 or nz == 0 or channels == 0:
-        return
-    cdef Py_ssize_t bs[4]
-    _block_strides(itemsize, channels * itemsize, B, bs)
-    cdef Py_ssize_t st[4]
-    _strides(src.shape, src.strides, st)
-    cdef const uint8_t* s = &src[0, ax, ay, az, 0]
-    cdef uint8_t* d = &block[0] + bx * bs[1] + by * bs[2] + bz * bs[3]
-    with nogil:
-        _copy_box(d, bs, s, st, channels, itemsize, nx, ny, nz)
-
-
-def scatter(
-    const uint8_t[::1] block, Py_ssize_t B, Py_ssize_t bx, Py_ssize_t by, Py_ssize_t bz,
-    uint8_t[:, :, :, :, :] dst, Py_ssize_t ax, Py_ssize_t ay, Py_ssize_t az,
-    Py_ssize_t nx, Py_ssize_t ny, Py_ssize_t nz,
-):
-    """Copy the box at ``(bx, by, bz)`` of a decoded block into ``dst[:, ax:ax+nx, ...]``.
-
-    The reverse of :func:`gather`; releases the GIL while copying.
-    """
-    cdef Py_ssize_t channels = dst.shape[0]
-    cdef Py_ssize_t itemsize = dst.shape[4]
-    if itemsize > 1 and dst.strides[4] != 1:
-        raise ValueError("the item bytes of dst must be contiguous")
-    _check(dst, channels, itemsize, block.shape[0], B, ax, ay, az, bx, by, bz, nx, ny, nz)
-    if nx == 0 or ny == 0 or nz == 0 or channels == 0:
-        return
-    cdef Py_ssize_t bs[4]
-    _block_strides(itemsize, channels * itemsize, B, bs)
-    cdef const uint8_t* s = &block[0] + bx * bs[1] + by * bs[2] + bz * bs[3]
-    cdef Py_ssize_t st[4]
-    _strides(dst.shape, dst.strides, st)
-    cdef uint8_t* d = &dst[0, ax, ay, az, 0]
-    with nogil:
-        _copy_box(d, st, s, bs, channels, itemsize, nx, ny, nz)
 
 
 # ---------------------------------------------------------------------------
@@ -251,9 +212,6 @@ cdef extern from *:
     int LZ4_decompress_safe_partial(const char* src, char* dst, int srcSize,
                                     int targetOutputSize, int dstCapacity) nogil
 
-from libc.stdlib cimport malloc, free
-from libc.string cimport memset
-
 cdef enum:
     # block types of the WKW header this module encodes
     LZ4_FAST = 2
@@ -264,6 +222,8 @@ cdef enum:
     C_ERR_DECODE = 1    # a stored block does not decode to exactly block_bytes
     C_ERR_ENCODE = 2    # LZ4 failed to encode (output buffer too small)
     C_ERR_MEMORY = 3    # malloc failed
+    C_ERR_SHORT = 4     # the file ends before a block does
+    C_ERR_OS = 5        # pread failed (errno)
     # columns of a piece table (see below)
     P_INDEX = 0
     P_LO = 1
@@ -274,6 +234,8 @@ cdef enum:
 
 ERR_DECODE = C_ERR_DECODE
 ERR_ENCODE = C_ERR_ENCODE
+ERR_SHORT = C_ERR_SHORT
+ERR_OS = C_ERR_OS
 
 
 def lz4_version_number():
@@ -433,184 +395,273 @@ cdef inline Py_ssize_t _prefix_bytes(
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef int _check_pieces(const int64_t[:, ::1] p, object array, Py_ssize_t B) except -1:
+cdef Py_ssize_t _check_pieces(const int64_t[:, ::1] p, const Grid* g, Py_ssize_t B) except -1:
+    """Check the piece table against the array and the block edge; return the block bytes."""
+    if B < 1 or B & (B - 1) or B > 1024:
+        raise ValueError(f"block edge must be a power of two <= 1024, got {B}")
     if p.shape[1] != P_COLS:
         raise ValueError(f"piece table must have {P_COLS} columns, got {p.shape[1]}")
-    shape = array.shape
+    cdef Py_ssize_t block_bytes = B * B * B * g.shape[0] * g.itemsize
+    if g.shape[0] < 1 or block_bytes > MAX_BLOCK_BYTES:
+        raise ValueError(f"blocks of {B}^3 voxels of {g.shape[0]} x {g.itemsize} bytes do not fit LZ4")
     cdef Py_ssize_t r, a
     for r in range(p.shape[0]):
         for a in range(3):
             if (
                 p[r, P_LO + a] < 0 or p[r, P_AT + a] < 0 or p[r, P_SIZE + a] < 1
                 or p[r, P_LO + a] + p[r, P_SIZE + a] > B
-                or p[r, P_AT + a] + p[r, P_SIZE + a] > shape[1 + a]
+                or p[r, P_AT + a] + p[r, P_SIZE + a] > g.shape[1 + a]
             ):
                 raise ValueError(f"piece {r} exceeds its block or the array")
-    return 0
+    return block_bytes
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef Py_ssize_t _decode_rows(
+    const uint8_t* comp, const int64_t* starts, const int64_t* lengths,
+    const int64_t[:, ::1] pieces, const Grid* g, Py_ssize_t B, uint8_t* scratch,
+) noexcept nogil:
+    # decode block r from comp[starts[r] : starts[r] + lengths[r]] (only up to the piece's
+    # last voxel) and copy the piece into the array; -1, or the first row that fails
+    cdef Py_ssize_t vs = g.shape[0] * g.itemsize
+    cdef Py_ssize_t block_bytes = B * B * B * vs
+    cdef Py_ssize_t bs[4]
+    _block_strides(g.itemsize, vs, B, bs)
+    cdef Py_ssize_t r, need
+    cdef int got
+    for r in range(pieces.shape[0]):
+        if lengths[r] <= 0 or lengths[r] > MAX_BLOCK_BYTES:
+            return r
+        need = _prefix_bytes(pieces, r, B, vs)
+        if need == block_bytes:
+            got = LZ4_decompress_safe(
+                <const char*>(comp + starts[r]), <char*>scratch, <int>lengths[r], <int>block_bytes
+            )
+            if got != block_bytes:
+                return r
+        else:
+            got = LZ4_decompress_safe_partial(
+                <const char*>(comp + starts[r]), <char*>scratch, <int>lengths[r], <int>need, <int>block_bytes
+            )
+            if got < need:
+                return r
+        _copy_box(
+            g.data + pieces[r, P_AT] * g.strides[1] + pieces[r, P_AT + 1] * g.strides[2]
+            + pieces[r, P_AT + 2] * g.strides[3],
+            g.strides,
+            scratch + pieces[r, P_LO] * bs[1] + pieces[r, P_LO + 1] * bs[2] + pieces[r, P_LO + 2] * bs[3],
+            bs, g.shape[0], g.itemsize,
+            pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2],
+        )
+    return -1
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def decode_pieces(
     const uint8_t[::1] compressed, const int64_t[::1] starts, const int64_t[::1] lengths,
-    const int64_t[:, ::1] pieces, uint8_t[:, :, :, :, :] dst, Py_ssize_t B,
+    const int64_t[:, ::1] pieces, object out, Py_ssize_t B,
 ):
-    """Decode the blocks of ``pieces`` and copy each piece into ``dst``.
+    """Decode the blocks of ``pieces`` and copy each piece into ``out``.
 
-    Block ``r`` is ``compressed[starts[r] : starts[r] + lengths[r]]``; ``dst`` is the
-    ``(channels, x, y, z, itemsize)`` uint8 view of the output. A piece that ends
+    Block ``r`` is ``compressed[starts[r] : starts[r] + lengths[r]]``; ``out`` is a
+    writable ``(channels, x, y, z)`` array of any dtype and layout. A piece that ends
     early in its block is decoded only up to its last voxel. Releases the GIL.
     Returns ``-1``, or the row of the first block that does not decode.
     """
-    cdef Py_ssize_t channels = dst.shape[0]
-    cdef Py_ssize_t itemsize = dst.shape[4]
-    cdef Py_ssize_t vs = channels * itemsize
-    cdef Py_ssize_t block_bytes = B * B * B * vs
-    cdef Py_ssize_t k = pieces.shape[0]
-    if block_bytes > MAX_BLOCK_BYTES:
-        raise ValueError(f"blocks of {block_bytes} bytes are too large for LZ4")
-    if itemsize > 1 and dst.strides[4] != 1:
-        raise ValueError("the item bytes of dst must be contiguous")
-    if starts.shape[0] < k or lengths.shape[0] < k:
-        raise ValueError("starts and lengths need one entry per piece")
-    _check_pieces(pieces, dst, B)
-    cdef Py_ssize_t r
-    for r in range(k):
-        if starts[r] < 0 or lengths[r] < 0 or starts[r] + lengths[r] > compressed.shape[0]:
-            raise ValueError(f"block {r} lies outside the compressed buffer")
-    if k == 0 or channels == 0:
-        return -1
-    cdef Py_ssize_t bs[4]
-    _block_strides(itemsize, vs, B, bs)
-    cdef Py_ssize_t st[4]
-    _strides(dst.shape, dst.strides, st)
-    cdef uint8_t* base = &dst[0, 0, 0, 0, 0]
-    cdef const uint8_t* comp = &compressed[0] if compressed.shape[0] else NULL
-    cdef uint8_t* scratch
-    cdef Py_ssize_t need, bad = -1
-    cdef int got
-    with nogil:
-        scratch = <uint8_t*>malloc(block_bytes)
-        if scratch != NULL:
-            for r in range(k):
-                need = _prefix_bytes(pieces, r, B, vs)
-                if lengths[r] == 0:
-                    bad = r
-                    break
-                if need == block_bytes:
-                    got = LZ4_decompress_safe(
-                        <const char*>(comp + starts[r]), <char*>scratch, <int>lengths[r], <int>block_bytes
-                    )
-                    if got != block_bytes:
-                        bad = r
+    cdef Py_buffer view
+    cdef Grid g
+    _open_grid(out, &view, True, &g)
+    cdef Py_ssize_t k = pieces.shape[0], r, block_bytes, bad = -1
+    cdef uint8_t* scratch = NULL
+    try:
+        block_bytes = _check_pieces(pieces, &g, B)
+        if starts.shape[0] < k or lengths.shape[0] < k:
+            raise ValueError("starts and lengths need one entry per piece")
+        for r in range(k):
+            if starts[r] < 0 or lengths[r] < 0 or starts[r] + lengths[r] > compressed.shape[0]:
+                raise ValueError(f"block {r} lies outside the compressed buffer")
+        if k == 0:
+            return -1
+        with nogil:
+            scratch = <uint8_t*>malloc(block_bytes)
+            if scratch != NULL:
+                bad = _decode_rows(&compressed[0], &starts[0], &lengths[0], pieces, &g, B, scratch)
+                free(scratch)
+        if scratch == NULL:
+            raise MemoryError()
+        return bad
+    finally:
+        PyBuffer_Release(&view)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def read_pieces(
+    int fd, const uint64_t[::1] ends, uint64_t data_offset,
+    const int64_t[:, ::1] pieces, object out, Py_ssize_t B,
+):
+    """Read the blocks of ``pieces`` from the open file ``fd`` and decode them into ``out``.
+
+    ``ends`` is the file's (validated) jump table. Blocks lying back to back in the
+    file are read with one ``pread``; everything runs without the GIL. Returns
+    ``(code, row, errno)``: ``(0, -1, 0)`` on success, ``(ERR_DECODE, row, 0)`` for a
+    block that does not decode, ``(ERR_SHORT, row, 0)`` when the file ends early,
+    ``(ERR_OS, row, errno)`` when ``pread`` fails.
+    """
+    cdef Py_buffer view
+    cdef Grid g
+    _open_grid(out, &view, True, &g)
+    cdef Py_ssize_t k = pieces.shape[0], r, q, block_bytes, bad = -1
+    cdef Py_ssize_t n_blocks = ends.shape[0]
+    cdef int64_t* starts = NULL
+    cdef int64_t* lengths = NULL
+    cdef uint8_t* scratch = NULL
+    cdef uint8_t* comp = NULL
+    cdef int64_t total = 0, begin, got, pos
+    cdef int code = 0, err = 0
+    cdef uint64_t index
+    try:
+        block_bytes = _check_pieces(pieces, &g, B)
+        for r in range(k):
+            if pieces[r, P_INDEX] < 0 or pieces[r, P_INDEX] >= n_blocks:
+                raise ValueError(f"piece {r} names block {pieces[r, P_INDEX]} of a file of {n_blocks}")
+        if k == 0:
+            return (0, -1, 0)
+        with nogil:
+            starts = <int64_t*>malloc(k * sizeof(int64_t))
+            lengths = <int64_t*>malloc(k * sizeof(int64_t))
+            scratch = <uint8_t*>malloc(block_bytes)
+            if starts == NULL or lengths == NULL or scratch == NULL:
+                code = C_ERR_MEMORY
+            else:
+                for r in range(k):
+                    index = <uint64_t>pieces[r, P_INDEX]
+                    begin = <int64_t>(data_offset if index == 0 else ends[index - 1])
+                    lengths[r] = <int64_t>ends[index] - begin
+                    starts[r] = total  # in comp, for now
+                    total += lengths[r]
+                comp = <uint8_t*>malloc(total if total > 0 else 1)
+                if comp == NULL:
+                    code = C_ERR_MEMORY
+            # one pread per run of blocks that lie back to back in the file
+            r = 0
+            while code == 0 and r < k:
+                index = <uint64_t>pieces[r, P_INDEX]
+                begin = <int64_t>(data_offset if index == 0 else ends[index - 1])
+                q = r + 1
+                while q < k and <int64_t>(data_offset if pieces[q, P_INDEX] == 0 else ends[pieces[q, P_INDEX] - 1]) == begin + starts[q] - starts[r]:
+                    q += 1
+                pos = 0
+                while pos < starts[q - 1] + lengths[q - 1] - starts[r]:
+                    got = pread(fd, comp + starts[r] + pos, starts[q - 1] + lengths[q - 1] - starts[r] - pos, begin + pos)
+                    if got < 0:
+                        if errno == EINTR:
+                            continue
+                        code, bad, err = C_ERR_OS, r, errno
                         break
-                else:
-                    got = LZ4_decompress_safe_partial(
-                        <const char*>(comp + starts[r]), <char*>scratch, <int>lengths[r],
-                        <int>need, <int>block_bytes,
-                    )
-                    if got < need:
-                        bad = r
+                    if got == 0:
+                        code, bad = C_ERR_SHORT, r
                         break
-                _copy_box(
-                    base + pieces[r, P_AT] * st[1] + pieces[r, P_AT + 1] * st[2] + pieces[r, P_AT + 2] * st[3],
-                    st,
-                    scratch + pieces[r, P_LO] * bs[1] + pieces[r, P_LO + 1] * bs[2] + pieces[r, P_LO + 2] * bs[3],
-                    bs, channels, itemsize,
-                    pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2],
-                )
+                    pos += got
+                r = q
+            if code == 0:
+                bad = _decode_rows(comp, starts, lengths, pieces, &g, B, scratch)
+                if bad >= 0:
+                    code = C_ERR_DECODE
+            free(starts)
+            free(lengths)
             free(scratch)
-    if scratch == NULL:
-        raise MemoryError()
-    return bad
+            free(comp)
+        if code == C_ERR_MEMORY:
+            raise MemoryError()
+        return (code, bad, err)
+    finally:
+        PyBuffer_Release(&view)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def encode_pieces(
-    const uint8_t[:, :, :, :, :] src, const int64_t[:, ::1] pieces, Py_ssize_t B,
+    object data, const int64_t[:, ::1] pieces, Py_ssize_t B,
     const uint8_t[::1] old, const int64_t[::1] old_starts, const int64_t[::1] old_lengths,
     int block_type, int level, uint8_t[::1] out, int64_t[::1] out_lengths,
 ):
     """Encode one block per piece into ``out``, one after the other.
 
-    A whole-block piece is encoded from ``src`` (the ``(channels, x, y, z, itemsize)``
-    uint8 view of the data); a partial one is merged into the block stored at
+    A whole-block piece is encoded from ``data`` (a ``(channels, x, y, z)`` array of
+    any dtype and layout); a partial one is merged into the block stored at
     ``old[old_starts[r] : old_starts[r] + old_lengths[r]]`` (zeros when its length is
     0) and re-encoded. ``out`` needs ``compress_bound(block bytes)`` bytes per piece;
     ``out_lengths[r]`` receives the encoded length of piece ``r``. Releases the GIL.
     Returns ``(-1, 0)`` or ``(row, error code)`` of the first failure.
     """
     _check_codec_args(block_type, level)
-    cdef Py_ssize_t channels = src.shape[0]
-    cdef Py_ssize_t itemsize = src.shape[4]
-    cdef Py_ssize_t vs = channels * itemsize
-    cdef Py_ssize_t block_bytes = B * B * B * vs
-    cdef Py_ssize_t k = pieces.shape[0]
-    if block_bytes > MAX_BLOCK_BYTES:
-        raise ValueError(f"blocks of {block_bytes} bytes are too large for LZ4")
-    if itemsize > 1 and src.strides[4] != 1:
-        raise ValueError("the item bytes of src must be contiguous")
-    _check_pieces(pieces, src, B)
-    cdef int bound = compress_bound(block_bytes)
-    if out.shape[0] < k * bound or out_lengths.shape[0] < k:
-        raise ValueError(f"out needs {k * bound} bytes and out_lengths {k} entries")
-    if old_starts.shape[0] < k or old_lengths.shape[0] < k:
-        raise ValueError("old_starts and old_lengths need one entry per piece")
-    cdef Py_ssize_t r
-    for r in range(k):
-        if pieces[r, P_FULL] == 0 and (
-            old_starts[r] < 0 or old_lengths[r] < 0 or old_starts[r] + old_lengths[r] > old.shape[0]
-        ):
-            raise ValueError(f"stored block {r} lies outside the buffer of old blocks")
-    if k == 0:
-        return (-1, 0)
-    if channels == 0:
-        raise ValueError("no channels")
+    cdef Py_buffer view
+    cdef Grid g
+    _open_grid(data, &view, False, &g)
+    cdef Py_ssize_t k = pieces.shape[0], r, block_bytes, pos = 0, bad = -1
+    cdef Py_ssize_t vs = g.shape[0] * g.itemsize
     cdef Py_ssize_t bs[4]
-    _block_strides(itemsize, vs, B, bs)
-    cdef Py_ssize_t st[4]
-    _strides(src.shape, src.strides, st)
-    cdef const uint8_t* base = &src[0, 0, 0, 0, 0]
-    cdef const uint8_t* stored = &old[0] if old.shape[0] else NULL
-    cdef uint8_t* dst = &out[0]
-    cdef Py_ssize_t pos = 0, bad = -1
-    cdef int err = 0, got
+    cdef int bound, err = 0, got
     cdef uint8_t* scratch = NULL
     cdef void* state = NULL
-    with nogil:
-        scratch = <uint8_t*>malloc(block_bytes)
-        state = _new_state(block_type)
-        if scratch == NULL or state == NULL:
-            err = C_ERR_MEMORY
-        else:
-            for r in range(k):
-                if not pieces[r, P_FULL]:
-                    if old_lengths[r] == 0:
-                        memset(scratch, 0, block_bytes)
-                    else:
-                        got = LZ4_decompress_safe(
-                            <const char*>(stored + old_starts[r]), <char*>scratch,
-                            <int>old_lengths[r], <int>block_bytes,
-                        )
-                        if got != block_bytes:
-                            bad, err = r, C_ERR_DECODE
-                            break
-                _copy_box(
-                    scratch + pieces[r, P_LO] * bs[1] + pieces[r, P_LO + 1] * bs[2] + pieces[r, P_LO + 2] * bs[3],
-                    bs,
-                    base + pieces[r, P_AT] * st[1] + pieces[r, P_AT + 1] * st[2] + pieces[r, P_AT + 2] * st[3],
-                    st, channels, itemsize,
-                    pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2],
-                )
-                got = _encode(state, block_type, level, scratch, <int>block_bytes, dst + pos, bound)
-                if got <= 0:
-                    bad, err = r, C_ERR_ENCODE
-                    break
-                out_lengths[r] = got
-                pos += got
-        free(scratch)
-        free(state)
-    if err == C_ERR_MEMORY:
-        raise MemoryError()
-    return (bad, err)
+    cdef const uint8_t* stored
+    cdef uint8_t* dst
+    try:
+        block_bytes = _check_pieces(pieces, &g, B)
+        bound = compress_bound(block_bytes)
+        if out.shape[0] < k * bound or out_lengths.shape[0] < k:
+            raise ValueError(f"out needs {k * bound} bytes and out_lengths {k} entries")
+        if old_starts.shape[0] < k or old_lengths.shape[0] < k:
+            raise ValueError("old_starts and old_lengths need one entry per piece")
+        for r in range(k):
+            if pieces[r, P_FULL] == 0 and (
+                old_starts[r] < 0 or old_lengths[r] < 0 or old_starts[r] + old_lengths[r] > old.shape[0]
+            ):
+                raise ValueError(f"stored block {r} lies outside the buffer of old blocks")
+        if k == 0:
+            return (-1, 0)
+        _block_strides(g.itemsize, vs, B, bs)
+        stored = &old[0] if old.shape[0] else NULL
+        dst = &out[0]
+        with nogil:
+            scratch = <uint8_t*>malloc(block_bytes)
+            state = _new_state(block_type)
+            if scratch == NULL or state == NULL:
+                err = C_ERR_MEMORY
+            else:
+                for r in range(k):
+                    if not pieces[r, P_FULL]:
+                        if old_lengths[r] == 0:
+                            memset(scratch, 0, block_bytes)
+                        else:
+                            got = LZ4_decompress_safe(
+                                <const char*>(stored + old_starts[r]), <char*>scratch,
+                                <int>old_lengths[r], <int>block_bytes,
+                            )
+                            if got != block_bytes:
+                                bad, err = r, C_ERR_DECODE
+                                break
+                    _copy_box(
+                        scratch + pieces[r, P_LO] * bs[1] + pieces[r, P_LO + 1] * bs[2] + pieces[r, P_LO + 2] * bs[3],
+                        bs,
+                        g.data + pieces[r, P_AT] * g.strides[1] + pieces[r, P_AT + 1] * g.strides[2]
+                        + pieces[r, P_AT + 2] * g.strides[3],
+                        g.strides, g.shape[0], g.itemsize,
+                        pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2],
+                    )
+                    got = _encode(state, block_type, level, scratch, <int>block_bytes, dst + pos, bound)
+                    if got <= 0:
+                        bad, err = r, C_ERR_ENCODE
+                        break
+                    out_lengths[r] = got
+                    pos += got
+            free(scratch)
+            free(state)
+        if err == C_ERR_MEMORY:
+            raise MemoryError()
+        return (bad, err)
+    finally:
+        PyBuffer_Release(&view)

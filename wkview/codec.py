@@ -25,6 +25,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -424,16 +425,6 @@ def _pieces(layout: _Layout, offset: Sequence[int], size: Sequence[int]) -> np.n
     return _codec.block_pieces(*offset, *size, layout.block_len)
 
 
-def _byte_view(array: np.ndarray) -> np.ndarray:
-    """``(channels, x, y, z, itemsize)`` uint8 view of a ``(channels, x, y, z)`` array."""
-    return np.lib.stride_tricks.as_strided(
-        array[..., None].view(np.uint8),
-        shape=(*array.shape, array.dtype.itemsize),
-        strides=(*array.strides, 1),
-        writeable=array.flags.writeable,
-    )
-
-
 def _check_box(layout: _Layout, offset: Sequence[int], size: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     offset = tuple(int(v) for v in offset)
     size = tuple(int(v) for v in size)
@@ -565,17 +556,23 @@ def _pread_into(fd: int, view: memoryview, offset: int, path: str) -> None:
         view, offset = view[got:], offset + got
 
 
-def _decode_task(f: CompressedFile, pieces: np.ndarray, dst: np.ndarray, block_len: int) -> Callable[[], None]:
-    def run() -> None:
-        buffer, starts, lengths = f.read_runs(pieces[:, P_INDEX])
-        bad = _codec.decode_pieces(buffer, starts, lengths, pieces, dst, block_len)
-        if bad >= 0:
-            raise CorruptFileError(
-                f"{f.path}: block {int(pieces[bad, P_INDEX])} ({int(lengths[bad])} compressed "
-                f"bytes) does not decode to {dst.shape[0] * dst.shape[4] * block_len**3} bytes"
-            )
+def _read_error(f: CompressedFile, pieces: np.ndarray, code: int, row: int, errno: int) -> Exception:
+    index = int(pieces[row, P_INDEX])
+    start, end = f.block_range(index)
+    if code == _codec.ERR_DECODE:
+        return CorruptFileError(
+            f"{f.path}: block {index} ({end - start} compressed bytes at byte {start}) does "
+            f"not decode to {f.header.block_len**3 * f.header.voxel_size} bytes"
+        )
+    if code == _codec.ERR_SHORT:
+        return CorruptFileError(f"{f.path} is truncated: block {index} (bytes {start} to {end}) is cut off")
+    return OSError(errno, f"reading block {index} of {f.path}: {os.strerror(errno)}")
 
-    return run
+
+def _read_pieces(f: CompressedFile, pieces: np.ndarray, out: np.ndarray) -> None:
+    code, row, errno = _codec.read_pieces(f.fd, f.ends, f.header.data_offset, pieces, out, f.header.block_len)
+    if code:
+        raise _read_error(f, pieces, code, row, errno)
 
 
 def read_boxes(
@@ -590,8 +587,7 @@ def read_boxes(
     files keep every core busy. Raises :class:`CorruptFileError` for a damaged block.
     """
     layout = _layout(header)
-    threads = _check_threads(threads)
-    tasks: list[Callable[[], None]] = []
+    jobs = []
     decoded = 0
     for f, offset, out in boxes:
         _check_array(layout, out, "out")
@@ -599,14 +595,19 @@ def read_boxes(
             raise ValueError("out is read-only")
         offset, size = _check_box(layout, offset, out.shape[1:])
         pieces = _pieces(layout, offset, size)
-        if not len(pieces):
-            continue
-        decoded += len(pieces) * layout.block_bytes
-        dst = _byte_view(out)
-        tasks.extend(_decode_task(f, part, dst, layout.block_len) for part in _split(pieces, layout.block_bytes))
+        if len(pieces):
+            jobs.append((f, pieces, out))
+            decoded += len(pieces) * layout.block_bytes
     if decoded < SMALL_READ_BYTES:
-        threads = 1  # a few blocks: handing them to the pool costs more than decoding
-    for _ in _in_order(tasks, threads):
+        for f, pieces, out in jobs:  # a few blocks: the pool would cost more than it saves
+            _read_pieces(f, pieces, out)
+        return
+    tasks = [
+        partial(_read_pieces, f, part, out)
+        for f, pieces, out in jobs
+        for part in _split(pieces, layout.block_bytes)
+    ]
+    for _ in _in_order(tasks, _check_threads(threads)):
         pass
 
 
@@ -787,14 +788,14 @@ def _encode_task(
 
     def run() -> tuple[_NewFile, np.ndarray, bytearray, np.ndarray]:
         k = len(pieces)
-        partial = np.flatnonzero(pieces[:, P_FULL] == 0)
+        merging = np.flatnonzero(pieces[:, P_FULL] == 0)
         old_starts = np.zeros(k, dtype=np.int64)
         old_lengths = np.zeros(k, dtype=np.int64)  # 0: merge into zeros
         stored: bytes | bytearray = b""
-        if old is not None and len(partial):
-            stored, starts, lengths = old.read_runs(pieces[partial, P_INDEX])
-            old_starts[partial] = starts
-            old_lengths[partial] = lengths
+        if old is not None and len(merging):
+            stored, starts, lengths = old.read_runs(pieces[merging, P_INDEX])
+            old_starts[merging] = starts
+            old_lengths[merging] = lengths
         out = bytearray(k * _codec.compress_bound(layout.block_bytes))
         out_lengths = np.zeros(k, dtype=np.int64)
         bad, error = _codec.encode_pieces(
@@ -869,9 +870,8 @@ def write_boxes(
                 new.merged = pieces[pieces[:, P_FULL] == 0, P_INDEX].tolist()
             parts = _split(pieces, layout.block_bytes)
             finished[new] = len(parts)
-            src = _byte_view(data)
             for part in parts:
-                yield _encode_task(new, part, src)
+                yield _encode_task(new, part, data)
 
     stats: list[WriteStats] = []
     try:
