@@ -129,6 +129,21 @@ cdef int _open_grid(object array, Py_buffer* view, bint writable, Grid* g) excep
     return 0
 
 
+cdef inline void _copy_row(uint8_t* d, const uint8_t* s, Py_ssize_t n) noexcept nogil:
+    # rows of whole blocks have a few fixed lengths: constant sizes are copied inline
+    # (a call to memcpy per 32-byte row costs as much as the copy)
+    if n == 32:
+        memcpy(d, s, 32)
+    elif n == 64:
+        memcpy(d, s, 64)
+    elif n == 16:
+        memcpy(d, s, 16)
+    elif n == 128:
+        memcpy(d, s, 128)
+    else:
+        memcpy(d, s, n)
+
+
 cdef void _copy_box(
     uint8_t* dst, const Py_ssize_t* ds,
     const uint8_t* src, const Py_ssize_t* ss,
@@ -147,7 +162,7 @@ cdef void _copy_box(
             d = dst + z * ds[3] + y * ds[2]
             s = src + z * ss[3] + y * ss[2]
             if row_contig:
-                memcpy(d, s, nx * vs)
+                _copy_row(d, s, nx * vs)
             elif voxel_contig:
                 # one voxel per step; constant sizes let the compiler inline the moves
                 if vs == 1:

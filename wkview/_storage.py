@@ -9,6 +9,7 @@ fetches and stores. A later codec can replace it behind the same methods.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -365,6 +366,11 @@ class MagStore:
 
     # -- geometry of the files ----------------------------------------------------
 
+    @functools.cached_property
+    def _layout(self) -> codec.Layout:
+        """The header as the codec takes it (checked once)."""
+        return codec.as_layout(self.header)
+
     @property
     def file_edge(self) -> int:
         return header_file_edge(self.header)
@@ -526,7 +532,7 @@ class MagStore:
         hit = cache.get(path)
         if hit is not None and hit[0] == key:
             return hit[1]
-        opened = codec.CompressedFile.open(path, self.header)
+        opened = codec.CompressedFile.open(path, self._layout)
         with self._lock:
             old = cache.pop(path, None)
             cache[path] = (key, opened)
@@ -557,7 +563,7 @@ class MagStore:
             ax, ay, az = part.array_offset
             sx, sy, sz = part.size
             boxes.append((opened, part.local_offset, out[:, ax : ax + sx, ay : ay + sy, az : az + sz]))
-        codec.read_boxes(self.header, boxes)
+        codec.read_boxes(self._layout, boxes)
         return out
 
     def _codec_write(self, offset: tuple[int, int, int], data: np.ndarray, level: int) -> None:
@@ -572,7 +578,7 @@ class MagStore:
             piece = data[:, ax : ax + sx, ay : ay + sy, az : az + sz]
             boxes.append((self.file_path(part.index), part.local_offset, piece))
         try:
-            codec.write_boxes(self.header, boxes, level)
+            codec.write_boxes(self._layout, boxes, level)
         finally:
             for path, _, _ in boxes:
                 self._checks.forget(path)

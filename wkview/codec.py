@@ -35,6 +35,8 @@ from .errors import CorruptFileError
 
 __all__ = [
     "FileHeader",
+    "Layout",
+    "as_layout",
     "CompressedFile",
     "parse_header",
     "read_jump_table",
@@ -151,8 +153,8 @@ def parse_header(raw: bytes, path: str) -> FileHeader:
 
 
 @dataclass(frozen=True)
-class _Layout:
-    """What a codec call needs to know of a mag's header."""
+class Layout:
+    """What a codec call needs to know of a mag's header (see :func:`as_layout`)."""
 
     block_len: int
     file_len: int
@@ -195,15 +197,16 @@ class _Layout:
         )
 
 
-def _layout(header: Any) -> _Layout:
-    """Normalise a :class:`FileHeader`, a ``wkw.Header`` or a :class:`_Layout`."""
-    if isinstance(header, _Layout):
+def as_layout(header: Any) -> Layout:
+    """The checked :class:`Layout` of a :class:`FileHeader` or a ``wkw.Header`` (a
+    :class:`Layout` is returned as it is: callers that run many small reads keep one)."""
+    if isinstance(header, Layout):
         return header
     if isinstance(header, FileHeader):
-        layout = _Layout(header.block_len, header.file_len, header.block_type, header.dtype, header.num_channels)
+        layout = Layout(header.block_len, header.file_len, header.block_type, header.dtype, header.num_channels)
     else:
         dtype = np.dtype(header.voxel_type).newbyteorder("<")
-        layout = _Layout(
+        layout = Layout(
             int(header.block_len), int(header.file_len), int(header.block_type), dtype, int(header.num_channels)
         )
     if layout.dtype not in VOXEL_TYPES:
@@ -221,7 +224,7 @@ def _layout(header: Any) -> _Layout:
     return layout
 
 
-def _check_matches(found: FileHeader, layout: _Layout, path: str) -> None:
+def _check_matches(found: FileHeader, layout: Layout, path: str) -> None:
     if (
         found.block_len != layout.block_len
         or found.file_len != layout.file_len
@@ -420,12 +423,12 @@ def _split(pieces: np.ndarray, block_bytes: int) -> list[np.ndarray]:
 P_INDEX, P_LO, P_AT, P_SIZE, P_FULL = 0, slice(1, 4), slice(4, 7), slice(7, 10), 10
 
 
-def _pieces(layout: _Layout, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
+def _pieces(layout: Layout, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
     """``int64[k, 11]``: the blocks a file-local box touches and the part inside it."""
     return _codec.block_pieces(*offset, *size, layout.block_len)
 
 
-def _check_box(layout: _Layout, offset: Sequence[int], size: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _check_box(layout: Layout, offset: Sequence[int], size: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     offset = tuple(int(v) for v in offset)
     size = tuple(int(v) for v in size)
     if len(offset) != 3 or len(size) != 3:
@@ -436,7 +439,7 @@ def _check_box(layout: _Layout, offset: Sequence[int], size: Sequence[int]) -> t
     return offset, size
 
 
-def _check_array(layout: _Layout, array: np.ndarray, name: str) -> None:
+def _check_array(layout: Layout, array: np.ndarray, name: str) -> None:
     if not isinstance(array, np.ndarray) or array.ndim != 4:
         raise ValueError(f"{name} must be a (channels, x, y, z) numpy array")
     if array.dtype.newbyteorder("<") != layout.dtype or not array.dtype.isnative:
@@ -470,7 +473,7 @@ class CompressedFile:
     def open(cls, path: str | os.PathLike, expected: Any) -> "CompressedFile":
         """Open ``path`` and check it against ``expected`` (a :class:`FileHeader` or ``wkw.Header``)."""
         path = os.fspath(path)
-        layout = _layout(expected)
+        layout = as_layout(expected)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             size = os.fstat(fd).st_size
@@ -586,7 +589,7 @@ def read_boxes(
     All blocks of all boxes are decoded on the codec threads together, so several
     files keep every core busy. Raises :class:`CorruptFileError` for a damaged block.
     """
-    layout = _layout(header)
+    layout = as_layout(header)
     jobs = []
     decoded = 0
     for f, offset, out in boxes:
@@ -627,7 +630,7 @@ def read_box(
     :class:`CorruptFileError` for a damaged file. ``opened``: the file, already
     opened (its parsed jump table is reused; it is not closed here).
     """
-    layout = _layout(header)
+    layout = as_layout(header)
     _check_array(layout, out, "out")
     _, size = _check_box(layout, file_offset_in_file, size)
     if tuple(out.shape[1:]) != size:
@@ -689,7 +692,7 @@ def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, pos: int) -> None
 _zero_blocks: dict[tuple[int, int, int], bytes] = {}
 
 
-def _zero_block(layout: _Layout, level: int) -> bytes:
+def _zero_block(layout: Layout, level: int) -> bytes:
     key = (layout.block_bytes, layout.block_type, level)
     blob = _zero_blocks.get(key)
     if blob is None:
@@ -701,7 +704,7 @@ class _NewFile:
     """A data file being written: a temporary file beside ``path``, filled block by
     block in Morton order, renamed over ``path`` by :meth:`finish`."""
 
-    def __init__(self, path: str, layout: _Layout, old: CompressedFile | None, level: int) -> None:
+    def __init__(self, path: str, layout: Layout, old: CompressedFile | None, level: int) -> None:
         self.path = path
         self.layout = layout
         self.old = old
@@ -831,7 +834,7 @@ def write_boxes(
     while the calling thread writes the finished ones out in order; memory stays
     bounded by a few tasks' blocks per thread. Returns what was done to each file.
     """
-    layout = _layout(header)
+    layout = as_layout(header)
     level = _check_level(layout.block_type, level)
     threads = _check_threads(threads)
     jobs = []
@@ -913,7 +916,7 @@ def write_full_file(
     threads: int | None = None,
 ) -> WriteStats | None:
     """Write a whole file (``data`` of shape ``(channels, E, E, E)``), replacing any old one."""
-    layout = _layout(header)
+    layout = as_layout(header)
     _check_array(layout, data, "data")
     if tuple(data.shape[1:]) != (layout.edge,) * 3:
         raise ValueError(f"data has shape {data.shape[1:]}, a file holds {(layout.edge,) * 3}")
