@@ -450,3 +450,56 @@ def test_file_cut_after_opening_raises(tmp_path: Path) -> None:
         out = np.zeros((1, 16, 16, 16), dtype=np.uint16)
         with pytest.raises(CorruptFileError, match="truncated"):
             codec.read_box(path, header, (0, 0, 0), (16, 16, 16), out, opened=f)
+
+
+# -- several files in one pipelined write ---------------------------------------------------
+
+
+def _three_files(root: Path) -> tuple[wkw.Header, np.ndarray]:
+    """A mag of uint16 files of 64^3 voxels (1 MiB raw blocks per file), three of them filled."""
+    header = make_mag(root, np.uint16, 1, 16, 4, LZ4HC)
+    data = random_data(np.random.default_rng(5), (1, 192, 64, 64), np.uint16)
+    libwkw_write(root, (0, 0, 0), data)
+    return header, data
+
+
+def test_write_boxes_threads_give_the_same_bytes(tmp_path: Path) -> None:
+    new = random_data(np.random.default_rng(6), (1, 150, 60, 50), np.uint16)
+    results = []
+    for threads in (1, 2):
+        root = tmp_path / f"t{threads}"
+        header, data = _three_files(root)
+        boxes = [
+            (file_path(root, x), (max(0, 10 - 64 * x), 3, 7), new[:, max(0, 64 * x - 10) : 64 * x + 54, :, :])
+            for x in range(3)
+        ]
+        boxes = [(p, o, d[:, : 64 - o[0]]) for p, o, d in boxes if d.shape[1]]
+        stats = codec.write_boxes(header, boxes, level=3, threads=threads)
+        assert [s.path for s in stats] == [b[0] for b in boxes]
+        data[:, 10:160, 3:63, 7:57] = new
+        np.testing.assert_array_equal(libwkw_read(root, (0, 0, 0), (192, 64, 64)), data)
+        results.append([Path(file_path(root, x)).read_bytes() for x in range(3)])
+    assert results[0] == results[1]
+
+
+def test_failed_write_leaves_files_whole(tmp_path: Path) -> None:
+    """A damaged second file stops a threaded three-file write: no temporary file stays,
+    the damaged file is untouched, every other file holds its old or its new voxels."""
+    header, data = _three_files(tmp_path)
+    bad = file_path(tmp_path, 1)
+    raw = bytearray(Path(bad).read_bytes())
+    start, (end,) = 16 + 8 * 64, struct.unpack("<Q", raw[16:24])
+    raw[start:end] = b"\xff" * (end - start)  # block 0, which the box covers partly, no longer decodes
+    Path(bad).write_bytes(bytes(raw))
+    new = np.full((1, 60, 64, 63), 3, np.uint16)
+    boxes = [(file_path(tmp_path, x), (2, 0, 1), new) for x in range(3)]
+    with pytest.raises(CorruptFileError, match="x1.wkw"):
+        codec.write_boxes(header, boxes, level=2, threads=2)
+    assert Path(bad).read_bytes() == bytes(raw)
+    assert [p for p in os.listdir(Path(bad).parent) if p.endswith(".tmp")] == []
+    for x in (0, 2):
+        got = libwkw_read(tmp_path, (64 * x, 0, 0), (64, 64, 64))
+        old = data[:, 64 * x : 64 * x + 64]
+        written = old.copy()
+        written[:, 2:62, :, 1:64] = 3
+        assert np.array_equal(got, old) or np.array_equal(got, written)

@@ -94,6 +94,60 @@ def test_defect1_partial_write_into_missing_file_reads_nothing(view_factory, mon
     assert view.read((20, 20, 20), (3, 3, 3)).min() == 5
 
 
+_ONE_VOXEL_CHILD = textwrap.dedent(
+    """
+    import sys, warnings
+    import numpy as np, wkw
+    from wkview._storage import MagStore
+
+    def rss(field):
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) * 1024 for l in f if l.startswith(field + ":"))
+
+    store = MagStore(sys.argv[1])
+    store.read((0, 0, 0), (1, 1, 1))  # imports and first use, outside the measurement
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak RSS
+    base = rss("VmRSS")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        store.write((300, 301, 302), np.full((1, 1, 1, 1), 65000, np.uint16))
+    print(rss("VmHWM") - base)
+    """
+)
+
+
+def test_defect1_one_voxel_into_a_big_compressed_file_needs_little_memory(tmp_path):
+    """Seed defect 1: a 1-voxel write into a compressed file decoded and re-encoded the
+    whole file (webknossos' default 1024^3 file: ~1 GiB of memory). Here the file holds
+    512^3 uint16 voxels (256 MiB decoded) and the write may use at most 64 MiB."""
+    import wkw
+
+    from wkview._storage import MagStore
+
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux /proc to measure peak memory")
+    mag = tmp_path / "mag"
+    store = MagStore.create(mag, wkw.Header(np.uint16, block_len=32, file_len=16, block_type=LZ4HC))
+    edge = 512
+    data = np.empty((1, edge, edge, edge), np.uint16, order="F")
+    ramp = np.arange(edge, dtype=np.uint16)
+    data[0] = ramp[:, None, None] // 3 + ramp[None, :, None] // 5 + ramp[None, None, :] // 7
+    store.write((0, 0, 0), data, level=1)
+    before = Path(store.file_path((0, 0, 0))).stat().st_size
+    result = subprocess.run(
+        [sys.executable, "-c", _ONE_VOXEL_CHILD, str(mag)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    extra = int(result.stdout.split()[-1])
+    assert extra < 64 << 20, f"the 1-voxel write used {extra / 2**20:.1f} MiB"
+    data[0, 300, 301, 302] = 65000
+    with wkw.Dataset.open(str(mag)) as ds:  # the reference reader sees the voxel and nothing else changed
+        np.testing.assert_array_equal(ds.read((256, 256, 256), (128, 128, 128)), data[:, 256:384, 256:384, 256:384])
+        assert ds.read((0, 0, 0), (1, 1, 1))[0, 0, 0, 0] == data[0, 0, 0, 0]
+    assert abs(Path(store.file_path((0, 0, 0))).stat().st_size - before) < 4096
+
+
 @pytest.mark.parametrize("block_type", [RAW, LZ4HC], ids=["raw", "lz4hc"])
 @pytest.mark.parametrize("chunk", [8, 12, 16, 32], ids=lambda c: f"chunk{c}")
 def test_defect2_no_lost_updates_with_worker_processes(view_factory, block_type, chunk, quiet_unaligned):

@@ -18,6 +18,7 @@ file (``0 <= c < file_len * block_len``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import tempfile
@@ -610,8 +611,9 @@ def read_boxes(
         for f, pieces, out in jobs
         for part in _split(pieces, layout.block_bytes)
     ]
-    for _ in _in_order(tasks, _check_threads(threads)):
-        pass
+    with contextlib.closing(_in_order(tasks, _check_threads(threads))) as results:
+        for _ in results:
+            pass
 
 
 def read_box(
@@ -878,13 +880,15 @@ def write_boxes(
 
     stats: list[WriteStats] = []
     try:
-        for new, indices, encoded, lengths in _in_order(tasks(), threads):
-            new.append(indices, encoded, lengths)
-            finished[new] -= 1
-            if finished[new] == 0:
-                stats.append(new.finish())
-                if new.old is not None:
-                    new.old.close()
+        # closing(): every task has ended before a failure closes the files they read
+        with contextlib.closing(_in_order(tasks(), threads)) as results:
+            for new, indices, encoded, lengths in results:
+                new.append(indices, encoded, lengths)
+                finished[new] -= 1
+                if finished[new] == 0:
+                    stats.append(new.finish())
+                    if new.old is not None:
+                        new.old.close()
     except BaseException:
         for new in opened:
             new.abort()
