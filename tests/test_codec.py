@@ -350,6 +350,10 @@ def test_bad_arguments(tmp_path: Path) -> None:
         codec.read_box(file_path(tmp_path), wkw.Header(np.uint8), (0, 0, 0), (1, 1, 1), np.zeros((1, 1, 1, 1), np.uint8))
     with pytest.raises(ValueError):
         codec.write_full_file(file_path(tmp_path), header, np.zeros((1, 8, 8, 8), np.uint16))
+    one = np.zeros((1, 1, 1, 1), np.uint16)
+    with pytest.raises(ValueError, match="twice"):  # two boxes of one file in one write would lose one
+        codec.write_boxes(header, [(file_path(tmp_path), (0, 0, 0), one), (file_path(tmp_path), (1, 1, 1), one)])
+    assert not os.path.exists(file_path(tmp_path))
 
 
 # -- damaged files ------------------------------------------------------------------------

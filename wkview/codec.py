@@ -375,8 +375,8 @@ def _check_threads(threads: int | None) -> int:
 #: finish together, large enough that handing tasks over costs little
 TASK_BYTES = 2 << 20
 
-#: boxes touching fewer decoded bytes than this are decoded on the calling thread
-SMALL_READ_BYTES = 1 << 20
+#: reads and writes touching fewer decoded bytes than this stay on the calling thread
+SMALL_WORK_BYTES = 1 << 20
 
 
 def _in_order(tasks: Iterable[Callable[[], Any]], threads: int) -> Iterator[Any]:
@@ -602,7 +602,7 @@ def read_boxes(
         if len(pieces):
             jobs.append((f, pieces, out))
             decoded += len(pieces) * layout.block_bytes
-    if decoded < SMALL_READ_BYTES:
+    if decoded < SMALL_WORK_BYTES:
         for f, pieces, out in jobs:  # a few blocks: the pool would cost more than it saves
             _read_pieces(f, pieces, out)
         return
@@ -851,10 +851,10 @@ def write_boxes(
         pieces = _pieces(layout, offset, size)
         if len(pieces):
             jobs.append((path, pieces, data))
-    if sum(len(p) for _, p, _ in jobs) * layout.block_bytes < SMALL_READ_BYTES:
+    if sum(len(p) for _, p, _ in jobs) * layout.block_bytes < SMALL_WORK_BYTES:
         threads = 1
     opened: list[_NewFile] = []
-    finished: dict[_NewFile, int] = {}  # tasks of each file still to be written
+    remaining: dict[_NewFile, int] = {}  # tasks of each file not yet written out
 
     def tasks() -> Iterator[Callable[[], Any]]:
         for path, pieces, data in jobs:
@@ -874,7 +874,7 @@ def write_boxes(
             if old is not None:
                 new.merged = pieces[pieces[:, P_FULL] == 0, P_INDEX].tolist()
             parts = _split(pieces, layout.block_bytes)
-            finished[new] = len(parts)
+            remaining[new] = len(parts)
             for part in parts:
                 yield _encode_task(new, part, data)
 
@@ -884,8 +884,8 @@ def write_boxes(
         with contextlib.closing(_in_order(tasks(), threads)) as results:
             for new, indices, encoded, lengths in results:
                 new.append(indices, encoded, lengths)
-                finished[new] -= 1
-                if finished[new] == 0:
+                remaining[new] -= 1
+                if remaining[new] == 0:
                     stats.append(new.finish())
                     if new.old is not None:
                         new.old.close()
