@@ -65,3 +65,26 @@ def test_codec_reads_see_replaced_files(tmp_path):
     assert len(mag._store._open_files) == 1
     mag._store.close()
     assert len(mag._store._open_files) == 0
+
+
+def test_reads_on_many_threads_while_open_files_leave_the_cache(tmp_path, monkeypatch):
+    """Files evicted from the open-file cache are not closed under a read on another thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wkview import _storage
+
+    monkeypatch.setattr(_storage, "OPEN_FILES_CACHED", 1)  # every read of another file evicts
+    layer = Dataset.create(tmp_path / "ds", scale=(1, 1, 1)).add_layer("color", "color")
+    mag = layer.add_mag(1, block_len=8, file_len=2, compress=True)  # 16^3-voxel files
+    data = em_like((64, 32, 32), seed=3)
+    mag.write(data, offset=(0, 0, 0))  # 16 files
+    rng = np.random.default_rng(0)
+    boxes = [tuple(int(v) for v in rng.integers(0, (60, 28, 28))) for _ in range(400)]
+
+    def read(offset):
+        got = mag.read(offset, (4, 4, 4))[0]
+        return np.array_equal(got, data[offset[0] : offset[0] + 4, offset[1] : offset[1] + 4, offset[2] : offset[2] + 4])
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(read, boxes))
+    assert len(mag._store._open_files) == 1

@@ -13,6 +13,7 @@ import functools
 import os
 import struct
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -336,9 +337,7 @@ class MagStore:
                 handle.close()
             cache = self.__dict__.get("_open_files_cache")
             if cache and self.__dict__.get("_open_files_pid") == os.getpid():
-                for _, opened in cache.values():
-                    opened.close()
-                cache.clear()
+                cache.clear()  # each file closes once no read uses it any more
 
     def __del__(self) -> None:
         try:
@@ -522,31 +521,35 @@ class MagStore:
     def _opened(self, path: str) -> Any:
         """The file opened by the codec, with its parsed jump table; cached per
         (inode, size, mtime), so a file replaced or changed is parsed again.
-        None when the file does not exist."""
+        None when the file does not exist.
+
+        Files leaving the cache are not closed here: a read on another thread may
+        still use them; each closes when its last user lets go of it.
+        """
         try:
             st = os.stat(path)
         except FileNotFoundError:
             return None
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         cache = self._open_files
-        hit = cache.get(path)
-        if hit is not None and hit[0] == key:
-            return hit[1]
+        with self._lock:
+            hit = cache.get(path)
+            if hit is not None and hit[0] == key:
+                cache.move_to_end(path)  # least recently used files leave first
+                return hit[1]
         opened = codec.CompressedFile.open(path, self._layout)
         with self._lock:
-            old = cache.pop(path, None)
             cache[path] = (key, opened)
+            cache.move_to_end(path)
             while len(cache) > OPEN_FILES_CACHED:
-                cache.pop(next(iter(cache)))[1].close()
-        if old is not None:
-            old[1].close()
+                cache.popitem(last=False)
         return opened
 
     @property
-    def _open_files(self) -> dict[str, Any]:
+    def _open_files(self) -> OrderedDict[str, Any]:
         cache = self.__dict__.get("_open_files_cache")
         if cache is None or self.__dict__.get("_open_files_pid") != os.getpid():
-            cache = self.__dict__["_open_files_cache"] = {}
+            cache = self.__dict__["_open_files_cache"] = OrderedDict()
             self.__dict__["_open_files_pid"] = os.getpid()
         return cache
 
