@@ -1,7 +1,7 @@
 """IO workloads of ``bench/compare.py`` as pytest-benchmark tests: wkview vs raw libwkw.
 
-Five groups (``io small_reads``, ``io full_read``, ``io aligned_write``,
-``io unaligned_write``, ``io buffered_slices``), each with a wkview and a raw
+Six groups (``io small_reads``, ``io full_read``, ``io aligned_write``,
+``io unaligned_write``, ``io small_edit``, ``io buffered_slices``), each with a wkview and a raw
 libwkw benchmark on the same data and layout (LZ4HC, block_len 32, 2x2x2 files;
 see ``bench/_workloads.py``).
 
@@ -115,8 +115,8 @@ def _run_write(benchmark, lib, workload, workdir, filled, data):  # type: ignore
         def op(target) -> None:  # type: ignore[no-untyped-def]
             lib.write_aligned(target, payload)
 
-    elif workload == "unaligned_write":
-        payload = GEO.unaligned_data(data)
+    elif workload in ("unaligned_write", "small_edit"):
+        payload = GEO.unaligned_data(data) if workload == "unaligned_write" else GEO.edit_data(data)
 
         def op(target) -> None:  # type: ignore[no-untyped-def]
             lib.write_unaligned(target, payload, GEO.unaligned_offset)
@@ -135,7 +135,7 @@ def _run_write(benchmark, lib, workload, workdir, filled, data):  # type: ignore
             lib.close(old_target)
             shutil.rmtree(old_path, ignore_errors=True)
         path = workdir / f"{lib.name}-{workload}-{next(_counter)}"
-        if workload == "unaligned_write":
+        if workload in ("unaligned_write", "small_edit"):
             W.copy_dataset(filled, path)
             target = lib.open(path)
         else:
@@ -170,6 +170,12 @@ def test_aligned_write(benchmark, lib, workdir, filled, data):  # type: ignore[n
 def test_unaligned_write(benchmark, lib, workdir, filled, data):  # type: ignore[no-untyped-def]
     made = _run_write(benchmark, lib, "unaligned_write", workdir, filled, data)
     _finish(lib, made, GEO.shape, GEO.unaligned_expected(data))
+
+
+@pytest.mark.benchmark(group=f"io small_edit ({W.EDIT_EDGE}^3 at {GEO.unaligned_offset} into {N}^3)")
+def test_small_edit(benchmark, lib, workdir, filled, data):  # type: ignore[no-untyped-def]
+    made = _run_write(benchmark, lib, "small_edit", workdir, filled, data)
+    _finish(lib, made, GEO.shape, GEO.edit_expected(data))
 
 
 @pytest.mark.benchmark(group=f"io buffered_slices ({GEO.n_slices} z-slices of {N}x{N}; libwkw: one write)")

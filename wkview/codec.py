@@ -374,6 +374,7 @@ def _check_threads(threads: int | None) -> int:
 #: decoded bytes of blocks one task encodes or decodes: small enough that the cores
 #: finish together, large enough that handing tasks over costs little
 TASK_BYTES = 2 << 20
+MIN_TASK_BYTES = 256 << 10
 
 #: reads and writes touching fewer decoded bytes than this stay on the calling thread
 SMALL_WORK_BYTES = 1 << 20
@@ -411,9 +412,15 @@ def _in_order(tasks: Iterable[Callable[[], Any]], threads: int) -> Iterator[Any]
                     pass
 
 
-def _split(pieces: np.ndarray, block_bytes: int) -> list[np.ndarray]:
-    """Consecutive runs of ``pieces`` of about :data:`TASK_BYTES` decoded bytes each."""
-    per_task = max(1, TASK_BYTES // block_bytes)
+def _blocks_per_task(total_blocks: int, block_bytes: int, threads: int) -> int:
+    """At most :data:`TASK_BYTES` per task, and at least 8 tasks per thread when that
+    leaves tasks of :data:`MIN_TASK_BYTES` or more: the threads finish close together."""
+    target = total_blocks * block_bytes // (8 * threads)
+    return max(1, min(TASK_BYTES, max(MIN_TASK_BYTES, target)) // block_bytes)
+
+
+def _split(pieces: np.ndarray, per_task: int) -> list[np.ndarray]:
+    """Consecutive runs of ``per_task`` pieces."""
     return [pieces[k : k + per_task] for k in range(0, len(pieces), per_task)]
 
 
@@ -606,12 +613,10 @@ def read_boxes(
         for f, pieces, out in jobs:  # a few blocks: the pool would cost more than it saves
             _read_pieces(f, pieces, out)
         return
-    tasks = [
-        partial(_read_pieces, f, part, out)
-        for f, pieces, out in jobs
-        for part in _split(pieces, layout.block_bytes)
-    ]
-    with contextlib.closing(_in_order(tasks, _check_threads(threads))) as results:
+    threads = _check_threads(threads)
+    per_task = _blocks_per_task(decoded // layout.block_bytes, layout.block_bytes, threads)
+    tasks = [partial(_read_pieces, f, part, out) for f, pieces, out in jobs for part in _split(pieces, per_task)]
+    with contextlib.closing(_in_order(tasks, threads)) as results:
         for _ in results:
             pass
 
@@ -851,8 +856,10 @@ def write_boxes(
         pieces = _pieces(layout, offset, size)
         if len(pieces):
             jobs.append((path, pieces, data))
-    if sum(len(p) for _, p, _ in jobs) * layout.block_bytes < SMALL_WORK_BYTES:
+    total_blocks = sum(len(p) for _, p, _ in jobs)
+    if total_blocks * layout.block_bytes < SMALL_WORK_BYTES:
         threads = 1
+    per_task = _blocks_per_task(total_blocks, layout.block_bytes, threads)
     opened: list[_NewFile] = []
     remaining: dict[_NewFile, int] = {}  # tasks of each file not yet written out
 
@@ -873,7 +880,7 @@ def write_boxes(
             opened.append(new)
             if old is not None:
                 new.merged = pieces[pieces[:, P_FULL] == 0, P_INDEX].tolist()
-            parts = _split(pieces, layout.block_bytes)
+            parts = _split(pieces, per_task)
             remaining[new] = len(parts)
             for part in parts:
                 yield _encode_task(new, part, data)
