@@ -55,6 +55,7 @@ average; the note column the worst/best spread). Rerun disturbed cells alone, e.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -255,7 +256,7 @@ def _measure_write(spec: dict, lib: Any, geo: W.Geometry, data: np.ndarray, mem:
             path = work / f"rep{rep}"
             target = _new_target(lib, workload, geo, path, spec.get("template"))
             os.sync()  # no writeback of set-up files during the timed part
-            t, p = _timed(lambda: op(target), mem)
+            t, p = _timed(functools.partial(op, target), mem)
             times.append(t)
             peaks.append(p)
             last = rep == spec["repeat"] - 1

@@ -427,7 +427,7 @@ def test_damaged_files_raise(tmp_path: Path, kind: str) -> None:
 
 
 def test_parse_header_and_jump_table(tmp_path: Path) -> None:
-    header = make_mag(tmp_path, np.uint16, 3, 8, 2, LZ4)
+    make_mag(tmp_path, np.uint16, 3, 8, 2, LZ4)
     libwkw_write(tmp_path, (0, 0, 0), random_data(np.random.default_rng(3), (3, 16, 16, 16), np.uint16))
     path = file_path(tmp_path)
     raw = Path(path).read_bytes()

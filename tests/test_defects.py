@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import subprocess
 import sys
 import textwrap
