@@ -1,10 +1,10 @@
-"""File IO of one mag folder, through libwkw (the ``wkw`` package).
+"""File IO of one mag folder: compressed files through wkview's codec, raw files
+(and, on request, compressed ones) through libwkw (the ``wkw`` package).
 
-This is the only module that touches WKW data files. It knows nothing about
-views or datasets: it reads and writes boxes of voxels in absolute mag
-coordinates. Geometry (which files a box touches) comes from the compiled
-core, and so does the merge of new voxels into stored ones; this module only
-fetches and stores. A later codec can replace it behind the same methods.
+This module and :mod:`wkview.codec` are the only ones that touch WKW data files.
+It knows nothing about views or datasets: it reads and writes boxes of voxels in
+absolute mag coordinates. Geometry (which files a box touches) comes from the
+compiled core; this module only fetches and stores.
 """
 
 from __future__ import annotations
