@@ -16,6 +16,7 @@ cimport cython
 from cpython.buffer cimport PyBUF_RECORDS, PyBUF_RECORDS_RO, PyBuffer_Release, PyObject_GetBuffer
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint64_t
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from posix.unistd cimport pread
@@ -149,41 +150,63 @@ cdef void _copy_box(
     const uint8_t* src, const Py_ssize_t* ss,
     Py_ssize_t channels, Py_ssize_t itemsize,
     Py_ssize_t nx, Py_ssize_t ny, Py_ssize_t nz,
+    const Py_ssize_t* caller,
 ) noexcept nogil:
-    # ds / ss: byte strides of (channel, x, y, z); the item bytes are contiguous
+    # ds / ss: byte strides of (channel, x, y, z); the item bytes are contiguous.
+    # caller: the strides of the caller's array (one of the two sides; the other is a
+    # decoded block, small enough for the cache): its shortest spatial stride becomes
+    # the inner loop, so a C-ordered array is walked along z, not across it.
     cdef Py_ssize_t vs = channels * itemsize
-    cdef Py_ssize_t x, y, z, c
+    cdef Py_ssize_t i, j, k, c
+    cdef Py_ssize_t n[4]
+    n[1], n[2], n[3] = nx, ny, nz
+    cdef int inner = 1, mid = 2, outer = 3
+    cdef Py_ssize_t key[4]
+    for i in range(1, 4):  # axes of length 1 go outside
+        key[i] = _abs(caller[i]) if n[i] > 1 else PY_SSIZE_T_MAX
+    # sort the axes 1..3 by key, the shortest stride innermost
+    if key[mid] < key[inner]:
+        inner, mid = mid, inner
+    if key[outer] < key[mid]:
+        mid, outer = outer, mid
+        if key[mid] < key[inner]:
+            inner, mid = mid, inner
+    cdef Py_ssize_t di = ds[inner], si = ss[inner]
     cdef uint8_t* d
     cdef const uint8_t* s
     cdef bint voxel_contig = ds[0] == itemsize and ss[0] == itemsize
-    cdef bint row_contig = voxel_contig and ds[1] == vs and ss[1] == vs
-    for z in range(nz):
-        for y in range(ny):
-            d = dst + z * ds[3] + y * ds[2]
-            s = src + z * ss[3] + y * ss[2]
+    cdef bint row_contig = voxel_contig and di == vs and si == vs
+    for k in range(n[outer]):
+        for j in range(n[mid]):
+            d = dst + k * ds[outer] + j * ds[mid]
+            s = src + k * ss[outer] + j * ss[mid]
             if row_contig:
-                _copy_row(d, s, nx * vs)
+                _copy_row(d, s, n[inner] * vs)
             elif voxel_contig:
                 # one voxel per step; constant sizes let the compiler inline the moves
                 if vs == 1:
-                    for x in range(nx):
-                        d[x * ds[1]] = s[x * ss[1]]
+                    for i in range(n[inner]):
+                        d[i * di] = s[i * si]
                 elif vs == 2:
-                    for x in range(nx):
-                        memcpy(d + x * ds[1], s + x * ss[1], 2)
+                    for i in range(n[inner]):
+                        memcpy(d + i * di, s + i * si, 2)
                 elif vs == 4:
-                    for x in range(nx):
-                        memcpy(d + x * ds[1], s + x * ss[1], 4)
+                    for i in range(n[inner]):
+                        memcpy(d + i * di, s + i * si, 4)
                 elif vs == 8:
-                    for x in range(nx):
-                        memcpy(d + x * ds[1], s + x * ss[1], 8)
+                    for i in range(n[inner]):
+                        memcpy(d + i * di, s + i * si, 8)
                 else:
-                    for x in range(nx):
-                        memcpy(d + x * ds[1], s + x * ss[1], vs)
+                    for i in range(n[inner]):
+                        memcpy(d + i * di, s + i * si, vs)
             else:
-                for x in range(nx):
+                for i in range(n[inner]):
                     for c in range(channels):
-                        memcpy(d + x * ds[1] + c * ds[0], s + x * ss[1] + c * ss[0], itemsize)
+                        memcpy(d + i * di + c * ds[0], s + i * si + c * ss[0], itemsize)
+
+
+cdef inline Py_ssize_t _abs(Py_ssize_t v) noexcept nogil:
+    return -v if v < 0 else v
 
 
 cdef inline void _block_strides(
@@ -467,7 +490,7 @@ cdef Py_ssize_t _decode_rows(
             g.strides,
             scratch + pieces[r, P_LO] * bs[1] + pieces[r, P_LO + 1] * bs[2] + pieces[r, P_LO + 2] * bs[3],
             bs, g.shape[0], g.itemsize,
-            pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2],
+            pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2], g.strides,
         )
     return -1
 
@@ -665,7 +688,7 @@ def encode_pieces(
                         g.data + pieces[r, P_AT] * g.strides[1] + pieces[r, P_AT + 1] * g.strides[2]
                         + pieces[r, P_AT + 2] * g.strides[3],
                         g.strides, g.shape[0], g.itemsize,
-                        pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2],
+                        pieces[r, P_SIZE], pieces[r, P_SIZE + 1], pieces[r, P_SIZE + 2], g.strides,
                     )
                     got = _encode(state, block_type, level, scratch, <int>block_bytes, dst + pos, bound)
                     if got <= 0:
