@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import wkw
@@ -88,3 +91,29 @@ def test_reads_on_many_threads_while_open_files_leave_the_cache(tmp_path, monkey
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(read, boxes))
     assert len(mag._store._open_files) == 1
+
+
+def test_rewritten_files_do_not_stay_open(tmp_path):
+    """A write replaces files by renaming: no cached descriptor may keep the old ones
+    (and their disk space) alive."""
+    layer = Dataset.create(tmp_path / "ds", scale=(1, 1, 1)).add_layer("color", "color")
+    mag = layer.add_mag(1, block_len=8, file_len=2, compress=True)
+    data = em_like((32, 32, 16), seed=4)
+    mag.write(data, offset=(0, 0, 0))
+    assert np.array_equal(mag.read((0, 0, 0), (32, 32, 16))[0], data)  # caches the four files
+
+    def deleted_but_open():
+        fds = Path("/proc/self/fd")
+        if not fds.exists():
+            pytest.skip("needs Linux /proc")
+        links = []
+        for fd in fds.iterdir():
+            try:
+                links.append(os.readlink(fd))
+            except OSError:
+                continue
+        return [link for link in links if str(tmp_path) in link and link.endswith("(deleted)")]
+
+    mag.write(data[::-1].copy(), offset=(0, 0, 0))
+    assert deleted_but_open() == []
+    assert np.array_equal(mag.read((0, 0, 0), (32, 32, 16))[0], data[::-1])

@@ -583,8 +583,13 @@ class MagStore:
         try:
             codec.write_boxes(self._layout, boxes, level)
         finally:
-            for path, _, _ in boxes:
-                self._checks.forget(path)
+            cache = self._open_files
+            with self._lock:
+                for path, _, _ in boxes:
+                    self._checks.forget(path)
+                    # the cached file is the replaced one: an open descriptor would keep
+                    # its disk space until the next read of this path
+                    cache.pop(path, None)
 
     def __repr__(self) -> str:
         return f"MagStore({str(self.path)!r})"
