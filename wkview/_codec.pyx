@@ -536,6 +536,92 @@ def decode_pieces(
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
+cdef int64_t _block_extents(
+    const uint64_t[::1] ends, uint64_t data_offset, const int64_t* indices, Py_ssize_t step,
+    Py_ssize_t k, int64_t* begins, int64_t* lengths, int64_t* starts,
+) noexcept nogil:
+    # file offset and length of block indices[r * step], and where it goes in a buffer
+    # holding the k blocks back to back; returns the buffer's size
+    cdef Py_ssize_t r
+    cdef int64_t index, total = 0
+    for r in range(k):
+        index = indices[r * step]
+        begins[r] = <int64_t>(data_offset if index == 0 else ends[index - 1])
+        lengths[r] = <int64_t>ends[index] - begins[r]
+        starts[r] = total
+        total += lengths[r]
+    return total
+
+
+cdef int _pread_runs(
+    int fd, const int64_t* begins, const int64_t* lengths, const int64_t* starts,
+    Py_ssize_t k, uint8_t* buffer, Py_ssize_t* bad, int* err,
+) noexcept nogil:
+    # fill the buffer (see _block_extents) with one pread per run of blocks that lie
+    # back to back in the file; 0, or C_ERR_SHORT / C_ERR_OS with the row in *bad
+    cdef Py_ssize_t r = 0, q
+    cdef int64_t size, pos, got
+    while r < k:
+        q = r + 1
+        while q < k and begins[q] == begins[q - 1] + lengths[q - 1]:
+            q += 1
+        size = starts[q - 1] + lengths[q - 1] - starts[r]
+        pos = 0
+        while pos < size:
+            got = pread(fd, buffer + starts[r] + pos, size - pos, begins[r] + pos)
+            if got < 0:
+                if errno == EINTR:
+                    continue
+                bad[0], err[0] = r, errno
+                return C_ERR_OS
+            if got == 0:
+                bad[0] = r
+                return C_ERR_SHORT
+            pos += got
+        r = q
+    return 0
+
+
+cdef int _check_indices(const int64_t* indices, Py_ssize_t step, Py_ssize_t k, Py_ssize_t n_blocks) except -1:
+    cdef Py_ssize_t r
+    for r in range(k):
+        if indices[r * step] < 0 or indices[r * step] >= n_blocks:
+            raise ValueError(f"entry {r} names block {indices[r * step]} of a file of {n_blocks}")
+    return 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def read_blocks(int fd, const uint64_t[::1] ends, uint64_t data_offset, const int64_t[::1] indices):
+    """Read the compressed bytes of blocks ``indices`` from the open file ``fd``.
+
+    ``ends`` is the file's (validated) jump table; blocks lying back to back in the
+    file are read with one ``pread``, without the GIL. Returns ``(code, row, errno,
+    buffer, starts, lengths)``: block ``indices[r]`` is
+    ``buffer[starts[r] : starts[r] + lengths[r]]``; ``code`` is 0, or ``ERR_SHORT``
+    (the file ends early) / ``ERR_OS`` (``pread`` failed with ``errno``) at ``row``.
+    """
+    cdef Py_ssize_t k = indices.shape[0], bad = -1
+    _check_indices(&indices[0] if k else NULL, 1, k, ends.shape[0])
+    begins_arr = np.empty(k, dtype=np.int64)
+    starts_arr = np.empty(k, dtype=np.int64)
+    lengths_arr = np.empty(k, dtype=np.int64)
+    cdef int64_t[::1] begins = begins_arr, starts = starts_arr, lengths = lengths_arr
+    cdef int code = 0, err = 0
+    if k == 0:
+        return (0, -1, 0, bytearray(), starts_arr, lengths_arr)
+    cdef int64_t total
+    with nogil:
+        total = _block_extents(ends, data_offset, &indices[0], 1, k, &begins[0], &lengths[0], &starts[0])
+    buffer = bytearray(total)
+    cdef uint8_t[::1] b = buffer
+    with nogil:
+        code = _pread_runs(fd, &begins[0], &lengths[0], &starts[0], k, &b[0] if total else NULL, &bad, &err)
+    return (code, bad, err, buffer, starts_arr, lengths_arr)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def read_pieces(
     int fd, const uint64_t[::1] ends, uint64_t data_offset,
     const int64_t[:, ::1] pieces, object out, Py_ssize_t B,
@@ -551,63 +637,38 @@ def read_pieces(
     cdef Py_buffer view
     cdef Grid g
     _open_grid(out, &view, True, &g)
-    cdef Py_ssize_t k = pieces.shape[0], r, q, block_bytes, bad = -1
-    cdef Py_ssize_t n_blocks = ends.shape[0]
+    cdef Py_ssize_t k = pieces.shape[0], block_bytes, bad = -1
+    cdef int64_t* begins = NULL
     cdef int64_t* starts = NULL
     cdef int64_t* lengths = NULL
     cdef uint8_t* scratch = NULL
     cdef uint8_t* comp = NULL
-    cdef int64_t total = 0, begin, got, pos
+    cdef int64_t total
     cdef int code = 0, err = 0
-    cdef uint64_t index
     try:
         block_bytes = _check_pieces(pieces, &g, B)
-        for r in range(k):
-            if pieces[r, P_INDEX] < 0 or pieces[r, P_INDEX] >= n_blocks:
-                raise ValueError(f"piece {r} names block {pieces[r, P_INDEX]} of a file of {n_blocks}")
         if k == 0:
             return (0, -1, 0)
+        _check_indices(&pieces[0, P_INDEX], P_COLS, k, ends.shape[0])
         with nogil:
+            begins = <int64_t*>malloc(k * sizeof(int64_t))
             starts = <int64_t*>malloc(k * sizeof(int64_t))
             lengths = <int64_t*>malloc(k * sizeof(int64_t))
             scratch = <uint8_t*>malloc(block_bytes)
-            if starts == NULL or lengths == NULL or scratch == NULL:
+            if begins == NULL or starts == NULL or lengths == NULL or scratch == NULL:
                 code = C_ERR_MEMORY
             else:
-                for r in range(k):
-                    index = <uint64_t>pieces[r, P_INDEX]
-                    begin = <int64_t>(data_offset if index == 0 else ends[index - 1])
-                    lengths[r] = <int64_t>ends[index] - begin
-                    starts[r] = total  # in comp, for now
-                    total += lengths[r]
+                total = _block_extents(ends, data_offset, &pieces[0, P_INDEX], P_COLS, k, begins, lengths, starts)
                 comp = <uint8_t*>malloc(total if total > 0 else 1)
                 if comp == NULL:
                     code = C_ERR_MEMORY
-            # one pread per run of blocks that lie back to back in the file
-            r = 0
-            while code == 0 and r < k:
-                index = <uint64_t>pieces[r, P_INDEX]
-                begin = <int64_t>(data_offset if index == 0 else ends[index - 1])
-                q = r + 1
-                while q < k and <int64_t>(data_offset if pieces[q, P_INDEX] == 0 else ends[pieces[q, P_INDEX] - 1]) == begin + starts[q] - starts[r]:
-                    q += 1
-                pos = 0
-                while pos < starts[q - 1] + lengths[q - 1] - starts[r]:
-                    got = pread(fd, comp + starts[r] + pos, starts[q - 1] + lengths[q - 1] - starts[r] - pos, begin + pos)
-                    if got < 0:
-                        if errno == EINTR:
-                            continue
-                        code, bad, err = C_ERR_OS, r, errno
-                        break
-                    if got == 0:
-                        code, bad = C_ERR_SHORT, r
-                        break
-                    pos += got
-                r = q
+            if code == 0:
+                code = _pread_runs(fd, begins, lengths, starts, k, comp, &bad, &err)
             if code == 0:
                 bad = _decode_rows(comp, starts, lengths, pieces, &g, B, scratch)
                 if bad >= 0:
                     code = C_ERR_DECODE
+            free(begins)
             free(starts)
             free(lengths)
             free(scratch)

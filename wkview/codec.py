@@ -527,22 +527,13 @@ class CompressedFile:
         Returns ``(buffer, starts, lengths)``: block ``indices[r]`` is
         ``buffer[starts[r] : starts[r] + lengths[r]]``.
         """
-        begins = self.starts[indices].astype(np.int64)
-        lengths = self.ends[indices].astype(np.int64) - begins
-        offsets = np.zeros(len(lengths), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=offsets[1:])
-        buffer = bytearray(int(lengths.sum()))
-        view = memoryview(buffer)
-        fd = self.fd
-        run_firsts = np.flatnonzero(begins[1:] != begins[:-1] + lengths[:-1]) + 1
-        bounds = [0, *run_firsts.tolist(), len(indices)]
-        for first, stop in zip(bounds[:-1], bounds[1:]):
-            if first == stop:
-                continue
-            at = int(offsets[first])
-            end = int(offsets[stop - 1] + lengths[stop - 1])
-            _pread_into(fd, view[at:end], int(begins[first]), self.path)
-        return buffer, offsets, lengths
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        code, row, errno, buffer, starts, lengths = _codec.read_blocks(
+            self.fd, self.ends, self.header.data_offset, indices
+        )
+        if code:
+            raise _read_error(self, int(indices[row]), code, errno)
+        return buffer, starts, lengths
 
     def read_blocks(self, block_indices: Iterable[int]) -> dict[int, bytes]:
         """Compressed bytes of the given blocks, keyed by block index."""
@@ -559,16 +550,8 @@ class CompressedFile:
         return f"CompressedFile({self.path!r}, {self.header.num_blocks} blocks, {self.size} bytes)"
 
 
-def _pread_into(fd: int, view: memoryview, offset: int, path: str) -> None:
-    while len(view):
-        got = os.preadv(fd, [view], offset)
-        if got <= 0:
-            raise CorruptFileError(f"{path} is truncated: could not read {len(view)} bytes at byte {offset}")
-        view, offset = view[got:], offset + got
-
-
-def _read_error(f: CompressedFile, pieces: np.ndarray, code: int, row: int, errno: int) -> Exception:
-    index = int(pieces[row, P_INDEX])
+def _read_error(f: CompressedFile, index: int, code: int, errno: int) -> Exception:
+    """The error of a failed kernel read of block ``index`` of ``f``."""
     start, end = f.block_range(index)
     if code == _codec.ERR_DECODE:
         return CorruptFileError(
@@ -583,7 +566,7 @@ def _read_error(f: CompressedFile, pieces: np.ndarray, code: int, row: int, errn
 def _read_pieces(f: CompressedFile, pieces: np.ndarray, out: np.ndarray) -> None:
     code, row, errno = _codec.read_pieces(f.fd, f.ends, f.header.data_offset, pieces, out, f.header.block_len)
     if code:
-        raise _read_error(f, pieces, code, row, errno)
+        raise _read_error(f, int(pieces[row, P_INDEX]), code, errno)
 
 
 def read_boxes(

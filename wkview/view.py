@@ -30,14 +30,19 @@ __all__ = ["View", "Vec3"]
 Vec3 = Union[tuple[int, int, int], list[int], np.ndarray, Vec3Int]
 
 
-def _offset3(value: Any, name: str = "offset") -> Vec3Int:
-    """Validate an offset: 3 non-negative ints."""
+def _three_ints(value: Any, name: str) -> tuple[int, int, int]:
+    """3 ints, with the View's error types (DTypeMismatchError, ShapeError)."""
     try:
-        v = _int3(value, name)
+        return _int3(value, name)
     except TypeError as exc:
         raise DTypeMismatchError(str(exc)) from None
     except ValueError as exc:
         raise ShapeError(str(exc)) from None
+
+
+def _offset3(value: Any, name: str = "offset") -> Vec3Int:
+    """Validate an offset: 3 non-negative ints."""
+    v = _three_ints(value, name)
     if v[0] < 0 or v[1] < 0 or v[2] < 0:
         raise ShapeError(
             f"The {name} ({tuple(v)}) contains a negative value. All dimensions must be larger or equal to 0."
@@ -47,12 +52,7 @@ def _offset3(value: Any, name: str = "offset") -> Vec3Int:
 
 def _size3(value: Any, name: str = "size") -> Vec3Int:
     """Validate a size: 3 strictly positive ints."""
-    try:
-        v = _int3(value, name)
-    except TypeError as exc:
-        raise DTypeMismatchError(str(exc)) from None
-    except ValueError as exc:
-        raise ShapeError(str(exc)) from None
+    v = _three_ints(value, name)
     if v[0] <= 0 or v[1] <= 0 or v[2] <= 0:
         raise ShapeError(
             f"The {name} ({tuple(v)}) contains a negative value (or zeros). All dimensions must be strictly larger than 0."
