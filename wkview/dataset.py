@@ -20,8 +20,9 @@ import numpy as np
 import wkw
 
 from . import properties as props
+from . import pyramid
 from ._storage import MagStore
-from .downsampling import DownsampleJob, resolve_mode
+from .downsampling import resolve_mode
 from .errors import DatasetError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
 from .geometry import BoundingBox, Mag, MagLike, Vec3Int
 from .view import Vec3, View, _offset3
@@ -348,25 +349,35 @@ class Layer:
         9 is libwkw's); it is not stored in the dataset.
         """
         mag = Mag(mag)
-        views = self._mag_views()
-        if mag in views:
+        if mag in self._mag_views():
             raise DatasetError(f"Adding mag {mag} failed. There is already a mag with this name")
-        block_len = _power_of_two(block_len, "block_len")
-        file_len = _power_of_two(file_len, "file_len")
-        rel_path = f"{self.name}/{mag.to_layer_name()}"
-        header = wkw.Header(
+        header = self._mag_header(block_len, file_len, compress)
+        MagStore.create(self._dataset.path / self._mag_rel_path(mag), header)
+        return self._register_mag(mag, header, compression_level)
+
+    def _mag_rel_path(self, mag: Mag) -> str:
+        return f"{self.name}/{mag.to_layer_name()}"
+
+    def _mag_header(self, block_len: Any, file_len: Any, compress: bool) -> wkw.Header:
+        """The ``header.wkw`` of a new mag of this layer (lengths checked)."""
+        return wkw.Header(
             voxel_type=self.dtype_per_channel.type,
             num_channels=self.num_channels,
-            block_len=block_len,
-            file_len=file_len,
+            block_len=_power_of_two(block_len, "block_len"),
+            file_len=_power_of_two(file_len, "file_len"),
             block_type=wkw.Header.BLOCK_TYPE_LZ4HC if compress else wkw.Header.BLOCK_TYPE_RAW,
         )
-        MagStore.create(self._dataset.path / rel_path, header)
+
+    def _register_mag(self, mag: Mag, header: wkw.Header, compression_level: Optional[int] = None) -> "MagView":
+        """Name the complete mag folder ``<layer>/<mag>`` in the properties file (saved)."""
+        views = self._mag_views()
         # webknossos 4.x requires every mag of a layer to have the same axisOrder
         # when one has it: new mags copy it from the existing ones
         orders = [m.extra["axisOrder"] for m in self._properties.mags if "axisOrder" in m.extra]
         extra = {"axisOrder": dict(orders[0])} if orders else {}
-        mag_props = props.MagProperties(mag=mag, cube_length=block_len * file_len, path=rel_path, extra=extra)
+        mag_props = props.MagProperties(
+            mag=mag, cube_length=header.block_len * header.file_len, path=self._mag_rel_path(mag), extra=extra
+        )
         self._properties.mags.append(mag_props)
         view = MagView(self, mag_props)
         if compression_level is not None:
@@ -430,32 +441,27 @@ class Layer:
         source_view = self.get_mag(source_mag)
         if any(t % s for t, s in zip(target, source_mag)) or target == source_mag:
             raise DatasetError(f"cannot downsample from mag {source_mag} to {target}: not a coarser multiple")
-        factors = tuple(t // s for t, s in zip(target, source_mag))
         mode = resolve_mode(interpolation_mode, self.category)
         header = source_view.header
-        target_view = self.get_or_add_mag(target, block_len=header.block_len, file_len=header.file_len, compress=compress)
-        bbox = self.bounding_box.align_with_mag(target, ceil=True)
-        if bbox.is_empty():
+        if target in self._mag_views():
+            target_view = self.get_or_add_mag(target, header.block_len, header.file_len, compress)
+            pyramid.downsample_into(
+                source_view, target_view, self.bounding_box, source_mag, target, mode, buffer_edge_len, executor,
+                progress=progress,
+            )
             return target_view
-        src_box, tgt_box = bbox.in_mag(source_mag), bbox.in_mag(target)
-        edge = target_view._store.file_edge
-        if buffer_edge_len is None:
-            buffer_edge_len = min(edge, 256)
-        if isinstance(buffer_edge_len, bool) or not isinstance(buffer_edge_len, int) or buffer_edge_len <= 0:
-            raise ValueError(f"buffer_edge_len must be a positive int, got {buffer_edge_len!r}")
-        source = source_view.get_view(offset=src_box.topleft, size=src_box.size, read_only=True)
-        destination = target_view.get_view(offset=tgt_box.topleft, size=tgt_box.size)
-        target_chunk = (edge, edge, edge)
-        source_chunk = (edge * factors[0], edge * factors[1], edge * factors[2])
-        source.for_zipped_chunks(
-            DownsampleJob(factors, mode, buffer_edge_len),  # type: ignore[arg-type]
-            destination,
-            source_chunk,
-            target_chunk,
-            executor,
-            progress=progress,
+        # A new mag is computed into its folder first and named in the properties file
+        # last: until it is complete no reader sees it, and a rerun after an
+        # interruption starts that mag again from an empty folder.
+        new_header = self._mag_header(header.block_len, header.file_len, compress)
+        path = self._dataset.path / self._mag_rel_path(target)
+        pyramid.fresh_mag_folder(path, new_header)
+        box = self.bounding_box.align_with_mag(target, ceil=True).in_mag(target)
+        pyramid.downsample_into(
+            source_view, pyramid.bare_view(path, new_header, box), self.bounding_box, source_mag, target,
+            mode, buffer_edge_len, executor, progress=progress,
         )
-        return target_view
+        return self._register_mag(target, new_header)
 
     def downsample(
         self,
@@ -492,33 +498,7 @@ class Layer:
         return views
 
     def _downsampling_chain(self, start: Mag, max_mag: Optional[Mag], sampling_mode: str) -> list[Mag]:
-        if sampling_mode not in ("auto", "anisotropic", "isotropic"):
-            raise ValueError(f"sampling_mode must be 'auto', 'anisotropic' or 'isotropic', got {sampling_mode!r}")
-        scale = self._dataset.scale
-        size = self.bounding_box.size
-        limit = None if max_mag is None else max_mag.to_tuple()
-        chain: list[Mag] = []
-        current = start.to_tuple()
-        for _ in range(64):
-            if limit is not None:
-                if all(c >= m for c, m in zip(current, limit)):
-                    break
-            elif all(-(-size[i] // current[i]) <= 256 for i in range(3)):
-                break
-            if sampling_mode == "isotropic":
-                step = (2, 2, 2)
-            else:
-                physical = [scale[i] * current[i] for i in range(3)]
-                smallest = min(physical)
-                step = tuple(2 if physical[i] <= smallest * 1.5 else 1 for i in range(3))  # type: ignore[assignment]
-            nxt = tuple(current[i] * step[i] for i in range(3))
-            if limit is not None:
-                nxt = tuple(min(nxt[i], max(limit[i], current[i])) for i in range(3))
-            if nxt == current:
-                break
-            current = nxt  # type: ignore[assignment]
-            chain.append(Mag(current))
-        return chain
+        return pyramid.downsampling_chain(start, max_mag, sampling_mode, self._dataset.scale, self.bounding_box.size)
 
     def __repr__(self) -> str:
         return f"Layer({self.name!r}, category={self.category!r}, dtype_per_channel={self.dtype_per_channel}, num_channels={self.num_channels})"

@@ -23,6 +23,8 @@ __all__ = [
     "PropertiesError",
     "CorruptFileError",
     "UnsupportedLayerError",
+    "SourceError",
+    "TargetExistsError",
 ]
 
 
@@ -75,3 +77,12 @@ class CorruptFileError(WkviewError, OSError):
 
 class UnsupportedLayerError(DatasetError, NotImplementedError):
     """A layer stored in a format other than WKW (zarr, zarr3, n5, ...) was used."""
+
+
+class SourceError(WkviewError, ValueError):
+    """Input of a conversion that cannot be read as asked: missing, unreadable, or
+    slices that differ in size or type. The message names the file."""
+
+
+class TargetExistsError(WkviewError, FileExistsError):
+    """A conversion target that already holds data (pass ``overwrite=True`` to replace it)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["em_like"]
+__all__ = ["em_like", "write_image_stack"]
 
 NOISE = 1  # grey levels of dense noise: gives an LZ4HC ratio of about 1.8, like EM data
 
@@ -67,3 +67,36 @@ def em_like(shape: tuple[int, int, int], seed: int = 0, offset: tuple[int, int, 
             value = np.where(sparse, value + noise_rng.integers(-40, 40, (sx, sy)), value)
             out[:, :, zi] = np.clip(value, 0, 255).astype(np.uint8)
     return out
+
+
+def write_image_stack(folder, shape: tuple[int, int, int], seed: int = 0, suffix: str = ".tif") -> list:
+    """Write :func:`em_like` data of ``shape`` (x, y, z) as one 2D image per z into ``folder``
+    (``0.tif``, ``1.tif``, ...; rows are y); returns the files.
+
+    ``suffix``: ``".tif"`` (tifffile) or ``".png"`` (Pillow). Slabs of 16 slices are
+    generated at a time, so memory stays small for big stacks.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if suffix not in (".tif", ".png"):
+        raise ValueError(f"suffix must be '.tif' or '.png', got {suffix!r}")
+    sx, sy, sz = (int(v) for v in shape)
+    files = []
+    for z0 in range(0, sz, 16):
+        n = min(16, sz - z0)
+        slab = em_like((sx, sy, n), seed=seed, offset=(0, 0, z0))
+        for k in range(n):
+            image = np.ascontiguousarray(slab[:, :, k].T)
+            path = folder / f"{z0 + k}{suffix}"
+            if suffix == ".tif":
+                import tifffile
+
+                tifffile.imwrite(path, image)
+            else:
+                from PIL import Image
+
+                Image.fromarray(image).save(path)
+            files.append(path)
+    return files

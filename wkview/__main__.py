@@ -1,0 +1,5 @@
+"""``python -m wkview``: the same as the ``wkview`` command."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,536 @@
+"""Whole-dataset operations behind the ``wkview`` commands: pyramid, compression,
+comparison, export, inventory and verification.
+
+Each function takes a dataset path (or :class:`~wkview.Dataset`), an optional
+executor (:func:`wkview.get_executor`; None runs the jobs here) and ``progress``
+(None: a bar when stderr is a terminal), and returns plain data, so scripts get
+the same power as the command line.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import wkw
+
+from . import codec
+from ._storage import MagStore, _check_level
+from .dataset import Dataset, Layer, MagView
+from .errors import CorruptFileError, DatasetError, ShapeError
+from .executors import run_jobs
+from .geometry import BoundingBox, Mag
+
+__all__ = [
+    "open_dataset",
+    "downsample_dataset",
+    "compress_dataset",
+    "check_equality",
+    "Difference",
+    "export_region",
+    "dataset_info",
+    "verify_dataset",
+    "Damage",
+]
+
+PathLike = Union[str, os.PathLike]
+
+_BLOCK_TYPE_NAMES = {1: "raw", 2: "lz4", 3: "lz4hc"}
+
+
+def open_dataset(dataset: Union[PathLike, Dataset]) -> Dataset:
+    """``dataset`` as a :class:`Dataset` (opened from its folder when a path)."""
+    return dataset if isinstance(dataset, Dataset) else Dataset(dataset)
+
+
+def _wkw_layers(ds: Dataset, layer: Optional[str]) -> list[Layer]:
+    if layer is not None:
+        return [ds.get_layer(layer)]
+    return [lay for lay in ds.layers.values() if lay.data_format == "wkw"]
+
+
+# -- downsample ------------------------------------------------------------------------------
+
+
+def downsample_dataset(
+    dataset: Union[PathLike, Dataset],
+    *,
+    layer: Optional[str] = None,
+    from_mag: Any = None,
+    max_mag: Any = None,
+    interpolation_mode: str = "default",
+    sampling_mode: str = "auto",
+    compress: bool = True,
+    executor: Any = None,
+    progress: Optional[bool] = None,
+) -> dict[str, list[Mag]]:
+    """Build the pyramid of every WKW layer (or of ``layer``) from ``from_mag`` (default:
+    the finest) up to ``max_mag``; returns the new mags per layer.
+
+    Mags that exist already are kept; each new mag is named in the properties file
+    only when it is complete (:meth:`wkview.Layer.downsample_mag`), so an interrupted
+    run leaves no half-built mag visible and a rerun continues where it stopped.
+    """
+    ds = open_dataset(dataset)
+    done: dict[str, list[Mag]] = {}
+    for lay in _wkw_layers(ds, layer):
+        start = Mag(from_mag) if from_mag is not None else lay.get_finest_mag().mag
+        chain = lay._downsampling_chain(start, None if max_mag is None else Mag(max_mag), sampling_mode)
+        previous = start
+        made = []
+        for mag in chain:
+            if mag not in lay.mags:
+                lay.downsample_mag(previous, mag, interpolation_mode, compress, None, executor, progress=progress)
+                made.append(mag)
+            previous = mag
+        done[lay.name] = made
+    return done
+
+
+# -- compress --------------------------------------------------------------------------------
+
+
+@dataclass
+class CompressResult:
+    """What :func:`compress_dataset` did to one mag."""
+
+    layer: str
+    mag: str
+    files: int  # files compressed now
+    bytes_before: int
+    bytes_after: int
+
+
+def _compressed_header(header: wkw.Header) -> wkw.Header:
+    return wkw.Header(
+        voxel_type=header.voxel_type,
+        num_channels=header.num_channels,
+        block_len=header.block_len,
+        file_len=header.file_len,
+        block_type=wkw.Header.BLOCK_TYPE_LZ4HC,
+    )
+
+
+def _file_block_type(path: str) -> int:
+    with open(path, "rb") as f:
+        raw = f.read(codec.HEADER_SIZE)
+    return codec.parse_header(raw, path).block_type
+
+
+def _compress_file(raw: MagStore, packed: MagStore, level: int, index: tuple[int, int, int]) -> tuple[int, int]:
+    """Replace one raw file by its LZ4HC encoding (atomic rename); returns (bytes before, after)."""
+    path = raw.file_path(index)
+    before = os.path.getsize(path)
+    if _file_block_type(path) != wkw.Header.BLOCK_TYPE_RAW:  # done by an earlier, interrupted run
+        return before, before
+    edge = raw.file_edge
+    offset = (index[0] * edge, index[1] * edge, index[2] * edge)
+    data = raw.read(offset, (edge, edge, edge))
+    packed.write(offset, data, level)
+    return before, os.path.getsize(path)
+
+
+def _write_mag_header(folder: Path, header: wkw.Header) -> None:
+    """Replace ``header.wkw`` atomically (temp file, fsync, rename)."""
+    layout = codec.as_layout(header)
+    fh = layout.file_header
+    packed = codec.FileHeader(fh.block_len, fh.file_len, fh.block_type, fh.voxel_type, fh.voxel_size, 0).pack()
+    tmp = folder / ".header.wkw.tmp"
+    with open(tmp, "wb") as f:
+        f.write(packed)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / "header.wkw")
+
+
+def compress_dataset(
+    dataset: Union[PathLike, Dataset],
+    *,
+    layer: Optional[str] = None,
+    mag: Any = None,
+    level: Optional[int] = None,
+    executor: Any = None,
+    progress: Optional[bool] = None,
+) -> list[CompressResult]:
+    """Compress the raw mags of a dataset in place with LZ4HC (level ``level``, default 4).
+
+    Each data file is encoded on a job and renamed over the raw one, so every file
+    is always whole (raw or compressed: libwkw and wkview read both in one mag);
+    ``header.wkw`` is switched to LZ4HC after the last file. An interrupted run,
+    started again, skips the files already compressed and finishes the job.
+    Mags that are compressed already are left as they are.
+    """
+    ds = open_dataset(dataset)
+    lvl = 4 if level is None else _check_level(level)
+    results = []
+    for lay in _wkw_layers(ds, layer):
+        views = [lay.get_mag(mag)] if mag is not None else list(lay.mags.values())
+        for view in views:
+            if view.read_only:
+                raise DatasetError(f"cannot compress {view.path}: it lies outside the dataset folder")
+            raw = view._store
+            if raw.is_compressed:
+                continue
+            packed = MagStore(view.path, _compressed_header(raw.header), codec="wkview")
+            files = raw.list_files()
+            sizes = run_jobs(
+                functools.partial(_compress_file, raw, packed, lvl),
+                files,
+                executor,
+                progress=progress,
+                desc=f"compress {lay.name}/{view.name}",
+                describe=lambda index, r=raw: r.file_path(index),
+            )
+            _write_mag_header(view.path, packed.header)
+            raw.close()
+            results.append(
+                CompressResult(lay.name, view.name, len(files), sum(s[0] for s in sizes), sum(s[1] for s in sizes))
+            )
+    return results
+
+
+# -- check-equality --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The first place where two datasets differ."""
+
+    what: str  # "layers", "layer", "bounding box", "mags" or "voxels"
+    detail: str
+    layer: Optional[str] = None
+    mag: Optional[str] = None
+    position: Optional[tuple[int, int, int]] = None  # in voxels of ``mag``
+    value_a: Any = None
+    value_b: Any = None
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def _first_difference(a: MagView, b: MagView, box: tuple[tuple[int, int, int], tuple[int, int, int]]) -> Optional[tuple]:
+    offset, size = box
+    da, db = a.read(offset, size), b.read(offset, size)
+    if np.array_equal(da, db, equal_nan=da.dtype.kind == "f"):
+        return None
+    differs = da != db
+    if da.dtype.kind == "f":
+        differs &= ~(np.isnan(da) & np.isnan(db))
+    diff = np.argwhere(differs.any(axis=0))
+    # first in z, then y, then x order
+    order = np.lexsort((diff[:, 0], diff[:, 1], diff[:, 2]))
+    x, y, z = (int(v) for v in diff[order[0]])
+    pos = (offset[0] + x, offset[1] + y, offset[2] + z)
+    return pos, da[:, x, y, z].tolist(), db[:, x, y, z].tolist()
+
+
+def check_equality(
+    a: Union[PathLike, Dataset],
+    b: Union[PathLike, Dataset],
+    *,
+    layer: Optional[str] = None,
+    bbox: Optional[BoundingBox] = None,
+    executor: Any = None,
+    progress: Optional[bool] = None,
+) -> Optional[Difference]:
+    """None when both datasets hold the same voxels, else the first :class:`Difference`.
+
+    Compares the WKW layers (or ``layer``): their names, dtypes, channels, bounding
+    boxes (unless ``bbox``, in mag-1 voxels, is given) and mags, then the voxels of
+    every mag in file-sized chunks, on ``executor``.
+    """
+    da, db = open_dataset(a), open_dataset(b)
+    names_a = {lay.name for lay in _wkw_layers(da, layer)}
+    names_b = {lay.name for lay in _wkw_layers(db, layer)}
+    if names_a != names_b:
+        return Difference("layers", f"the layers differ: {sorted(names_a)} vs {sorted(names_b)}")
+    for name in sorted(names_a):
+        la, lb = da.get_layer(name), db.get_layer(name)
+        if (la.dtype_per_channel, la.num_channels) != (lb.dtype_per_channel, lb.num_channels):
+            return Difference(
+                "layer", f"layer {name!r}: {la.num_channels} x {la.dtype_per_channel} vs "
+                f"{lb.num_channels} x {lb.dtype_per_channel}", layer=name,
+            )
+        box = bbox
+        if box is None:
+            if la.bounding_box != lb.bounding_box:
+                return Difference(
+                    "bounding box", f"layer {name!r}: bounding box {la.bounding_box} vs {lb.bounding_box}", layer=name
+                )
+            box = la.bounding_box
+        mags_a, mags_b = set(la.mags), set(lb.mags)
+        if mags_a != mags_b:
+            return Difference("mags", f"layer {name!r}: mags {sorted(mags_a)} vs {sorted(mags_b)}", layer=name)
+        for mag in sorted(mags_a):
+            va, vb = la.get_mag(mag), lb.get_mag(mag)
+            region = box.align_with_mag(mag, ceil=True).in_mag(mag)
+            if region.is_empty():
+                continue
+            edge = va._store.file_edge
+            chunks = [(tuple(c.topleft), tuple(c.size)) for c in region.chunk((edge, edge, edge), (edge, edge, edge))]
+            found = run_jobs(
+                functools.partial(_first_difference, va, vb),
+                chunks,
+                executor,
+                progress=progress,
+                desc=f"compare {name}/{mag.to_layer_name()}",
+            )
+            for hit in found:
+                if hit is not None:
+                    pos, value_a, value_b = hit
+                    return Difference(
+                        "voxels",
+                        f"layer {name!r}, mag {mag.to_layer_name()}: first difference at {pos}: "
+                        f"{_values(value_a)} vs {_values(value_b)}",
+                        layer=name, mag=mag.to_layer_name(), position=pos, value_a=value_a, value_b=value_b,
+                    )
+    return None
+
+
+def _values(values: list) -> str:
+    return str(values[0]) if len(values) == 1 else str(tuple(values))
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+def export_region(
+    dataset: Union[PathLike, Dataset],
+    out: PathLike,
+    *,
+    layer: Optional[str] = None,
+    mag: Any = 1,
+    bbox: Optional[BoundingBox] = None,
+    format: str = "tiff",
+    progress: Optional[bool] = None,
+) -> list[Path]:
+    """Write a region of one layer as a TIFF stack or one ``.npy`` file; returns the files.
+
+    ``bbox`` is in mag-1 voxels (default: the layer's bounding box). ``"tiff"``
+    writes ``out/<z>.tif`` (one per z of the mag, numbered from the box's first z;
+    rows are y; RGB layers as RGB images); ``"npy"`` writes ``out`` (or
+    ``out/<layer>.npy`` when ``out`` is a folder) holding ``(x, y, z)`` or
+    ``(channels, x, y, z)``, filled slab by slab through a memory map.
+    """
+    ds = open_dataset(dataset)
+    lay = ds.get_layer(layer) if layer is not None else _single_wkw_layer(ds)
+    view = lay.get_mag(mag)
+    m = view.mag
+    region = (bbox if bbox is not None else lay.bounding_box).align_with_mag(m, ceil=True).in_mag(m)
+    if region.is_empty():
+        raise ShapeError(f"the region to export is empty ({region})")
+    if format not in ("tiff", "npy"):
+        raise ValueError(f"format must be 'tiff' or 'npy', got {format!r}")
+    out = Path(out)
+    size = tuple(region.size)
+    channels = lay.num_channels
+    slab = view.header.block_len
+    written: list[Path] = []
+    bar = _bar(progress, size[2], f"export {lay.name}/{m.to_layer_name()}", "slice")
+    try:
+        if format == "npy":
+            file = out / f"{lay.name}.npy" if out.is_dir() else out
+            file.parent.mkdir(parents=True, exist_ok=True)
+            shape = size if channels == 1 else (channels, *size)
+            target = np.lib.format.open_memmap(file, mode="w+", dtype=lay.dtype_per_channel, shape=shape, fortran_order=True)
+            for z in range(0, size[2], slab):
+                n = min(slab, size[2] - z)
+                data = view.read((region.topleft[0], region.topleft[1], region.topleft[2] + z), (size[0], size[1], n))
+                target[..., z : z + n] = data[0] if channels == 1 else data
+                _tick(bar, n)
+            target.flush()
+            del target
+            written.append(file)
+        else:
+            import tifffile
+
+            out.mkdir(parents=True, exist_ok=True)
+            digits = max(4, len(str(region.bottomright[2])))
+            for z in range(0, size[2], slab):
+                n = min(slab, size[2] - z)
+                data = view.read((region.topleft[0], region.topleft[1], region.topleft[2] + z), (size[0], size[1], n))
+                for k in range(n):
+                    image = data[:, :, :, k].transpose(2, 1, 0)  # (y, x, channels)
+                    image = image[:, :, 0] if channels == 1 else image
+                    file = out / f"{region.topleft[2] + z + k:0{digits}d}.tif"
+                    tifffile.imwrite(file, np.ascontiguousarray(image), photometric="rgb" if channels == 3 else "minisblack")
+                    written.append(file)
+                _tick(bar, n)
+    finally:
+        if bar is not None:
+            bar.close()
+    return written
+
+
+def _single_wkw_layer(ds: Dataset) -> Layer:
+    layers = _wkw_layers(ds, None)
+    if len(layers) != 1:
+        raise DatasetError(f"{ds.path} has {len(layers)} WKW layers ({', '.join(l.name for l in layers)}): name one")
+    return layers[0]
+
+
+def _bar(progress: Optional[bool], total: int, desc: str, unit: str) -> Any:
+    import sys
+
+    if progress is None:
+        progress = sys.stderr is not None and sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False)
+
+
+def _tick(bar: Any, n: int) -> None:
+    if bar is not None:
+        bar.update(n)
+
+
+# -- info ------------------------------------------------------------------------------------
+
+
+def _disk_usage(folder: Path) -> tuple[int, int]:
+    """(data files, bytes of data files) under a mag folder."""
+    files = total = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name.endswith(".wkw") and name != "header.wkw" and not name.startswith("."):
+                files += 1
+                total += os.path.getsize(os.path.join(root, name))
+    return files, total
+
+
+def dataset_info(dataset: Union[PathLike, Dataset]) -> dict[str, Any]:
+    """Layers, mags, bounding boxes, dtypes, compression, bytes on disk and compression
+    ratios of a dataset, as plain JSON-serialisable data."""
+    ds = open_dataset(dataset)
+    layers = []
+    for lay in ds.layers.values():
+        entry: dict[str, Any] = {
+            "name": lay.name,
+            "category": lay.category,
+            "data_format": lay.data_format,
+            "dtype_per_channel": str(lay.dtype_per_channel),
+            "num_channels": lay.num_channels,
+            "element_class": lay._properties.element_class,
+            "bounding_box": {"topleft": list(lay.bounding_box.topleft), "size": list(lay.bounding_box.size)},
+            "mags": [],
+        }
+        if lay.category == "segmentation":
+            entry["largest_segment_id"] = getattr(lay, "largest_segment_id", None)
+        if lay.data_format == "wkw":
+            voxel_bytes = lay.dtype_per_channel.itemsize * lay.num_channels
+            for mag, view in sorted(lay.mags.items()):
+                header = view.header
+                files, on_disk = _disk_usage(view.path)
+                box = lay.bounding_box.align_with_mag(mag, ceil=True).in_mag(mag)
+                stored = files * (header.block_len * header.file_len) ** 3 * voxel_bytes
+                entry["mags"].append(
+                    {
+                        "mag": mag.to_layer_name(),
+                        "path": str(view.path),
+                        "block_len": header.block_len,
+                        "file_len": header.file_len,
+                        "compression": _BLOCK_TYPE_NAMES.get(header.block_type, str(header.block_type)),
+                        "voxels": box.volume(),
+                        "files": files,
+                        "bytes_on_disk": on_disk,
+                        "bytes_decoded": stored,
+                        "compression_ratio": round(stored / on_disk, 3) if on_disk else None,
+                    }
+                )
+        layers.append(entry)
+    return {"path": str(ds.path), "name": ds.name, "scale": list(ds.scale), "layers": layers}
+
+
+# -- verify ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A damaged or stray file found by :func:`verify_dataset`."""
+
+    path: str
+    reason: str
+    repaired: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" + (" (removed)" if self.repaired else "")
+
+
+def _verify_file(store: MagStore, index: tuple[int, int, int]) -> Optional[str]:
+    """None when the file's header, jump table and every block are sound, else why not."""
+    path = store.file_path(index)
+    header = store.header
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            found = codec.parse_header(f.read(codec.HEADER_SIZE), path)
+        expected = (int(header.block_len), int(header.file_len), np.dtype(header.voxel_type), int(header.num_channels))
+        if (found.block_len, found.file_len, found.dtype, found.num_channels) != expected:
+            return (
+                f"its header (block_len {found.block_len}, file_len {found.file_len}, {found.num_channels} x "
+                f"{found.dtype}) does not match the mag's header.wkw"
+            )
+        blen = found.block_len
+        edge = blen * found.file_len
+        if found.block_type == wkw.Header.BLOCK_TYPE_RAW:
+            need = found.data_offset + found.num_blocks * blen**3 * found.voxel_size
+            if size < need:
+                return f"raw file of {size} bytes, {need} expected"
+            return None
+        with codec.CompressedFile.open(path, found) as opened:
+            out = np.empty((found.num_channels, edge, edge, blen), dtype=found.dtype, order="F")
+            for z in range(0, edge, blen):  # one layer of blocks at a time: every block decoded once
+                codec.read_box(path, found, (0, 0, z), (edge, edge, blen), out, threads=1, opened=opened)
+    except (CorruptFileError, OSError, ValueError) as exc:
+        return str(exc).replace(f"{path}: ", "").replace(f"{path} ", "")
+    return None
+
+
+def _stray_files(folder: Path) -> Iterator[Path]:
+    """Temporary files that writers killed between writing and renaming left behind."""
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                yield Path(root) / name
+
+
+def verify_dataset(
+    dataset: Union[PathLike, Dataset],
+    *,
+    layer: Optional[str] = None,
+    repair: bool = False,
+    executor: Any = None,
+    progress: Optional[bool] = None,
+) -> list[Damage]:
+    """Check every data file of the WKW layers: header, jump table, and every block
+    decoded once. Returns what is damaged (an empty list: all sound).
+
+    Temporary files left by killed writers are listed too; ``repair=True`` removes
+    them (damaged data files are never removed: they are reported).
+    """
+    ds = open_dataset(dataset)
+    damage: list[Damage] = []
+    for lay in _wkw_layers(ds, layer):
+        for mag, view in sorted(lay.mags.items()):
+            store = view._store
+            files = store.list_files()
+            reasons = run_jobs(
+                functools.partial(_verify_file, store),
+                files,
+                executor,
+                progress=progress,
+                desc=f"verify {lay.name}/{mag.to_layer_name()}",
+            )
+            damage += [Damage(store.file_path(i), r) for i, r in zip(files, reasons) if r is not None]
+            for stray in _stray_files(view.path):
+                if repair:
+                    stray.unlink(missing_ok=True)
+                damage.append(Damage(str(stray), "temporary file of an interrupted write", repaired=repair))
+    return damage
