@@ -4,24 +4,30 @@ This is how image stacks are ingested: slices arrive one by one along an axis
 (z for a stack of images), are collected until they fill whole files along that
 axis, and are then written in one go, so compressed files are written whole,
 without any read-modify-write.
+
+The writer and reader know nothing of ``View``: the view hands them its
+``write`` or ``read`` method, its global offset and its file edge (the default
+buffer size), so this module depends on nothing but numpy and the errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from .errors import DTypeMismatchError, ShapeError, ViewStateError
 
-if TYPE_CHECKING:
-    from .view import View
-
 __all__ = ["BufferedSliceWriter", "BufferedSliceReader", "axis_index"]
 
 _AXES = {"x": 0, "y": 1, "z": 2, 0: 0, 1: 1, 2: 2}
+
+#: ``write(data, offset)``: writes a ``(channels, x, y, z)`` array at a view-relative offset.
+WriteFn = Callable[[np.ndarray, tuple[int, int, int]], None]
+#: ``read(offset, size)``: the ``(channels, x, y, z)`` array of a view-relative box.
+ReadFn = Callable[[tuple[int, int, int], tuple[int, int, int]], np.ndarray]
 
 
 def axis_index(dimension: Union[str, int]) -> int:
@@ -32,9 +38,9 @@ def axis_index(dimension: Union[str, int]) -> int:
     return _AXES[key]
 
 
-def _buffer_size(view: "View", buffer_size: Optional[int]) -> int:
+def _buffer_size(buffer_size: Optional[int], file_edge: int) -> int:
     if buffer_size is None:
-        return view._store.file_edge
+        return file_edge
     if isinstance(buffer_size, bool) or not isinstance(buffer_size, (int, np.integer)) or buffer_size <= 0:
         raise ValueError(f"buffer_size must be a positive int, got {buffer_size!r}")
     return int(buffer_size)
@@ -47,15 +53,48 @@ class BufferedSliceWriter:
     call :meth:`close`. Buffers end on absolute multiples of ``buffer_size``
     along the axis (by default the file edge), so all but the first and last
     write cover whole files along it.
+
+    Parameters
+    ----------
+    write : callable
+        ``write(data, offset)`` of the target view; called once per buffer
+        with ``(channels, x, y, z)`` data and a view-relative offset.
+    offset : 3 ints
+        View-relative position of the first slice.
+    global_offset : 3 ints
+        Absolute position of the view in the mag: buffers end on absolute
+        multiples of ``buffer_size``.
+    channels : int
+        Channels per voxel.
+    dtype : numpy.dtype
+        The dtype every slice must have.
+    buffer_size : int or None
+        Slices per buffer; None for ``file_edge``.
+    file_edge : int
+        Voxels per file edge of the mag, the default buffer size.
+    dimension : str or int
+        The axis the slices follow: ``"x"``, ``"y"``, ``"z"`` or 0, 1, 2.
     """
 
-    def __init__(self, view: "View", offset: tuple[int, int, int], buffer_size: Optional[int], dimension: Union[str, int]) -> None:
-        self._view = view
+    def __init__(
+        self,
+        write: WriteFn,
+        *,
+        offset: Sequence[int],
+        global_offset: Sequence[int],
+        channels: int,
+        dtype: Any,
+        buffer_size: Optional[int],
+        file_edge: int,
+        dimension: Union[str, int],
+    ) -> None:
+        self._write = write
         self._offset = tuple(int(v) for v in offset)
+        self._global_offset = tuple(int(v) for v in global_offset)
         self._axis = axis_index(dimension)
-        self._buffer_size = _buffer_size(view, buffer_size)
-        self._channels = int(view.header.num_channels)
-        self._dtype = np.dtype(view.get_dtype())
+        self._buffer_size = _buffer_size(buffer_size, file_edge)
+        self._channels = int(channels)
+        self._dtype = np.dtype(dtype)
         self._buffer: Optional[np.ndarray] = None
         self._slice_shape: Optional[tuple[int, int]] = None
         self._start = self._offset[self._axis]  # axis position of the buffer's first slice
@@ -65,7 +104,7 @@ class BufferedSliceWriter:
         self.slices_written = 0
 
     def _capacity_at(self, position: int) -> int:
-        absolute = position + self._view.global_offset[self._axis]
+        absolute = position + self._global_offset[self._axis]
         return self._buffer_size - absolute % self._buffer_size
 
     def send(self, data: np.ndarray) -> None:
@@ -113,7 +152,7 @@ class BufferedSliceWriter:
         block = self._buffer[tuple(index)]
         offset = list(self._offset)
         offset[self._axis] = self._start
-        self._view.write(block, tuple(offset))
+        self._write(block, tuple(offset))
         self.slices_written += self._filled
         self._start += self._filled
         self._filled = 0
@@ -145,21 +184,42 @@ class BufferedSliceReader:
 
     Every slice is ``(channels, a, b)`` (a, b the two other axes in x, y, z
     order), like webknossos' reader.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(offset, size)`` of the source view, returning
+        ``(channels, x, y, z)`` data of a view-relative box.
+    offset, size : 3 ints
+        The view-relative box, already checked against the view's bounds.
+    global_offset : 3 ints
+        Absolute position of the view in the mag: reads end on absolute
+        multiples of ``buffer_size``.
+    buffer_size : int or None
+        Slices per read; None for ``file_edge``.
+    file_edge : int
+        Voxels per file edge of the mag, the default buffer size.
+    dimension : str or int
+        The axis the slices follow: ``"x"``, ``"y"``, ``"z"`` or 0, 1, 2.
     """
 
     def __init__(
         self,
-        view: "View",
-        offset: tuple[int, int, int],
-        size: tuple[int, int, int],
+        read: ReadFn,
+        *,
+        offset: Sequence[int],
+        size: Sequence[int],
+        global_offset: Sequence[int],
         buffer_size: Optional[int],
+        file_edge: int,
         dimension: Union[str, int],
     ) -> None:
-        self._view = view
+        self._read = read
         self._offset = tuple(int(v) for v in offset)
         self._size = tuple(int(v) for v in size)
+        self._global_offset = tuple(int(v) for v in global_offset)
         self._axis = axis_index(dimension)
-        self._buffer_size = _buffer_size(view, buffer_size)
+        self._buffer_size = _buffer_size(buffer_size, file_edge)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         axis = self._axis
@@ -167,13 +227,13 @@ class BufferedSliceReader:
         end = start + self._size[axis]
         position = start
         while position < end:
-            absolute = position + self._view.global_offset[axis]
+            absolute = position + self._global_offset[axis]
             step = min(self._buffer_size - absolute % self._buffer_size, end - position)
             offset = list(self._offset)
             size = list(self._size)
             offset[axis] = position
             size[axis] = step
-            block = self._view.read(tuple(offset), tuple(size))
+            block = self._read(tuple(offset), tuple(size))
             yield from np.moveaxis(block, 1 + axis, 0)
             position += step
 

@@ -415,7 +415,16 @@ class View:
         """
         if self._read_only:
             raise ReadOnlyError("Cannot write data to an read_only View")
-        return BufferedSliceWriter(self, _offset3(offset), buffer_size, dimension)
+        return BufferedSliceWriter(
+            self.write,
+            offset=_offset3(offset),
+            global_offset=self.global_offset,
+            channels=self.header.num_channels,
+            dtype=self.get_dtype(),
+            buffer_size=buffer_size,
+            file_edge=self._store.file_edge,
+            dimension=dimension,
+        )
 
     def get_buffered_slice_reader(
         self,
@@ -432,7 +441,15 @@ class View:
         off = _offset3((0, 0, 0) if offset is None else offset)
         sz = _size3(self.size - off if size is None else size)
         self._check_bounds(off, sz)
-        return BufferedSliceReader(self, off, sz, buffer_size, dimension)
+        return BufferedSliceReader(
+            self.read,
+            offset=off,
+            size=sz,
+            global_offset=self.global_offset,
+            buffer_size=buffer_size,
+            file_edge=self._store.file_edge,
+            dimension=dimension,
+        )
 
     # -- chunked processing ---------------------------------------------------------------
 

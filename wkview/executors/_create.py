@@ -1,0 +1,198 @@
+"""Creating executors: :func:`get_executor` and its defaults."""
+
+from __future__ import annotations
+
+import getpass
+import multiprocessing
+import os
+import signal
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import cluster_tools
+
+__all__ = ["EXECUTOR_NAMES", "available_cores", "get_executor"]
+
+_T = TypeVar("_T")
+
+#: Names :func:`get_executor` accepts.
+EXECUTOR_NAMES = (
+    "sequential",
+    "multiprocessing",
+    "threads",
+    "processes",
+    "dask",
+    "slurm",
+    "pbs",
+    "kubernetes",
+    "sequential_with_pickling",
+    "multiprocessing_with_pickling",
+)
+
+
+def available_cores() -> int:
+    """Number of CPU cores this process may run on (its affinity mask)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _default_cfut_dir() -> str:
+    """Folder for the pickled jobs and logs of the cluster executors.
+
+    ``CFUT_DIR`` wins; otherwise a per-user folder in the temp dir, which is
+    shared with the jobs only on a one-node cluster: on a real cluster set
+    ``CFUT_DIR`` (or pass ``cfut_dir=``) to a folder on a shared filesystem.
+    """
+    env = os.environ.get("CFUT_DIR")
+    if env:
+        return env
+    return os.path.join(tempfile.gettempdir(), f"wkview-cfut-{getpass.getuser()}")
+
+
+def _keep_sigint_handler(make: Callable[[], _T]) -> _T:
+    """Run ``make`` and undo the SIGINT handler it installs.
+
+    cluster_tools' Dask and cluster executors replace the SIGINT handler with
+    one that cancels their jobs but swallows ``KeyboardInterrupt`` when the
+    default handler was active, so Ctrl-C no longer stops the program.
+    :func:`run_jobs` cancels its own tasks on ``KeyboardInterrupt``, so the
+    previous handler is put back.
+    """
+    in_main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if in_main else None
+    executor = make()
+    if in_main and signal.getsignal(signal.SIGINT) is not before:
+        signal.signal(signal.SIGINT, before)
+    return executor
+
+
+def get_executor(name: str = "multiprocessing", **kwargs: Any) -> Any:
+    """Create an executor for :func:`run_jobs` (and for webknossos' API).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`EXECUTOR_NAMES`:
+
+        ``"sequential"``
+            cluster_tools' in-process executor (jobs run inside ``submit``).
+        ``"multiprocessing"``
+            cluster_tools' process pool (``spawn``); ``max_workers`` defaults
+            to :func:`available_cores`.
+        ``"threads"``, ``"processes"``
+            plain :class:`~concurrent.futures.ThreadPoolExecutor` /
+            :class:`~concurrent.futures.ProcessPoolExecutor` with
+            ``max_workers`` = :func:`available_cores`; the process pool uses
+            ``spawn`` unless ``mp_context`` or ``start_method`` is given
+            (``fork`` in a process with threads can deadlock).
+        ``"dask"``
+            cluster_tools' Dask executor. The scheduler address comes from
+            ``address=`` or ``job_resources["address"]`` or the environment
+            variable ``DASK_ADDRESS`` (or pass a ``client=``); without any of
+            them a :class:`ValueError` is raised rather than silently starting
+            a local cluster. Workers must run with
+            ``DASK_DISTRIBUTED__WORKER__DAEMON=False``.
+        ``"slurm"``, ``"pbs"``, ``"kubernetes"``
+            cluster_tools' cluster executors. ``cfut_dir`` defaults to
+            ``CFUT_DIR`` or a per-user temp folder (which must be visible to
+            the jobs); for Slurm, ``job_resources`` gets ``mem="500M"``
+            unless it names ``mem``, and ``USER`` is set if missing (the
+            Slurm commands cluster_tools runs need it). ``poll_interval``
+            (seconds) sets how often cluster_tools looks for finished jobs
+            (its default is 2 s).
+        ``"sequential_with_pickling"``, ``"multiprocessing_with_pickling"``
+            cluster_tools' variants that pickle every job (to test that jobs
+            pickle).
+    **kwargs
+        Passed on to the executor's constructor.
+
+    Returns
+    -------
+    Executor
+        Use it as a context manager, or call ``shutdown()`` when done.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a Dask executor without an address.
+
+    Notes
+    -----
+    The Dask and cluster executors would replace the process' SIGINT handler
+    with one that swallows Ctrl-C; the previous handler is restored (pass
+    ``keep_sigint=False`` to keep cluster_tools' handler).
+    """
+    if name not in EXECUTOR_NAMES:
+        raise ValueError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTOR_NAMES)}")
+    keep_sigint = kwargs.pop("keep_sigint", True)
+
+    if name == "threads":
+        kwargs.setdefault("max_workers", available_cores())
+        return ThreadPoolExecutor(**kwargs)
+    if name == "processes":
+        start_method = kwargs.pop("start_method", None)
+        if "mp_context" not in kwargs:
+            kwargs["mp_context"] = multiprocessing.get_context(start_method or "spawn")
+        elif start_method is not None:
+            raise ValueError("give either start_method or mp_context, not both")
+        kwargs.setdefault("max_workers", available_cores())
+        return ProcessPoolExecutor(**kwargs)
+    if name in ("multiprocessing", "multiprocessing_with_pickling"):
+        kwargs.setdefault("max_workers", available_cores())
+        return cluster_tools.get_executor(name, **kwargs)  # type: ignore[call-overload]
+    if name == "dask":
+        return _get_dask_executor(kwargs, keep_sigint)
+    if name in ("slurm", "pbs", "kubernetes"):
+        return _get_cluster_executor(name, kwargs, keep_sigint)
+    return cluster_tools.get_executor(name, **kwargs)  # type: ignore[call-overload]
+
+
+def _get_dask_executor(kwargs: dict[str, Any], keep_sigint: bool) -> Any:
+    address = kwargs.pop("address", None)
+    job_resources = dict(kwargs.pop("job_resources", None) or {})
+    if address is not None:
+        job_resources["address"] = address
+    if "client" not in kwargs and "address" not in job_resources and not os.environ.get("DASK_ADDRESS"):
+        raise ValueError(
+            "the dask executor needs a scheduler: pass address='tcp://host:port' "
+            "(or client=, or set DASK_ADDRESS)"
+        )
+
+    def make() -> Any:
+        # cluster_tools deprecates its Dask executor; it is still the one
+        # webknossos uses, so the warning is not the caller's business.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return cluster_tools.get_executor("dask", job_resources=job_resources, **kwargs)
+
+    return _keep_sigint_handler(make) if keep_sigint else make()
+
+
+def _get_cluster_executor(name: str, kwargs: dict[str, Any], keep_sigint: bool) -> Any:
+    poll_interval = kwargs.pop("poll_interval", None)
+    if poll_interval is not None and not poll_interval > 0:
+        raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
+    kwargs.setdefault("cfut_dir", _default_cfut_dir())
+    os.makedirs(kwargs["cfut_dir"], exist_ok=True)
+    if name == "slurm":
+        resources = dict(kwargs.get("job_resources") or {})
+        resources.setdefault("mem", "500M")
+        kwargs["job_resources"] = resources
+        # cluster_tools runs `squeue -u $USER`; a shell without USER would
+        # list every user's jobs as ours
+        if not os.environ.get("USER"):
+            os.environ["USER"] = getpass.getuser()
+
+    def make() -> Any:
+        return cluster_tools.get_executor(name, **kwargs)  # type: ignore[call-overload]
+
+    executor = _keep_sigint_handler(make) if keep_sigint else make()
+    if poll_interval is not None:
+        executor.wait_thread.interval = poll_interval
+    return executor
