@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -532,6 +533,8 @@ _USER_ERRORS = (UserError, SourceError, TargetExistsError, FileNotFoundError, No
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the ``wkview`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    # tifffile logs a warning of its own for every damaged file; the error line says it
+    logging.getLogger("tifffile").setLevel(logging.ERROR)
     command = typer.main.get_command(app)
     args = sys.argv[1:] if argv is None else list(argv)
     where = f"wkview {args[0]}" if args and not args[0].startswith("-") else "wkview"

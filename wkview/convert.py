@@ -196,6 +196,9 @@ def _remove(path: Path) -> None:
 
 def _fresh_or_resumed_mag(path: Path, header: wkw.Header, resumed: bool) -> MagStore:
     if resumed and (path / "header.wkw").is_file():
+        # temporary files of writes the interruption cut off: the batch is written again whole
+        for stray in path.rglob(".*.tmp"):
+            stray.unlink(missing_ok=True)
         store = MagStore(path)
         h = store.header
         if (h.block_len, h.file_len, h.block_type, h.num_channels, np.dtype(h.voxel_type)) == (
@@ -350,6 +353,8 @@ def convert(
         executor,
         progress=progress,
         desc=f"{layer_name}: mag 1",
+        unit="voxel",
+        weight=lambda item: item[1][1][0] * item[1][1][1] * item[1][1][2],
         describe=lambda item: f"batch {item[0]} at {item[1][0]} of size {item[1][1]} from {src.describe()}",
     )
 

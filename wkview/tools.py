@@ -138,7 +138,7 @@ def _compress_file(raw: MagStore, packed: MagStore, level: int, index: tuple[int
 def _write_mag_header(folder: Path, header: wkw.Header) -> None:
     """Replace ``header.wkw`` atomically (temp file, fsync, rename)."""
     layout = codec.as_layout(header)
-    fh = layout.file_header
+    fh = layout.file_header()
     packed = codec.FileHeader(fh.block_len, fh.file_len, fh.block_type, fh.voxel_type, fh.voxel_size, 0).pack()
     tmp = folder / ".header.wkw.tmp"
     with open(tmp, "wb") as f:
@@ -184,6 +184,7 @@ def compress_dataset(
                 executor,
                 progress=progress,
                 desc=f"compress {lay.name}/{view.name}",
+                unit="file",
                 describe=lambda index, r=raw: r.file_path(index),
             )
             _write_mag_header(view.path, packed.header)
@@ -279,6 +280,8 @@ def check_equality(
                 executor,
                 progress=progress,
                 desc=f"compare {name}/{mag.to_layer_name()}",
+                unit="voxel",
+                weight=lambda chunk: chunk[1][0] * chunk[1][1] * chunk[1][2],
             )
             for hit in found:
                 if hit is not None:
@@ -527,6 +530,7 @@ def verify_dataset(
                 executor,
                 progress=progress,
                 desc=f"verify {lay.name}/{mag.to_layer_name()}",
+                unit="file",
             )
             damage += [Damage(store.file_path(i), r) for i, r in zip(files, reasons) if r is not None]
             for stray in _stray_files(view.path):

@@ -155,7 +155,7 @@ class _Run:
         self.batches[index] = None  # the items are no longer needed
         self.finished += 1
         if self.bar is not None:
-            self.bar.update(len(outcome.results))
+            self.bar.done(batch.start, len(outcome.results))
 
     @staticmethod
     def _task_exception(future: Any) -> BaseException | None:
@@ -273,20 +273,38 @@ def _run_inline(
             failure = _failure_of(exc, 0, exc)
             raise _make_item_error(index, n, _describe_safely(describe, item), failure) from exc
         if bar is not None:
-            bar.update(1)
+            bar.done(index, 1)
         if deadline is not None and time.monotonic() >= deadline and index + 1 < n:
             raise JobTimeoutError(f"run_jobs timed out after {index + 1} of {n} jobs")
     return results
 
 
-def _make_bar(progress: bool | None, n: int, desc: str) -> Any:
+class _Progress:
+    """A tqdm bar that counts finished items, or their weights (voxels, bytes) when given."""
+
+    def __init__(self, bar: Any, weights: list[float] | None) -> None:
+        self.bar = bar
+        self.weights = weights
+
+    def done(self, start: int, count: int) -> None:
+        self.bar.update(count if self.weights is None else sum(self.weights[start : start + count]))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _make_bar(
+    progress: bool | None, n: int, desc: str, unit: str = "job", weights: list[float] | None = None
+) -> _Progress | None:
     if progress is None:
         progress = n >= _PROGRESS_MIN_ITEMS and sys.stderr is not None and sys.stderr.isatty()
     if not progress:
         return None
     from tqdm import tqdm
 
-    return tqdm(total=n, desc=desc or None, unit="job", dynamic_ncols=True, leave=False)
+    total = n if weights is None else sum(weights)
+    bar = tqdm(total=total, desc=desc or None, unit=unit, unit_scale=weights is not None, dynamic_ncols=True, leave=False)
+    return _Progress(bar, weights)
 
 
 def run_jobs(
@@ -299,6 +317,8 @@ def run_jobs(
     describe: Callable[[_T], str] | None = None,
     desc: str = "",
     timeout: float | None = None,
+    unit: str = "job",
+    weight: Callable[[_T], float] | None = None,
 ) -> list[_R]:
     """Call ``fn(arg)`` for every item of ``args``; return the results in order.
 
@@ -331,6 +351,10 @@ def run_jobs(
         Defaults to ``repr``.
     desc : str
         Label of the progress bar.
+    unit, weight : str, callable, optional
+        What the bar counts: by default finished items ("job"); with
+        ``weight``, the sum of ``weight(item)`` over finished items, in
+        ``unit`` (e.g. "voxel"), with rate and time left.
     timeout : float, optional
         Seconds for the whole call; then :class:`JobTimeoutError` is raised
         and the unfinished tasks are cancelled. With ``executor=None`` it is
@@ -374,7 +398,8 @@ def run_jobs(
         items = list(args)
         n = len(items)
     deadline = None if timeout is None else time.monotonic() + timeout
-    bar = _make_bar(progress, n, desc or _function_name(fn))
+    weights = None if weight is None or progress is False else [float(weight(item)) for item in items]
+    bar = _make_bar(progress, n, desc or _function_name(fn), unit, weights)
     try:
         if kind is None:
             return _run_inline(fn, items, n, describe, bar, deadline)
