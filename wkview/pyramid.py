@@ -119,8 +119,8 @@ def downsample_into(
         return
     src_box, tgt_box = box.in_mag(source_mag), box.in_mag(target_mag)
     edge = target._store.file_edge
-    if buffer_edge_len is None:
-        buffer_edge_len = min(edge, 256)
+    if buffer_edge_len is None:  # slabs of 128^3 target voxels keep a job's memory small
+        buffer_edge_len = min(edge, 128)
     if isinstance(buffer_edge_len, bool) or not isinstance(buffer_edge_len, int) or buffer_edge_len <= 0:
         raise ValueError(f"buffer_edge_len must be a positive int, got {buffer_edge_len!r}")
     source_part = source.get_view(offset=src_box.topleft, size=src_box.size, read_only=True)
