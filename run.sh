@@ -5,7 +5,8 @@
 #                            it first starts a one-node Slurm and a local Dask cluster (Slurm
 #                            from Debian's packages, installed if missing) and stops them after
 #   ./run.sh bench [ARGS]    the benchmarks in bench/ (pytest-benchmark), full length
-#   ./run.sh compare         side-by-side comparison (bench/compare.py)
+#   ./run.sh compare         side-by-side IO comparison (bench/compare.py)
+#   ./run.sh compare-convert wkview convert vs webknossos convert (bench/compare_convert.py)
 # WKVIEW_VENV overrides the virtualenv location (default: .venv next to this script).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -55,6 +56,9 @@ case "$cmd" in
   compare)
     setup
     exec "$PY" bench/compare.py "$@" ;;
+  compare-convert)
+    setup
+    exec "$PY" bench/compare_convert.py "$@" ;;
   *)
-    sed -n '2,9p' "$0"; exit 2 ;;
+    sed -n '2,10p' "$0"; exit 2 ;;
 esac
