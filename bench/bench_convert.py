@@ -43,7 +43,7 @@ def test_convert_stack(benchmark, stack, tmp_path, pyramid):
 
     def run():
         shutil.rmtree(target, ignore_errors=True)
-        return convert(stack, target, (11.24, 11.24, 25), downsample=pyramid, progress=False)
+        return convert(stack, target, (11.24, 11.24, 25), downsample=pyramid, max_mag=4 if pyramid else None, progress=False)
 
     ds = benchmark.pedantic(run, rounds=1 if not FULL else 3, iterations=1)
     layer = ds.get_layer("color")
