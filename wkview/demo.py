@@ -1,6 +1,8 @@
 """The main job on built-in sample data: ``python -m wkview.demo`` (or ``./run.sh demo``).
 
-Creates a dataset with an LZ4HC-compressed color layer, writes EM-like
+First the batch conversion users start with: writes EM-like sample data as a TIFF stack,
+converts it with ``wkview convert`` (the console script, two worker processes, LZ4HC, with the
+mag pyramid) and checks the dataset against the TIFFs. Then the library: creates a dataset with an LZ4HC-compressed color layer, writes EM-like
 sample data through a MagView, reads it back through Views, makes an
 unaligned edit, builds mag 2 with a chunked job on worker processes, and
 collects per-chunk statistics. Every step is checked against NumPy and timed.
@@ -9,6 +11,7 @@ collects per-chunk statistics. Every step is checked against NumPy and timed.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import Dataset, get_executor
-from .sample import em_like
+from .sample import em_like, write_image_stack
 
 
 def downsample_job(args: tuple[Any, Any, int]) -> None:
@@ -54,6 +57,33 @@ def run_demo(path: Path, edge: int, workers: int, keep: bool = True) -> None:
     steps = _Steps()
     ctx: dict[str, Any] = {}
     print(f"wkview demo: {edge}^3 voxels of EM-like data in {path}")
+    stack, converted = path.with_name(path.name + "_tiffs"), path.with_name(path.name + "_converted")
+
+    def write_stack() -> str:
+        files = write_image_stack(stack, (edge, edge, edge), seed=7)
+        return f"{len(files)} TIFF slices of {edge}x{edge} in {stack}"
+
+    def convert_stack() -> str:
+        cmd = [
+            str(Path(sys.executable).with_name("wkview")), "convert", str(stack), str(converted),
+            "--voxel-size", "11.24,11.24,25", "--jobs", str(workers), "--max-mag", "4-4-2", "--quiet",
+        ]
+        if not Path(cmd[0]).exists():  # not installed as a console script: the same CLI as a module
+            cmd[:1] = [sys.executable, "-m", "wkview"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"wkview convert failed: {proc.stderr.strip()}")
+        layer = Dataset(converted).get_layer("color")
+        return f"mags {', '.join(m.to_layer_name() for m in sorted(layer.mags))}"
+
+    def check_converted() -> str:
+        import tifffile
+
+        mag1 = Dataset(converted).get_layer("color").get_mag(1)
+        for z in (0, edge // 2, edge - 1):
+            if not np.array_equal(mag1.read((0, 0, z), (edge, edge, 1))[0, :, :, 0], tifffile.imread(stack / f"{z}.tif").T):
+                raise RuntimeError(f"slice {z} of the converted dataset differs from its TIFF")
+        return "slices equal the TIFFs (read with tifffile)"
 
     def create() -> str:
         ds = Dataset.create(path, scale=(11.24, 11.24, 25.0))
@@ -109,6 +139,9 @@ def run_demo(path: Path, edge: int, workers: int, keep: bool = True) -> None:
             raise RuntimeError("chunk statistics differ from NumPy")
         return f"{len(results)} chunks, mean intensity {mean:.2f} (NumPy agrees)"
 
+    steps.run("write a TIFF stack of sample data", write_stack)
+    steps.run("wkview convert (with the pyramid)", convert_stack)
+    steps.run("check the converted dataset", check_converted)
     steps.run("create dataset, layer and mag", create)
     steps.run("generate sample data", generate)
     steps.run("write through MagView (aligned, LZ4HC)", write)
@@ -117,7 +150,11 @@ def run_demo(path: Path, edge: int, workers: int, keep: bool = True) -> None:
     steps.run("downsample to mag 2 (chunked, parallel)", downsample)
     steps.run("per-chunk statistics with map_chunk", stats)
     total = sum(r[1] for r in steps.rows)
-    where = f"the dataset (it opens in webknossos) is at {path}" if keep else "pass --path DIR to keep the dataset"
+    where = (
+        f"the datasets (they open in webknossos) are at {path} and {converted}"
+        if keep
+        else "pass --path DIR to keep the datasets"
+    )
     print(f"done: {len(steps.rows)} steps in {total:.2f} s; {where}")
 
 
