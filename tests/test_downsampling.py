@@ -137,11 +137,11 @@ from wkview.downsampling import INTERPOLATION_MODES, _blocks  # noqa: E402
 
 @settings(max_examples=150, deadline=None)
 @given(
-    mode=st.sampled_from(["mean", "max", "min", "nearest"]),
+    mode=st.sampled_from(["mean", "median", "max", "min", "nearest"]),
     factors=st.tuples(*[st.sampled_from([1, 2, 4])] * 3),
     counts=st.tuples(*[st.integers(1, 4)] * 3),
     channels=st.integers(1, 2),
-    dtype=st.sampled_from([np.uint8, np.uint16, np.int8, np.int16, np.uint32, np.float32]),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.int8, np.int16, np.uint32, np.int32, np.float32]),
     seed=st.integers(0, 2**16),
 )
 def test_fast_reductions_equal_the_block_path(mode, factors, counts, channels, dtype, seed):
@@ -152,3 +152,22 @@ def test_fast_reductions_equal_the_block_path(mode, factors, counts, channels, d
         return
     simple = INTERPOLATION_MODES[mode](_blocks(data, factors), data.dtype)
     assert np.array_equal(pool(data, factors, mode), simple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    factors=st.sampled_from([(2, 1, 1), (1, 2, 1), (2, 2, 1), (1, 2, 2), (2, 2, 2), (2, 1, 2)]),
+    dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32]),
+    values=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_median_networks_equal_np_median(factors, dtype, values, seed):
+    """The min/max networks of the 2-, 4- and 8-voxel medians equal np.median (rounded half
+    to even), also with many ties (few distinct values) and at the ends of the type's range."""
+    rng = np.random.default_rng(seed)
+    data = random_data(rng, (1, 4 * factors[0], 4 * factors[1], 4 * factors[2]), dtype)
+    if values < 6:  # few distinct values: ties everywhere, including the dtype's extremes
+        info = np.iinfo(dtype)
+        choices = np.array([info.min, info.max, 0, 1, info.max - 1][:values], dtype=dtype)
+        data = choices[rng.integers(0, len(choices), data.shape)]
+    assert np.array_equal(pool(data, factors, "median"), INTERPOLATION_MODES["median"](_blocks(data, factors), data.dtype))

@@ -116,14 +116,69 @@ def _split(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
     return data.reshape(c, x // fx, fx, y // fy, fy, z // fz, fz)
 
 
+def _terms(data: np.ndarray, factors: tuple[int, int, int]) -> list[np.ndarray]:
+    """The ``fx * fy * fz`` strided views whose element-wise combination pools ``data``
+    (no copies: each view holds one voxel of every block)."""
+    fx, fy, fz = factors
+    return [data[:, i::fx, j::fy, k::fz] for k in range(fz) for j in range(fy) for i in range(fx)]
+
+
 def _fast_mean(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    # integer sums are exact; only the (8x smaller) result goes through float
+    # integer sums are exact; only the (n times smaller) result goes through float
     n = factors[0] * factors[1] * factors[2]
-    if data.dtype.kind in "ui" and data.dtype.itemsize <= 2:
-        acc = np.int64 if data.dtype.kind == "i" else np.uint64
-        total = _split(data, factors).sum(axis=(2, 4, 6), dtype=acc)
+    if data.dtype.kind in "ui" and data.dtype.itemsize <= 2 and n <= 256:
+        # element-wise adds of strided views: no block copy, and the ufuncs release the GIL
+        terms = _terms(data, factors)
+        total = terms[0].astype(np.int32 if data.dtype.kind == "i" else np.uint32)
+        for term in terms[1:]:
+            np.add(total, term, out=total)
         return _round_to(total / n, data.dtype)
     return _mean(_blocks(data, factors), data.dtype)
+
+
+def _sort4(v: list[np.ndarray]) -> list[np.ndarray]:
+    """Sort four arrays element-wise with the optimal 5-comparator network."""
+    a, b, c, d = v
+    a, b = np.minimum(a, b), np.maximum(a, b)
+    c, d = np.minimum(c, d), np.maximum(c, d)
+    a, c = np.minimum(a, c), np.maximum(a, c)
+    b, d = np.minimum(b, d), np.maximum(b, d)
+    b, c = np.minimum(b, c), np.maximum(b, c)
+    return [a, b, c, d]
+
+
+def _halfway(x: np.ndarray, y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``rint((x + y) / 2)`` (half to even, as np.rint) in exact integer arithmetic."""
+    total = x.astype(np.int64) + y
+    half = total >> 1  # floor
+    return (half + (total & half & 1)).astype(dtype)
+
+
+def _fast_median(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+    """Median of 2, 4 or 8 integers per block with min/max networks; else the block path.
+
+    For n = 8 the two middle values come from two sorted quadruples a, b: the 4th
+    smallest is min(b3, max(a0, b2), max(a1, b1), max(a2, b0), a3) and the 5th
+    min(max(a0, b3), max(a1, b2), max(a2, b1), max(a3, b0)) (merge of sorted runs).
+    """
+    n = factors[0] * factors[1] * factors[2]
+    dtype = data.dtype
+    if dtype.kind not in "ui" or dtype.itemsize > 4 or n not in (2, 4, 8):
+        return _median(_blocks(data, factors), dtype)
+    t = _terms(data, factors)
+    if n == 2:
+        return _halfway(t[0], t[1], dtype)
+    if n == 4:
+        a, b, c, d = t
+        low = np.maximum(np.minimum(a, b), np.minimum(c, d))
+        high = np.minimum(np.maximum(a, b), np.maximum(c, d))
+        return _halfway(low, high, dtype)
+    a = _sort4(t[:4])
+    b = _sort4(t[4:])
+    mn, mx = np.minimum, np.maximum
+    fourth = mn(mn(mn(b[3], mx(a[0], b[2])), mn(mx(a[1], b[1]), mx(a[2], b[0]))), a[3])
+    fifth = mn(mn(mx(a[0], b[3]), mx(a[1], b[2])), mn(mx(a[2], b[1]), mx(a[3], b[0])))
+    return _halfway(fourth, fifth, dtype)
 
 
 def _fast_max(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
@@ -139,7 +194,13 @@ def _fast_nearest(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray
     return np.array(data[:, ::fx, ::fy, ::fz], order="F")
 
 
-_REDUCTIONS = {"mean": _fast_mean, "max": _fast_max, "min": _fast_min, "nearest": _fast_nearest}
+_REDUCTIONS = {
+    "mean": _fast_mean,
+    "median": _fast_median,
+    "max": _fast_max,
+    "min": _fast_min,
+    "nearest": _fast_nearest,
+}
 
 
 class DownsampleJob:
@@ -160,10 +221,39 @@ class DownsampleJob:
         size = tuple(target.size)
         out = np.zeros((target.header.num_channels, *size), dtype=target.get_dtype(), order="F")
         step = self.buffer_edge_len
-        for x in range(0, size[0], step):
-            for y in range(0, size[1], step):
-                for z in range(0, size[2], step):
-                    t = (min(step, size[0] - x), min(step, size[1] - y), min(step, size[2] - z))
-                    src = source.read((x * f[0], y * f[1], z * f[2]), (t[0] * f[0], t[1] * f[1], t[2] * f[2]))
-                    out[:, x : x + t[0], y : y + t[1], z : z + t[2]] = pool(src, f, self.mode)
+        slabs = [
+            (x, y, z)
+            for x in range(0, size[0], step)
+            for y in range(0, size[1], step)
+            for z in range(0, size[2], step)
+        ]
+
+        def one(corner: tuple[int, int, int]) -> None:
+            x, y, z = corner
+            t = (min(step, size[0] - x), min(step, size[1] - y), min(step, size[2] - z))
+            src = source.read((x * f[0], y * f[1], z * f[2]), (t[0] * f[0], t[1] * f[1], t[2] * f[2]))
+            out[:, x : x + t[0], y : y + t[1], z : z + t[2]] = pool(src, f, self.mode)
+
+        threads = min(len(slabs), _job_threads())
+        if threads <= 1:
+            for corner in slabs:
+                one(corner)
+        else:
+            # slabs on threads: decoding and the pooling ufuncs release the GIL, so one job
+            # (one target file) keeps every core of its worker busy
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=threads) as threads_pool:
+                for done in [threads_pool.submit(one, corner) for corner in slabs]:
+                    done.result()
         target.write(out)
+
+
+def _job_threads() -> int:
+    """Threads one downsampling job uses: the cores this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
