@@ -509,3 +509,29 @@ def test_webknossos_reads_a_converted_dataset(tmp_path):
     mag = layer.get_mag("4-4-2")
     theirs = mag.read(absolute_offset=(0, 0, 0), size=(68, 48, 40))
     assert np.array_equal(theirs, ours[:, :17, :12, :20])
+
+
+def test_killed_downsample_leaves_no_half_mag_and_rerun_finishes(tmp_path):
+    vol = volume((64, 64, 48))
+    write_tiff_stack(tmp_path / "s", vol)
+    path = tmp_path / "ds"
+    flags = ["--voxel-size", "1,1,1", "--block-len", "4", "--file-len", "2", *SEQ, "--quiet"]
+    run("convert", str(tmp_path / "s"), str(path), *flags, "--no-downsample")
+    run("convert", str(tmp_path / "s"), str(tmp_path / "whole"), *flags, "--max-mag", "2")
+    proc = subprocess.Popen([WKVIEW, "downsample", str(path), "--max-mag", "2", *SEQ],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import time
+
+    mag2 = path / "color" / "2"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if mag2.is_dir() and sum(1 for _ in mag2.rglob("x*.wkw")) >= 8:
+            break
+        time.sleep(0.002)
+    assert proc.poll() is None, "downsample finished before it could be killed"
+    proc.kill()
+    proc.wait()
+    # the half-built mag is not named in the properties file
+    assert sorted(Dataset(path).get_layer("color").mags) == [(1, 1, 1)]
+    run("downsample", str(path), "--max-mag", "2", *SEQ)
+    run("check-equality", str(path), str(tmp_path / "whole"), *SEQ)

@@ -439,13 +439,18 @@ def export_cmd(
     mag: Annotated[str, typer.Option("--mag", help="The mag to export.")] = "1",
     bbox: Annotated[Optional[str], typer.Option("--bbox", help="Box in mag-1 voxels: X,Y,Z,SX,SY,SZ (default: the layer's).")] = None,
     format: Annotated[ExportFormat, typer.Option("--format", help="tiff: one file per z; npy: one array.")] = ExportFormat.tiff,
+    jobs: JobsOption = None,
+    distribution_strategy: StrategyOption = Strategy.multiprocessing,
+    job_resources: ResourcesOption = None,
+    dask_address: DaskOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Export a region of a layer as a TIFF stack (one file per z) or one .npy array."""
-    files = tools.export_region(
-        dataset, out, layer=layer, mag=_mag(mag, "--mag"), bbox=_bbox(bbox), format=format.value,
-        progress=_progress(quiet),
-    )
+    with _executor(distribution_strategy, jobs, job_resources, dask_address) as executor:
+        files = tools.export_region(
+            dataset, out, layer=layer, mag=_mag(mag, "--mag"), bbox=_bbox(bbox), format=format.value,
+            executor=executor, progress=_progress(quiet),
+        )
     _say(quiet, f"wrote {len(files)} file(s) to {out}")
 
 

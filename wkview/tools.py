@@ -302,6 +302,34 @@ def _values(values: list) -> str:
 # -- export ----------------------------------------------------------------------------------
 
 
+def _export_slab(
+    view: MagView,
+    region: BoundingBox,
+    format: str,
+    target: str,
+    digits: int,
+    slab: tuple[int, int],
+) -> int:
+    """Write z-slices ``slab[0] .. slab[0] + slab[1] - 1`` of ``region`` (relative z); returns the count."""
+    z, n = slab
+    size = region.size
+    data = view.read((region.topleft[0], region.topleft[1], region.topleft[2] + z), (size[0], size[1], n))
+    channels = data.shape[0]
+    if format == "npy":
+        array = np.load(target, mmap_mode="r+")
+        array[..., z : z + n] = data[0] if channels == 1 else data
+        array.flush()
+        return n
+    import tifffile
+
+    for k in range(n):
+        image = data[:, :, :, k].transpose(2, 1, 0)  # (y, x, channels)
+        image = image[:, :, 0] if channels == 1 else image
+        file = Path(target) / f"{region.topleft[2] + z + k:0{digits}d}.tif"
+        tifffile.imwrite(file, np.ascontiguousarray(image), photometric="rgb" if channels == 3 else "minisblack")
+    return n
+
+
 def export_region(
     dataset: Union[PathLike, Dataset],
     out: PathLike,
@@ -310,15 +338,16 @@ def export_region(
     mag: Any = 1,
     bbox: Optional[BoundingBox] = None,
     format: str = "tiff",
+    executor: Any = None,
     progress: Optional[bool] = None,
 ) -> list[Path]:
     """Write a region of one layer as a TIFF stack or one ``.npy`` file; returns the files.
 
     ``bbox`` is in mag-1 voxels (default: the layer's bounding box). ``"tiff"``
-    writes ``out/<z>.tif`` (one per z of the mag, numbered from the box's first z;
-    rows are y; RGB layers as RGB images); ``"npy"`` writes ``out`` (or
-    ``out/<layer>.npy`` when ``out`` is a folder) holding ``(x, y, z)`` or
-    ``(channels, x, y, z)``, filled slab by slab through a memory map.
+    writes ``out/<z>.tif`` (one per z of the mag, numbered by absolute z; rows are y;
+    RGB layers as RGB images); ``"npy"`` writes ``out`` (or ``out/<layer>.npy`` when
+    ``out`` is a folder) holding ``(x, y, z)`` or ``(channels, x, y, z)``. Slabs of
+    z-slices are jobs on ``executor`` (the ``.npy`` is filled through memory maps).
     """
     ds = open_dataset(dataset)
     lay = ds.get_layer(layer) if layer is not None else _single_wkw_layer(ds)
@@ -332,42 +361,29 @@ def export_region(
     out = Path(out)
     size = tuple(region.size)
     channels = lay.num_channels
-    slab = view.header.block_len
-    written: list[Path] = []
-    bar = _bar(progress, size[2], f"export {lay.name}/{m.to_layer_name()}", "slice")
-    try:
-        if format == "npy":
-            file = out / f"{lay.name}.npy" if out.is_dir() else out
-            file.parent.mkdir(parents=True, exist_ok=True)
-            shape = size if channels == 1 else (channels, *size)
-            target = np.lib.format.open_memmap(file, mode="w+", dtype=lay.dtype_per_channel, shape=shape, fortran_order=True)
-            for z in range(0, size[2], slab):
-                n = min(slab, size[2] - z)
-                data = view.read((region.topleft[0], region.topleft[1], region.topleft[2] + z), (size[0], size[1], n))
-                target[..., z : z + n] = data[0] if channels == 1 else data
-                _tick(bar, n)
-            target.flush()
-            del target
-            written.append(file)
-        else:
-            import tifffile
-
-            out.mkdir(parents=True, exist_ok=True)
-            digits = max(4, len(str(region.bottomright[2])))
-            for z in range(0, size[2], slab):
-                n = min(slab, size[2] - z)
-                data = view.read((region.topleft[0], region.topleft[1], region.topleft[2] + z), (size[0], size[1], n))
-                for k in range(n):
-                    image = data[:, :, :, k].transpose(2, 1, 0)  # (y, x, channels)
-                    image = image[:, :, 0] if channels == 1 else image
-                    file = out / f"{region.topleft[2] + z + k:0{digits}d}.tif"
-                    tifffile.imwrite(file, np.ascontiguousarray(image), photometric="rgb" if channels == 3 else "minisblack")
-                    written.append(file)
-                _tick(bar, n)
-    finally:
-        if bar is not None:
-            bar.close()
-    return written
+    step = max(1, view.header.block_len)
+    slabs = [(z, min(step, size[2] - z)) for z in range(0, size[2], step)]
+    digits = max(4, len(str(region.bottomright[2])))
+    if format == "npy":
+        target = out / f"{lay.name}.npy" if out.is_dir() else out
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shape = size if channels == 1 else (channels, *size)
+        np.lib.format.open_memmap(target, mode="w+", dtype=lay.dtype_per_channel, shape=shape, fortran_order=True).flush()
+        files = [target]
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        target = out
+        files = [out / f"{region.topleft[2] + z:0{digits}d}.tif" for z in range(size[2])]
+    run_jobs(
+        functools.partial(_export_slab, view, region, format, str(target), digits),
+        slabs,
+        executor,
+        progress=progress,
+        desc=f"export {lay.name}/{m.to_layer_name()}",
+        unit="slice",
+        weight=lambda slab: slab[1],
+    )
+    return files
 
 
 def _single_wkw_layer(ds: Dataset) -> Layer:
@@ -375,23 +391,6 @@ def _single_wkw_layer(ds: Dataset) -> Layer:
     if len(layers) != 1:
         raise DatasetError(f"{ds.path} has {len(layers)} WKW layers ({', '.join(l.name for l in layers)}): name one")
     return layers[0]
-
-
-def _bar(progress: Optional[bool], total: int, desc: str, unit: str) -> Any:
-    import sys
-
-    if progress is None:
-        progress = sys.stderr is not None and sys.stderr.isatty()
-    if not progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False)
-
-
-def _tick(bar: Any, n: int) -> None:
-    if bar is not None:
-        bar.update(n)
 
 
 # -- info ------------------------------------------------------------------------------------
