@@ -163,7 +163,8 @@ def compress_dataset(
     is always whole (raw or compressed: libwkw and wkview read both in one mag);
     ``header.wkw`` is switched to LZ4HC after the last file. An interrupted run,
     started again, skips the files already compressed and finishes the job.
-    Mags that are compressed already are left as they are.
+    Mags that are compressed already are left as they are. No other process may
+    write to the mags while they are compressed.
     """
     ds = open_dataset(dataset)
     lvl = 4 if level is None else _check_level(level)
@@ -177,6 +178,9 @@ def compress_dataset(
             if raw.is_compressed:
                 continue
             packed = MagStore(view.path, _compressed_header(raw.header), codec="wkview")
+            # temporary files of an interrupted run (compress needs the mag to itself)
+            for stray in _stray_files(view.path):
+                stray.unlink(missing_ok=True)
             files = raw.list_files()
             sizes = run_jobs(
                 functools.partial(_compress_file, raw, packed, lvl),
