@@ -20,17 +20,33 @@ import numpy as np
 import wkw
 
 from . import properties as props
-from ._storage import MagStore
-from .downsampling import DownsampleJob, resolve_mode
-from .errors import DatasetError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
+from ._storage import MagStore, _FileCheck
+from .copying import DatasetCopyMixin, LayerCopyMixin, is_inside as _is_inside
+from .errors import DatasetError, DTypeError, LayerLookupError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
 from .geometry import BoundingBox, Mag, MagLike, Vec3Int
+from .resampling import ResamplingMixin
 from .view import Vec3, View, _offset3
+from .view_configuration import (
+    DatasetViewConfiguration,
+    LayerViewConfiguration,
+    get_view_configuration,
+    set_view_configuration,
+)
 
-__all__ = ["Dataset", "Layer", "SegmentationLayer", "MagView", "COLOR_CATEGORY", "SEGMENTATION_CATEGORY"]
+__all__ = [
+    "Dataset", "Layer", "SegmentationLayer", "MagView", "LayerCategories", "COLOR_CATEGORY", "SEGMENTATION_CATEGORY",
+]  # fmt: skip
 
 COLOR_CATEGORY = "color"
 SEGMENTATION_CATEGORY = "segmentation"
 _CATEGORIES = (COLOR_CATEGORY, SEGMENTATION_CATEGORY)
+
+
+class LayerCategories:
+    """The layer categories by their webknossos 0.8.13 names."""
+
+    COLOR_TYPE = COLOR_CATEGORY
+    SEGMENTATION_TYPE = SEGMENTATION_CATEGORY
 
 PathLike = Union[str, os.PathLike]
 
@@ -41,7 +57,7 @@ def _power_of_two(value: Any, name: str) -> int:
     return int(value)
 
 
-class Dataset:
+class Dataset(DatasetCopyMixin):
     """A WKW dataset folder with its ``datasource-properties.json``.
 
     ``Dataset(path)`` opens an existing dataset; :meth:`create` makes a new
@@ -79,15 +95,44 @@ class Dataset:
     @classmethod
     def get_or_create(cls, dataset_path: PathLike, scale: tuple[float, float, float], name: Optional[str] = None) -> "Dataset":
         """Open the dataset at ``dataset_path``, or create it if there is none."""
-        if (Path(dataset_path) / props.PROPERTIES_FILE_NAME).exists():
-            return cls(dataset_path)
-        return cls.create(dataset_path, scale, name)
+        if not (Path(dataset_path) / props.PROPERTIES_FILE_NAME).exists():
+            return cls.create(dataset_path, scale, name)
+        dataset = cls(dataset_path)
+        if dataset.scale != _scale(scale):
+            raise DatasetError(
+                f"Cannot get_or_create the dataset {dataset_path}: it exists with the scale "
+                f"{dataset.scale}, not {tuple(scale)}"
+            )
+        if name is not None and dataset.name != name:
+            raise DatasetError(
+                f"Cannot get_or_create the dataset {dataset_path}: it exists with the name "
+                f"{dataset.name!r}, not {name!r}"
+            )
+        return dataset
 
     # -- properties ---------------------------------------------------------------------
 
     @property
     def name(self) -> str:
+        """The dataset's name (``id.name``); settable. The folder is not renamed."""
         return self._properties.name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise DatasetError(f"a dataset name must be a non-empty string, got {name!r}")
+        self._properties.name = name
+        self._save_properties()
+
+    @property
+    def default_view_configuration(self) -> Optional[DatasetViewConfiguration]:
+        """How webKNOSSOS shows the dataset by default (None when unset); settable."""
+        return get_view_configuration(self._properties.extra, DatasetViewConfiguration)
+
+    @default_view_configuration.setter
+    def default_view_configuration(self, config: Optional[DatasetViewConfiguration]) -> None:
+        set_view_configuration(self._properties.extra, config, DatasetViewConfiguration)
+        self._save_properties()
 
     @property
     def scale(self) -> tuple[float, float, float]:
@@ -128,9 +173,8 @@ class Dataset:
         Give the dtype per channel (``"uint8"``) or per layer (``"uint24"`` for
         3 channels of uint8), not both; the default is uint8 with 1 channel.
         """
-        props.validate_name(layer_name, "layer name")
-        if layer_name in self._layers:
-            raise DatasetError(f"Adding layer {layer_name} failed. There is already a layer with this name")
+        _refuse_dtype_keyword(kwargs)
+        self._check_new_layer_name(layer_name)
         if category not in _CATEGORIES:
             raise DatasetError(f"category must be one of {_CATEGORIES}, got {category!r}")
         if num_channels is None:
@@ -149,7 +193,7 @@ class Dataset:
         except (TypeError, ValueError) as exc:
             if isinstance(exc, DatasetError):
                 raise
-            raise DatasetError(f"invalid dtype for layer {layer_name!r}: {exc}") from None
+            raise DTypeError(f"invalid dtype for layer {layer_name!r}: {exc}") from None
         largest_segment_id = kwargs.pop("largest_segment_id", None)
         if category == SEGMENTATION_CATEGORY and largest_segment_id is None:
             raise DatasetError("Segmentation layers need the keyword argument largest_segment_id")
@@ -172,9 +216,18 @@ class Dataset:
             extra=extra,
         )
         (self.path / layer_name).mkdir(parents=True, exist_ok=True)
+        return self._register_layer(layer_props)
+
+    def _check_new_layer_name(self, layer_name: str) -> None:
+        props.validate_name(layer_name, "layer name")
+        if layer_name in self._layers:
+            raise DatasetError(f"Adding layer {layer_name} failed. There is already a layer with this name")
+
+    def _register_layer(self, layer_props: props.LayerProperties) -> "Layer":
+        """Add a layer entry (its folder exists) to the properties and save them."""
         self._properties.layers.append(layer_props)
-        layer = _layer_class(category)(self, layer_props)
-        self._layers[layer_name] = layer
+        layer = _layer_class(layer_props.category)(self, layer_props)
+        self._layers[layer_props.name] = layer
         self._save_properties()
         return layer
 
@@ -188,6 +241,7 @@ class Dataset:
         **kwargs: Any,
     ) -> "Layer":
         """The layer ``layer_name``; added if missing. An existing layer must match the arguments."""
+        _refuse_dtype_keyword(kwargs)
         if layer_name not in self._layers:
             return self.add_layer(layer_name, category, dtype_per_layer, dtype_per_channel, num_channels, **kwargs)
         layer = self._layers[layer_name]
@@ -210,21 +264,23 @@ class Dataset:
         del self._layers[layer_name]
         self._save_properties()
         folder = layer.path
-        if folder.is_dir() and _is_inside(folder, self.path):
+        if folder.is_symlink():  # a layer added with add_symlink_layer: only the link goes
+            folder.unlink()
+        elif folder.is_dir() and _is_inside(folder, self.path):
             shutil.rmtree(folder)
 
     def get_segmentation_layer(self) -> "SegmentationLayer":
-        """The only segmentation layer (raises if there is none or more than one)."""
+        """The only segmentation layer (:class:`LayerLookupError`, an IndexError, if there is none or more than one)."""
         return self._single_layer(SEGMENTATION_CATEGORY)  # type: ignore[return-value]
 
     def get_color_layer(self) -> "Layer":
-        """The only color layer (raises if there is none or more than one)."""
+        """The only color layer (:class:`LayerLookupError`, an IndexError, if there is none or more than one)."""
         return self._single_layer(COLOR_CATEGORY)
 
     def _single_layer(self, category: str) -> "Layer":
         found = [layer for layer in self._layers.values() if layer.category == category]
         if len(found) != 1:
-            raise DatasetError(f"expected one {category} layer in {self.path}, found {len(found)}")
+            raise LayerLookupError(f"expected one {category} layer in {self.path}, found {len(found)}")
         return found[0]
 
     def __repr__(self) -> str:
@@ -241,15 +297,15 @@ def _scale(scale: Any) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _is_inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+def _refuse_dtype_keyword(kwargs: dict[str, Any]) -> None:
+    if "dtype" in kwargs:
+        raise DatasetError(
+            "the keyword argument dtype was removed in webknossos 0.8; use dtype_per_layer "
+            "(e.g. 'uint24' for 3 channels of uint8) or dtype_per_channel"
+        )
 
 
-class Layer:
+class Layer(LayerCopyMixin, ResamplingMixin):
     """A layer of a dataset: one kind of data (color or segmentation) in several mags."""
 
     def __init__(self, dataset: Dataset, properties: props.LayerProperties) -> None:
@@ -265,11 +321,47 @@ class Layer:
 
     @property
     def name(self) -> str:
+        """The layer's name, also its folder's name; setting it renames the folder."""
         return self._properties.name
+
+    @name.setter
+    def name(self, layer_name: str) -> None:
+        if layer_name == self.name:
+            return
+        dataset = self._dataset
+        dataset._check_new_layer_name(layer_name)
+        old, new = self.path, dataset.path / layer_name
+        if os.path.lexists(new):
+            raise DatasetError(f"cannot rename layer {self.name!r} to {layer_name!r}: {new} exists")
+        views = self._mags or {}
+        for view in views.values():
+            view._store.close()
+        os.rename(old, new)
+        old_name = self.name
+        for mag_props in self._properties.mags:
+            if mag_props.path == old_name or mag_props.path.startswith(old_name + "/"):
+                mag_props.path = layer_name + mag_props.path[len(old_name):]
+        self._properties.name = layer_name
+        dataset._layers = {(layer_name if k == old_name else k): v for k, v in dataset._layers.items()}
+        for view in views.values():  # sub-views share the store: they follow the rename too
+            view._path = dataset.path / view._mag_props.path
+            view._store.path = view._path
+            view._store._checks = _FileCheck()
+        dataset._save_properties()
 
     @property
     def path(self) -> Path:
         return self._dataset.path / self.name
+
+    @property
+    def default_view_configuration(self) -> Optional[LayerViewConfiguration]:
+        """How webKNOSSOS shows the layer by default (None when unset); settable."""
+        return get_view_configuration(self._properties.extra, LayerViewConfiguration)
+
+    @default_view_configuration.setter
+    def default_view_configuration(self, config: Optional[LayerViewConfiguration]) -> None:
+        set_view_configuration(self._properties.extra, config, LayerViewConfiguration)
+        self._dataset._save_properties()
 
     @property
     def category(self) -> str:
@@ -347,13 +439,8 @@ class Layer:
         ``compression_level`` (1-12) sets the LZ4HC level of this mag view's writes (default 4;
         9 is libwkw's); it is not stored in the dataset.
         """
-        mag = Mag(mag)
-        views = self._mag_views()
-        if mag in views:
-            raise DatasetError(f"Adding mag {mag} failed. There is already a mag with this name")
         block_len = _power_of_two(block_len, "block_len")
         file_len = _power_of_two(file_len, "file_len")
-        rel_path = f"{self.name}/{mag.to_layer_name()}"
         header = wkw.Header(
             voxel_type=self.dtype_per_channel.type,
             num_channels=self.num_channels,
@@ -361,12 +448,37 @@ class Layer:
             file_len=file_len,
             block_type=wkw.Header.BLOCK_TYPE_LZ4HC if compress else wkw.Header.BLOCK_TYPE_RAW,
         )
+        return self._add_mag(Mag(mag), header, compression_level)
+
+    def _check_new_mag(self, mag: Mag) -> str:
+        """The folder of a new mag (relative to the dataset); raises if it cannot be added."""
+        if mag in self._mag_views():
+            raise DatasetError(f"Adding mag {mag} failed. There is already a mag with this name")
+        if not _is_inside(self.path, self._dataset.path):
+            raise ReadOnlyError(
+                f"layer {self.name!r} is a link to {self.path.resolve()} (outside the dataset folder); "
+                "wkview does not add mags there"
+            )
+        rel_path = f"{self.name}/{mag.to_layer_name()}"
+        if os.path.lexists(self._dataset.path / rel_path):
+            raise DatasetError(f"Adding mag {mag} failed: {self._dataset.path / rel_path} exists")
+        return rel_path
+
+    def _add_mag(self, mag: Mag, header: wkw.Header, compression_level: Optional[int] = None) -> "MagView":
+        rel_path = self._check_new_mag(mag)
         MagStore.create(self._dataset.path / rel_path, header)
+        return self._register_mag(mag, rel_path, header.block_len * header.file_len, compression_level)
+
+    def _register_mag(
+        self, mag: Mag, rel_path: str, cube_length: Optional[int], compression_level: Optional[int] = None
+    ) -> "MagView":
+        """Add the properties entry of a mag whose folder exists, and save."""
+        views = self._mag_views()
         # webknossos 4.x requires every mag of a layer to have the same axisOrder
         # when one has it: new mags copy it from the existing ones
         orders = [m.extra["axisOrder"] for m in self._properties.mags if "axisOrder" in m.extra]
         extra = {"axisOrder": dict(orders[0])} if orders else {}
-        mag_props = props.MagProperties(mag=mag, cube_length=block_len * file_len, path=rel_path, extra=extra)
+        mag_props = props.MagProperties(mag=mag, cube_length=cube_length, path=rel_path, extra=extra)
         self._properties.mags.append(mag_props)
         view = MagView(self, mag_props)
         if compression_level is not None:
@@ -404,121 +516,6 @@ class Layer:
         if not views:
             raise DatasetError(f"layer {self.name!r} has no mags")
         return views[min(views)]
-
-    # -- downsampling ------------------------------------------------------------------------
-
-    def downsample_mag(
-        self,
-        from_mag: MagLike,
-        target_mag: MagLike,
-        interpolation_mode: str = "default",
-        compress: bool = True,
-        buffer_edge_len: Optional[int] = None,
-        executor: Any = None,
-        *,
-        progress: Optional[bool] = None,
-    ) -> "MagView":
-        """Compute ``target_mag`` from ``from_mag`` with chunked jobs on ``executor``.
-
-        Every component of ``target_mag`` must be a multiple of ``from_mag``'s.
-        ``interpolation_mode``: "mean", "median", "mode", "nearest", "max",
-        "min", or "default" (median for color, mode for segmentation).
-        Each job writes whole target files (no read-modify-write); it reads
-        its source in slabs of ``buffer_edge_len`` target voxels per edge.
-        """
-        source_mag, target = Mag(from_mag), Mag(target_mag)
-        source_view = self.get_mag(source_mag)
-        if any(t % s for t, s in zip(target, source_mag)) or target == source_mag:
-            raise DatasetError(f"cannot downsample from mag {source_mag} to {target}: not a coarser multiple")
-        factors = tuple(t // s for t, s in zip(target, source_mag))
-        mode = resolve_mode(interpolation_mode, self.category)
-        header = source_view.header
-        target_view = self.get_or_add_mag(target, block_len=header.block_len, file_len=header.file_len, compress=compress)
-        bbox = self.bounding_box.align_with_mag(target, ceil=True)
-        if bbox.is_empty():
-            return target_view
-        src_box, tgt_box = bbox.in_mag(source_mag), bbox.in_mag(target)
-        edge = target_view._store.file_edge
-        if buffer_edge_len is None:
-            buffer_edge_len = min(edge, 256)
-        if isinstance(buffer_edge_len, bool) or not isinstance(buffer_edge_len, int) or buffer_edge_len <= 0:
-            raise ValueError(f"buffer_edge_len must be a positive int, got {buffer_edge_len!r}")
-        source = source_view.get_view(offset=src_box.topleft, size=src_box.size, read_only=True)
-        destination = target_view.get_view(offset=tgt_box.topleft, size=tgt_box.size)
-        target_chunk = (edge, edge, edge)
-        source_chunk = (edge * factors[0], edge * factors[1], edge * factors[2])
-        source.for_zipped_chunks(
-            DownsampleJob(factors, mode, buffer_edge_len),  # type: ignore[arg-type]
-            destination,
-            source_chunk,
-            target_chunk,
-            executor,
-            progress=progress,
-        )
-        return target_view
-
-    def downsample(
-        self,
-        from_mag: Optional[MagLike] = None,
-        max_mag: Optional[MagLike] = None,
-        interpolation_mode: str = "default",
-        compress: bool = True,
-        sampling_mode: str = "auto",
-        buffer_edge_len: Optional[int] = None,
-        executor: Any = None,
-        *,
-        progress: Optional[bool] = None,
-    ) -> list["MagView"]:
-        """Build the mag pyramid from ``from_mag`` (default: the finest) up to ``max_mag``.
-
-        ``sampling_mode``: "isotropic" doubles every axis per step;
-        "anisotropic"/"auto" doubles the axes whose physical voxel size
-        (dataset scale times mag) is within 1.5x of the smallest, so that the
-        voxels become isotropic first (scale (11, 11, 25) gives 2-2-1, 4-4-2,
-        ...). ``max_mag`` defaults to the first mag in which the layer's
-        bounding box fits into 256 voxels per axis. Returns the new mag views.
-        """
-        start = Mag(from_mag) if from_mag is not None else self.get_finest_mag().mag
-        mags = self._downsampling_chain(start, None if max_mag is None else Mag(max_mag), sampling_mode)
-        views = []
-        previous = start
-        for mag in mags:
-            views.append(
-                self.downsample_mag(
-                    previous, mag, interpolation_mode, compress, buffer_edge_len, executor, progress=progress
-                )
-            )
-            previous = mag
-        return views
-
-    def _downsampling_chain(self, start: Mag, max_mag: Optional[Mag], sampling_mode: str) -> list[Mag]:
-        if sampling_mode not in ("auto", "anisotropic", "isotropic"):
-            raise ValueError(f"sampling_mode must be 'auto', 'anisotropic' or 'isotropic', got {sampling_mode!r}")
-        scale = self._dataset.scale
-        size = self.bounding_box.size
-        limit = None if max_mag is None else max_mag.to_tuple()
-        chain: list[Mag] = []
-        current = start.to_tuple()
-        for _ in range(64):
-            if limit is not None:
-                if all(c >= m for c, m in zip(current, limit)):
-                    break
-            elif all(-(-size[i] // current[i]) <= 256 for i in range(3)):
-                break
-            if sampling_mode == "isotropic":
-                step = (2, 2, 2)
-            else:
-                physical = [scale[i] * current[i] for i in range(3)]
-                smallest = min(physical)
-                step = tuple(2 if physical[i] <= smallest * 1.5 else 1 for i in range(3))  # type: ignore[assignment]
-            nxt = tuple(current[i] * step[i] for i in range(3))
-            if limit is not None:
-                nxt = tuple(min(nxt[i], max(limit[i], current[i])) for i in range(3))
-            if nxt == current:
-                break
-            current = nxt  # type: ignore[assignment]
-            chain.append(Mag(current))
-        return chain
 
     def __repr__(self) -> str:
         return f"Layer({self.name!r}, category={self.category!r}, dtype_per_channel={self.dtype_per_channel}, num_channels={self.num_channels})"

@@ -23,6 +23,9 @@ __all__ = [
     "PropertiesError",
     "CorruptFileError",
     "UnsupportedLayerError",
+    "DTypeError",
+    "LayerLookupError",
+    "ImmutableError",
 ]
 
 
@@ -75,3 +78,26 @@ class CorruptFileError(WkviewError, OSError):
 
 class UnsupportedLayerError(DatasetError, NotImplementedError):
     """A layer stored in a format other than WKW (zarr, zarr3, n5, ...) was used."""
+
+
+class DTypeError(DatasetError, TypeError):
+    """A dtype or element class a WKW layer cannot store, or one that does not split into
+    whole channels (``dtype_per_layer="uint30"`` with 3 channels).
+
+    webknossos 0.8.13 raised :class:`TypeError` here; this is also one.
+    """
+
+
+class LayerLookupError(DatasetError, IndexError):
+    """``get_color_layer()`` / ``get_segmentation_layer()`` found no or several layers.
+
+    webknossos 0.8.13 raised :class:`IndexError` here; this is also one.
+    """
+
+
+class ImmutableError(WkviewError, AttributeError):
+    """A mutation of an immutable value (:class:`~wkview.Mag`, :class:`~wkview.BoundingBox`).
+
+    The message names the method that returns the changed copy instead
+    (``scaled_by``, ``with_size``, ...).
+    """
