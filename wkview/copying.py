@@ -28,7 +28,7 @@ import wkw
 
 from . import properties as props
 from ._storage import _FileCheck
-from .errors import DatasetError, DTypeMismatchError
+from .errors import DatasetError, DTypeMismatchError, ShapeError
 from .executors import run_jobs
 from .geometry import BoundingBox, Mag
 from .utils import executor_for
@@ -104,7 +104,7 @@ def write_in_slabs(
     size: tuple[int, int, int],
     produce: Any,
 ) -> None:
-    """Fill the box ``(offset, size)`` of ``target`` (relative offsets) with ``produce(offset, size)``.
+    """Fill the box ``(offset, size)`` of ``target`` (relative offsets, inside the view) with ``produce(offset, size)``.
 
     A box larger than ~128 MiB is written in z-slabs whose borders lie on the
     target's block grid, so no block is encoded twice and a job's memory stays
@@ -123,7 +123,12 @@ def write_in_slabs(
         if stop <= z:
             stop = min(end, z + depth)
         box_off, box_size = (offset[0], offset[1], z), (size[0], size[1], stop - z)
-        target.write(produce(box_off, box_size), box_off)
+        data = produce(box_off, box_size)
+        if data.shape != (channels, *box_size) or data.dtype != target.get_dtype():
+            raise ShapeError(f"expected {channels} x {box_size} voxels of {np.dtype(target.get_dtype())}, got {data.shape} {data.dtype}")
+        # straight to the store: a slab inside a file is planned, not the unaligned write View warns about
+        absolute = tuple(target.global_offset[i] + box_off[i] for i in range(3))
+        target._store.write(absolute, data)
         z = stop
 
 
