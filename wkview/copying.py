@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from argparse import Namespace
+from concurrent.futures import ThreadPoolExecutor
 from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -27,7 +28,7 @@ import numpy as np
 import wkw
 
 from . import properties as props
-from ._storage import _FileCheck
+from ._storage import _FileCheck, get_io_threads
 from .errors import DatasetError, DTypeMismatchError, ShapeError
 from .executors import run_jobs
 from .geometry import BoundingBox, Mag
@@ -192,7 +193,13 @@ def copy_mag(
         source.get_view(offset=box.topleft, size=box.size, read_only=True),
         target.get_view(offset=box.topleft, size=box.size),
     )
-    run_jobs(job, boxes, executor, progress=progress, desc=f"re-encode {name}", describe=_describe_box)
+    if executor is None and len(boxes) > 1 and get_io_threads() > 1:
+        # small files stay on one thread inside the codec: run several files at once instead
+        # (the codec reads and encodes without the GIL)
+        with ThreadPoolExecutor(get_io_threads(), thread_name_prefix="wkview-copy") as threads:
+            run_jobs(job, boxes, threads, progress=progress, desc=f"re-encode {name}", describe=_describe_box)
+    else:
+        run_jobs(job, boxes, executor, progress=progress, desc=f"re-encode {name}", describe=_describe_box)
     return target
 
 
