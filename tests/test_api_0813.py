@@ -27,6 +27,7 @@ from wkview import (
     LayerViewConfiguration,
     Mag,
 )
+from wkview.copying import write_in_slabs
 from wkview.downsampling import pool
 from wkview.resampling import upsample_array, upsampling_chain
 from wkview.utils import get_executor_for_args, named_partial
@@ -322,6 +323,26 @@ def test_copy_of_a_corrupt_file_names_it(tmp_path, ds):
     victim.write_bytes(victim.read_bytes()[:20])
     with pytest.raises(wkview.JobError, match=victim.name):
         ds.copy_dataset(tmp_path / "copy")
+
+
+def test_write_in_slabs_cuts_on_the_block_grid(ds):
+    layer = ds.add_layer("color", "color", dtype_per_channel="uint16", num_channels=2)
+    mag = layer.add_mag(1, block_len=8, file_len=2, compress=True)
+    mag.write(np.zeros((2, 16, 16, 64), np.uint16), offset=(0, 0, 0))
+    view = mag.get_view(offset=(0, 0, 3), size=(16, 16, 61))
+    expected = np.random.default_rng(1).integers(0, 60000, (2, 16, 16, 61), dtype=np.uint16)
+    boxes = []
+
+    def produce(offset, size):
+        boxes.append((offset, size))
+        return expected[:, offset[0] : offset[0] + size[0], offset[1] : offset[1] + size[1], offset[2] : offset[2] + size[2]]
+
+    write_in_slabs(view, (0, 0, 0), (16, 16, 61), produce, slab_bytes=2 * 16 * 16 * 2 * 20)  # 20 planes
+    starts = [3 + off[2] for off, _ in boxes]
+    assert starts == [3, 16, 32, 48] and sum(size[2] for _, size in boxes) == 61  # borders on multiples of 8
+    np.testing.assert_array_equal(view.read(), expected)
+    with pytest.raises(ValueError):
+        write_in_slabs(view, (0, 0, 0), (16, 16, 8), lambda o, s: np.zeros((1, *s), np.uint16))
 
 
 # -- downsample_mag_list and upsample ---------------------------------------------------------------

@@ -104,18 +104,19 @@ def write_in_slabs(
     offset: tuple[int, int, int],
     size: tuple[int, int, int],
     produce: Any,
+    slab_bytes: int = _SLAB_BYTES,
 ) -> None:
     """Fill the box ``(offset, size)`` of ``target`` (relative offsets, inside the view) with ``produce(offset, size)``.
 
-    A box larger than ~128 MiB is written in z-slabs whose borders lie on the
-    target's block grid, so no block is encoded twice and a job's memory stays
-    bounded; a box inside one file goes in one write.
+    A box larger than ``slab_bytes`` (128 MiB) is written in z-slabs whose
+    borders lie on the target's block grid, so no block is encoded twice and a
+    job's memory stays bounded; a smaller box goes in one write.
     """
     channels = target.header.num_channels
     itemsize = np.dtype(target.get_dtype()).itemsize
     plane = size[0] * size[1] * channels * itemsize
     block = target.header.block_len
-    depth = max(block, (_SLAB_BYTES // max(plane, 1)) // block * block)
+    depth = max(block, (slab_bytes // max(plane, 1)) // block * block)
     absolute_z = target.global_offset[2] + offset[2]
     z, end = offset[2], offset[2] + size[2]
     while z < end:
