@@ -441,10 +441,7 @@ class LayerCopyMixin:
                 return layer.get_mag(Mag(folder.name))
             except ValueError:
                 raise DatasetError(f"{folder} is no mag folder of layer {layer.name!r}") from None
-        view = foreign_mag
-        if view.layer.dataset.path.resolve() == self._dataset.path.resolve():
-            raise DatasetError(f"mag {view.mag} already belongs to {self._dataset.path}")
-        return view
+        return foreign_mag
 
     def _grow_to(self, foreign: "MagView") -> None:
         bbox = self._properties.bounding_box.extended_by(foreign.layer.bounding_box)

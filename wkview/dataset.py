@@ -63,7 +63,9 @@ class Dataset(DatasetCopyMixin):
     ``Dataset(path)`` opens an existing dataset; :meth:`create` makes a new
     one. Both schemas of the properties file are read (webknossos 0.8's
     ``wkwResolutions`` and 4.x's ``mags``); fields wkview does not use are
-    kept when it saves.
+    kept when it saves. Copying and linking layers and whole datasets
+    (``add_layer_like``, ``add_symlink_layer``, ``add_copy_layer``,
+    ``copy_dataset``) come from :class:`wkview.copying.DatasetCopyMixin`.
     """
 
     def __init__(self, dataset_path: PathLike) -> None:
@@ -306,7 +308,12 @@ def _refuse_dtype_keyword(kwargs: dict[str, Any]) -> None:
 
 
 class Layer(LayerCopyMixin, ResamplingMixin):
-    """A layer of a dataset: one kind of data (color or segmentation) in several mags."""
+    """A layer of a dataset: one kind of data (color or segmentation) in several mags.
+
+    Linking and copying mags of other datasets come from
+    :class:`wkview.copying.LayerCopyMixin`; downsampling and upsampling from
+    :class:`wkview.resampling.ResamplingMixin`.
+    """
 
     def __init__(self, dataset: Dataset, properties: props.LayerProperties) -> None:
         self._dataset = dataset

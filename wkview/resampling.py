@@ -181,7 +181,8 @@ class ResamplingMixin:
         (dataset scale times mag) is within 1.5x of the smallest, so that the
         voxels become isotropic first (scale (11, 11, 25) gives 2-2-1, 4-4-2,
         ...). ``max_mag`` defaults to the first mag in which the layer's
-        bounding box fits into 256 voxels per axis. Returns the new mag views.
+        bounding box fits into 256 voxels per axis. ``args`` / ``executor`` as in
+        :meth:`downsample_mag`. Returns the new mag views.
         """
         start = Mag(from_mag) if from_mag is not None else self.get_finest_mag().mag
         mags = self._downsampling_chain(start, None if max_mag is None else Mag(max_mag), sampling_mode)
