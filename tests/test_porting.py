@@ -172,3 +172,32 @@ def test_webknossos_opens_every_dataset_the_program_made(program_run):
     assert tuple(wds.default_view_configuration.position) == (64, 48, 32)
     assert tuple(wds.get_layer("color").default_view_configuration.color) == (255, 0, 0)
     assert tuple(wds.get_layer("color").default_view_configuration.intensity_range) == (0, 200)
+
+
+@pytest.mark.skipif(WK_VERSION != "4.3.3", reason="pins webknossos 4.3.3")
+def test_datasets_of_webknossos_are_linked_and_copied(tmp_path):
+    """A dataset webknossos 4.3.3 wrote (4.x properties, mag paths): wkview links a layer of it
+    into a new dataset and copies it twice (byte for byte, re-encoded); webknossos opens all."""
+    data = (np.arange(2 * 48 * 40 * 24) % 200).astype(np.uint16).reshape(2, 48, 40, 24)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wds = wk.Dataset(tmp_path / "wk", voxel_size=(4, 4, 8))
+        layer = wds.add_layer("em", "color", dtype="uint16", num_channels=2, data_format="wkw")
+        layer.add_mag(1, chunk_shape=8, shard_shape=16, compress=True).write(
+            data, absolute_offset=(8, 0, 8), allow_resize=True, allow_unaligned=True
+        )
+    source = wkview.Dataset(tmp_path / "wk")
+    linked = wkview.Dataset.create(tmp_path / "linked", scale=(4, 4, 8))
+    linked.add_symlink_layer(source.get_layer("em"))
+    same = source.copy_dataset(tmp_path / "same")
+    other = source.copy_dataset(tmp_path / "other", block_len=32, file_len=1, compress=False)
+    assert {p.name for p in (same.path / "em" / "1").rglob("*.wkw")} == {p.name for p in (source.path / "em" / "1").rglob("*.wkw")}
+    for path in (linked.path, same.path, other.path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wl = wk.Dataset.open(path).get_layer("em")
+            box = wl.bounding_box
+            assert (tuple(box.topleft), tuple(box.size)) == ((8, 0, 8), (48, 40, 24))
+            actual = np.asarray(wl.get_mag(1).read(absolute_bounding_box=box))
+        np.testing.assert_array_equal(actual, data, err_msg=str(path))
+        np.testing.assert_array_equal(wkview.Dataset(path).get_layer("em").get_mag(1).get_view().read(), data)
