@@ -19,7 +19,6 @@ import os
 import shutil
 import tempfile
 from argparse import Namespace
-from concurrent.futures import ThreadPoolExecutor
 from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -30,7 +29,7 @@ import wkw
 from . import properties as props
 from ._storage import _FileCheck, get_io_threads
 from .errors import DatasetError, DTypeMismatchError, ShapeError
-from .executors import run_jobs
+from .executors import get_executor, run_jobs
 from .geometry import BoundingBox, Mag
 from .utils import executor_for
 from .view_configuration import VIEW_CONFIGURATION_KEY
@@ -197,7 +196,7 @@ def copy_mag(
     if executor is None and len(boxes) > 1 and get_io_threads() > 1:
         # small files stay on one thread inside the codec: run several files at once instead
         # (the codec reads and encodes without the GIL)
-        with ThreadPoolExecutor(get_io_threads(), thread_name_prefix="wkview-copy") as threads:
+        with get_executor("threads", max_workers=get_io_threads()) as threads:
             run_jobs(job, boxes, threads, progress=progress, desc=f"re-encode {name}", describe=_describe_box)
     else:
         run_jobs(job, boxes, executor, progress=progress, desc=f"re-encode {name}", describe=_describe_box)
