@@ -17,7 +17,10 @@ from .errors import (
     ChunkingError,
     CorruptFileError,
     DatasetError,
+    DTypeError,
     DTypeMismatchError,
+    ImmutableError,
+    LayerLookupError,
     NotADatasetError,
     PropertiesError,
     ReadOnlyError,
@@ -26,9 +29,11 @@ from .errors import (
     ViewStateError,
     WkviewError,
 )
-from .geometry import BoundingBox, Mag, Vec3Int
+from .geometry import BoundingBox, BoundingBoxNamedTuple, Mag, Vec3Int
 from .view import View
-from .dataset import Dataset, Layer, MagView, SegmentationLayer
+from .dataset import Dataset, Layer, LayerCategories, MagView, SegmentationLayer
+from .view_configuration import DatasetViewConfiguration, LayerViewConfiguration
+from . import utils
 from .executors import JobError, JobTimeoutError, get_executor, run_jobs
 from ._storage import get_io_threads, set_io_threads
 
@@ -38,7 +43,11 @@ __all__ = [
     "Dataset",
     "Layer",
     "SegmentationLayer",
+    "LayerCategories",
     "MagView",
+    "DatasetViewConfiguration",
+    "LayerViewConfiguration",
+    "utils",
     "View",
     "get_executor",
     "run_jobs",
@@ -47,6 +56,7 @@ __all__ = [
     "JobError",
     "JobTimeoutError",
     "BoundingBox",
+    "BoundingBoxNamedTuple",
     "Mag",
     "Vec3Int",
     "WkviewError",
@@ -54,7 +64,10 @@ __all__ = [
     "ChunkingError",
     "CorruptFileError",
     "DatasetError",
+    "DTypeError",
     "DTypeMismatchError",
+    "ImmutableError",
+    "LayerLookupError",
     "NotADatasetError",
     "PropertiesError",
     "ReadOnlyError",

@@ -20,18 +20,33 @@ import numpy as np
 import wkw
 
 from . import properties as props
-from . import pyramid
-from ._storage import MagStore
-from .downsampling import resolve_mode
-from .errors import DatasetError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
+from ._storage import MagStore, _FileCheck
+from .copying import DatasetCopyMixin, LayerCopyMixin, is_inside as _is_inside
+from .errors import DatasetError, DTypeError, LayerLookupError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
 from .geometry import BoundingBox, Mag, MagLike, Vec3Int
+from .resampling import ResamplingMixin
 from .view import Vec3, View, _offset3
+from .view_configuration import (
+    DatasetViewConfiguration,
+    LayerViewConfiguration,
+    get_view_configuration,
+    set_view_configuration,
+)
 
-__all__ = ["Dataset", "Layer", "SegmentationLayer", "MagView", "COLOR_CATEGORY", "SEGMENTATION_CATEGORY"]
+__all__ = [
+    "Dataset", "Layer", "SegmentationLayer", "MagView", "LayerCategories", "COLOR_CATEGORY", "SEGMENTATION_CATEGORY",
+]  # fmt: skip
 
 COLOR_CATEGORY = "color"
 SEGMENTATION_CATEGORY = "segmentation"
 _CATEGORIES = (COLOR_CATEGORY, SEGMENTATION_CATEGORY)
+
+
+class LayerCategories:
+    """The layer categories by their webknossos 0.8.13 names."""
+
+    COLOR_TYPE = COLOR_CATEGORY
+    SEGMENTATION_TYPE = SEGMENTATION_CATEGORY
 
 PathLike = Union[str, os.PathLike]
 
@@ -42,13 +57,15 @@ def _power_of_two(value: Any, name: str) -> int:
     return int(value)
 
 
-class Dataset:
+class Dataset(DatasetCopyMixin):
     """A WKW dataset folder with its ``datasource-properties.json``.
 
     ``Dataset(path)`` opens an existing dataset; :meth:`create` makes a new
     one. Both schemas of the properties file are read (webknossos 0.8's
     ``wkwResolutions`` and 4.x's ``mags``); fields wkview does not use are
-    kept when it saves.
+    kept when it saves. Copying and linking layers and whole datasets
+    (``add_layer_like``, ``add_symlink_layer``, ``add_copy_layer``,
+    ``copy_dataset``) come from :class:`wkview.copying.DatasetCopyMixin`.
     """
 
     def __init__(self, dataset_path: PathLike) -> None:
@@ -80,15 +97,44 @@ class Dataset:
     @classmethod
     def get_or_create(cls, dataset_path: PathLike, scale: tuple[float, float, float], name: Optional[str] = None) -> "Dataset":
         """Open the dataset at ``dataset_path``, or create it if there is none."""
-        if (Path(dataset_path) / props.PROPERTIES_FILE_NAME).exists():
-            return cls(dataset_path)
-        return cls.create(dataset_path, scale, name)
+        if not (Path(dataset_path) / props.PROPERTIES_FILE_NAME).exists():
+            return cls.create(dataset_path, scale, name)
+        dataset = cls(dataset_path)
+        if dataset.scale != _scale(scale):
+            raise DatasetError(
+                f"Cannot get_or_create the dataset {dataset_path}: it exists with the scale "
+                f"{dataset.scale}, not {tuple(scale)}"
+            )
+        if name is not None and dataset.name != name:
+            raise DatasetError(
+                f"Cannot get_or_create the dataset {dataset_path}: it exists with the name "
+                f"{dataset.name!r}, not {name!r}"
+            )
+        return dataset
 
     # -- properties ---------------------------------------------------------------------
 
     @property
     def name(self) -> str:
+        """The dataset's name (``id.name``); settable. The folder is not renamed."""
         return self._properties.name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise DatasetError(f"a dataset name must be a non-empty string, got {name!r}")
+        self._properties.name = name
+        self._save_properties()
+
+    @property
+    def default_view_configuration(self) -> Optional[DatasetViewConfiguration]:
+        """How webKNOSSOS shows the dataset by default (None when unset); settable."""
+        return get_view_configuration(self._properties.extra, DatasetViewConfiguration)
+
+    @default_view_configuration.setter
+    def default_view_configuration(self, config: Optional[DatasetViewConfiguration]) -> None:
+        set_view_configuration(self._properties.extra, config, DatasetViewConfiguration)
+        self._save_properties()
 
     @property
     def scale(self) -> tuple[float, float, float]:
@@ -129,9 +175,8 @@ class Dataset:
         Give the dtype per channel (``"uint8"``) or per layer (``"uint24"`` for
         3 channels of uint8), not both; the default is uint8 with 1 channel.
         """
-        props.validate_name(layer_name, "layer name")
-        if layer_name in self._layers:
-            raise DatasetError(f"Adding layer {layer_name} failed. There is already a layer with this name")
+        _refuse_dtype_keyword(kwargs)
+        self._check_new_layer_name(layer_name)
         if category not in _CATEGORIES:
             raise DatasetError(f"category must be one of {_CATEGORIES}, got {category!r}")
         if num_channels is None:
@@ -150,7 +195,7 @@ class Dataset:
         except (TypeError, ValueError) as exc:
             if isinstance(exc, DatasetError):
                 raise
-            raise DatasetError(f"invalid dtype for layer {layer_name!r}: {exc}") from None
+            raise DTypeError(f"invalid dtype for layer {layer_name!r}: {exc}") from None
         largest_segment_id = kwargs.pop("largest_segment_id", None)
         if category == SEGMENTATION_CATEGORY and largest_segment_id is None:
             raise DatasetError("Segmentation layers need the keyword argument largest_segment_id")
@@ -173,9 +218,18 @@ class Dataset:
             extra=extra,
         )
         (self.path / layer_name).mkdir(parents=True, exist_ok=True)
+        return self._register_layer(layer_props)
+
+    def _check_new_layer_name(self, layer_name: str) -> None:
+        props.validate_name(layer_name, "layer name")
+        if layer_name in self._layers:
+            raise DatasetError(f"Adding layer {layer_name} failed. There is already a layer with this name")
+
+    def _register_layer(self, layer_props: props.LayerProperties) -> "Layer":
+        """Add a layer entry (its folder exists) to the properties and save them."""
         self._properties.layers.append(layer_props)
-        layer = _layer_class(category)(self, layer_props)
-        self._layers[layer_name] = layer
+        layer = _layer_class(layer_props.category)(self, layer_props)
+        self._layers[layer_props.name] = layer
         self._save_properties()
         return layer
 
@@ -189,6 +243,7 @@ class Dataset:
         **kwargs: Any,
     ) -> "Layer":
         """The layer ``layer_name``; added if missing. An existing layer must match the arguments."""
+        _refuse_dtype_keyword(kwargs)
         if layer_name not in self._layers:
             return self.add_layer(layer_name, category, dtype_per_layer, dtype_per_channel, num_channels, **kwargs)
         layer = self._layers[layer_name]
@@ -211,21 +266,23 @@ class Dataset:
         del self._layers[layer_name]
         self._save_properties()
         folder = layer.path
-        if folder.is_dir() and _is_inside(folder, self.path):
+        if folder.is_symlink():  # a layer added with add_symlink_layer: only the link goes
+            folder.unlink()
+        elif folder.is_dir() and _is_inside(folder, self.path):
             shutil.rmtree(folder)
 
     def get_segmentation_layer(self) -> "SegmentationLayer":
-        """The only segmentation layer (raises if there is none or more than one)."""
+        """The only segmentation layer (:class:`LayerLookupError`, an IndexError, if there is none or more than one)."""
         return self._single_layer(SEGMENTATION_CATEGORY)  # type: ignore[return-value]
 
     def get_color_layer(self) -> "Layer":
-        """The only color layer (raises if there is none or more than one)."""
+        """The only color layer (:class:`LayerLookupError`, an IndexError, if there is none or more than one)."""
         return self._single_layer(COLOR_CATEGORY)
 
     def _single_layer(self, category: str) -> "Layer":
         found = [layer for layer in self._layers.values() if layer.category == category]
         if len(found) != 1:
-            raise DatasetError(f"expected one {category} layer in {self.path}, found {len(found)}")
+            raise LayerLookupError(f"expected one {category} layer in {self.path}, found {len(found)}")
         return found[0]
 
     def __repr__(self) -> str:
@@ -242,16 +299,21 @@ def _scale(scale: Any) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _is_inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+def _refuse_dtype_keyword(kwargs: dict[str, Any]) -> None:
+    if "dtype" in kwargs:
+        raise DatasetError(
+            "the keyword argument dtype was removed in webknossos 0.8; use dtype_per_layer "
+            "(e.g. 'uint24' for 3 channels of uint8) or dtype_per_channel"
+        )
 
 
-class Layer:
-    """A layer of a dataset: one kind of data (color or segmentation) in several mags."""
+class Layer(LayerCopyMixin, ResamplingMixin):
+    """A layer of a dataset: one kind of data (color or segmentation) in several mags.
+
+    Linking and copying mags of other datasets come from
+    :class:`wkview.copying.LayerCopyMixin`; downsampling and upsampling from
+    :class:`wkview.resampling.ResamplingMixin`.
+    """
 
     def __init__(self, dataset: Dataset, properties: props.LayerProperties) -> None:
         self._dataset = dataset
@@ -266,11 +328,47 @@ class Layer:
 
     @property
     def name(self) -> str:
+        """The layer's name, also its folder's name; setting it renames the folder."""
         return self._properties.name
+
+    @name.setter
+    def name(self, layer_name: str) -> None:
+        if layer_name == self.name:
+            return
+        dataset = self._dataset
+        dataset._check_new_layer_name(layer_name)
+        old, new = self.path, dataset.path / layer_name
+        if os.path.lexists(new):
+            raise DatasetError(f"cannot rename layer {self.name!r} to {layer_name!r}: {new} exists")
+        views = self._mags or {}
+        for view in views.values():
+            view._store.close()
+        os.rename(old, new)
+        old_name = self.name
+        for mag_props in self._properties.mags:
+            if mag_props.path == old_name or mag_props.path.startswith(old_name + "/"):
+                mag_props.path = layer_name + mag_props.path[len(old_name):]
+        self._properties.name = layer_name
+        dataset._layers = {(layer_name if k == old_name else k): v for k, v in dataset._layers.items()}
+        for view in views.values():  # sub-views share the store: they follow the rename too
+            view._path = dataset.path / view._mag_props.path
+            view._store.path = view._path
+            view._store._checks = _FileCheck()
+        dataset._save_properties()
 
     @property
     def path(self) -> Path:
         return self._dataset.path / self.name
+
+    @property
+    def default_view_configuration(self) -> Optional[LayerViewConfiguration]:
+        """How webKNOSSOS shows the layer by default (None when unset); settable."""
+        return get_view_configuration(self._properties.extra, LayerViewConfiguration)
+
+    @default_view_configuration.setter
+    def default_view_configuration(self, config: Optional[LayerViewConfiguration]) -> None:
+        set_view_configuration(self._properties.extra, config, LayerViewConfiguration)
+        self._dataset._save_properties()
 
     @property
     def category(self) -> str:
@@ -349,14 +447,7 @@ class Layer:
         9 is libwkw's); it is not stored in the dataset.
         """
         mag = Mag(mag)
-        if mag in self._mag_views():
-            raise DatasetError(f"Adding mag {mag} failed. There is already a mag with this name")
-        header = self._mag_header(block_len, file_len, compress)
-        MagStore.create(self._dataset.path / self._mag_rel_path(mag), header)
-        return self._register_mag(mag, header, compression_level)
-
-    def _mag_rel_path(self, mag: Mag) -> str:
-        return f"{self.name}/{mag.to_layer_name()}"
+        return self._add_mag(mag, self._mag_header(block_len, file_len, compress), compression_level)
 
     def _mag_header(self, block_len: Any, file_len: Any, compress: bool) -> wkw.Header:
         """The ``header.wkw`` of a new mag of this layer (lengths checked)."""
@@ -368,16 +459,39 @@ class Layer:
             block_type=wkw.Header.BLOCK_TYPE_LZ4HC if compress else wkw.Header.BLOCK_TYPE_RAW,
         )
 
-    def _register_mag(self, mag: Mag, header: wkw.Header, compression_level: Optional[int] = None) -> "MagView":
-        """Name the complete mag folder ``<layer>/<mag>`` in the properties file (saved)."""
+    def _check_own_folder(self) -> None:
+        """Raise unless the layer's folder lies in the dataset folder (not a link elsewhere)."""
+        if not _is_inside(self.path, self._dataset.path):
+            raise ReadOnlyError(
+                f"layer {self.name!r} is a link to {self.path.resolve()} (outside the dataset folder); "
+                "wkview does not add mags there"
+            )
+
+    def _check_new_mag(self, mag: Mag) -> str:
+        """The folder of a new mag (relative to the dataset); raises if it cannot be added."""
+        if mag in self._mag_views():
+            raise DatasetError(f"Adding mag {mag} failed. There is already a mag with this name")
+        self._check_own_folder()
+        rel_path = f"{self.name}/{mag.to_layer_name()}"
+        if os.path.lexists(self._dataset.path / rel_path):
+            raise DatasetError(f"Adding mag {mag} failed: {self._dataset.path / rel_path} exists")
+        return rel_path
+
+    def _add_mag(self, mag: Mag, header: wkw.Header, compression_level: Optional[int] = None) -> "MagView":
+        rel_path = self._check_new_mag(mag)
+        MagStore.create(self._dataset.path / rel_path, header)
+        return self._register_mag(mag, rel_path, header.block_len * header.file_len, compression_level)
+
+    def _register_mag(
+        self, mag: Mag, rel_path: str, cube_length: Optional[int], compression_level: Optional[int] = None
+    ) -> "MagView":
+        """Add the properties entry of a mag whose folder exists, and save."""
         views = self._mag_views()
         # webknossos 4.x requires every mag of a layer to have the same axisOrder
         # when one has it: new mags copy it from the existing ones
         orders = [m.extra["axisOrder"] for m in self._properties.mags if "axisOrder" in m.extra]
         extra = {"axisOrder": dict(orders[0])} if orders else {}
-        mag_props = props.MagProperties(
-            mag=mag, cube_length=header.block_len * header.file_len, path=self._mag_rel_path(mag), extra=extra
-        )
+        mag_props = props.MagProperties(mag=mag, cube_length=cube_length, path=rel_path, extra=extra)
         self._properties.mags.append(mag_props)
         view = MagView(self, mag_props)
         if compression_level is not None:
@@ -415,90 +529,6 @@ class Layer:
         if not views:
             raise DatasetError(f"layer {self.name!r} has no mags")
         return views[min(views)]
-
-    # -- downsampling ------------------------------------------------------------------------
-
-    def downsample_mag(
-        self,
-        from_mag: MagLike,
-        target_mag: MagLike,
-        interpolation_mode: str = "default",
-        compress: bool = True,
-        buffer_edge_len: Optional[int] = None,
-        executor: Any = None,
-        *,
-        progress: Optional[bool] = None,
-    ) -> "MagView":
-        """Compute ``target_mag`` from ``from_mag`` with chunked jobs on ``executor``.
-
-        Every component of ``target_mag`` must be a multiple of ``from_mag``'s.
-        ``interpolation_mode``: "mean", "median", "mode", "nearest", "max",
-        "min", or "default" (median for color, mode for segmentation).
-        Each job writes whole target files (no read-modify-write); it reads
-        its source in slabs of ``buffer_edge_len`` target voxels per edge.
-        """
-        source_mag, target = Mag(from_mag), Mag(target_mag)
-        source_view = self.get_mag(source_mag)
-        if any(t % s for t, s in zip(target, source_mag)) or target == source_mag:
-            raise DatasetError(f"cannot downsample from mag {source_mag} to {target}: not a coarser multiple")
-        mode = resolve_mode(interpolation_mode, self.category)
-        header = source_view.header
-        if target in self._mag_views():
-            target_view = self.get_or_add_mag(target, header.block_len, header.file_len, compress)
-            pyramid.downsample_into(
-                source_view, target_view, self.bounding_box, source_mag, target, mode, buffer_edge_len, executor,
-                progress=progress,
-            )
-            return target_view
-        # A new mag is computed into its folder first and named in the properties file
-        # last: until it is complete no reader sees it, and a rerun after an
-        # interruption starts that mag again from an empty folder.
-        new_header = self._mag_header(header.block_len, header.file_len, compress)
-        path = self._dataset.path / self._mag_rel_path(target)
-        pyramid.fresh_mag_folder(path, new_header)
-        box = self.bounding_box.align_with_mag(target, ceil=True).in_mag(target)
-        pyramid.downsample_into(
-            source_view, pyramid.bare_view(path, new_header, box), self.bounding_box, source_mag, target,
-            mode, buffer_edge_len, executor, progress=progress,
-        )
-        return self._register_mag(target, new_header)
-
-    def downsample(
-        self,
-        from_mag: Optional[MagLike] = None,
-        max_mag: Optional[MagLike] = None,
-        interpolation_mode: str = "default",
-        compress: bool = True,
-        sampling_mode: str = "auto",
-        buffer_edge_len: Optional[int] = None,
-        executor: Any = None,
-        *,
-        progress: Optional[bool] = None,
-    ) -> list["MagView"]:
-        """Build the mag pyramid from ``from_mag`` (default: the finest) up to ``max_mag``.
-
-        ``sampling_mode``: "isotropic" doubles every axis per step;
-        "anisotropic"/"auto" doubles the axes whose physical voxel size
-        (dataset scale times mag) is within 1.5x of the smallest, so that the
-        voxels become isotropic first (scale (11, 11, 25) gives 2-2-1, 4-4-2,
-        ...). ``max_mag`` defaults to the first mag in which the layer's
-        bounding box fits into 256 voxels per axis. Returns the new mag views.
-        """
-        start = Mag(from_mag) if from_mag is not None else self.get_finest_mag().mag
-        mags = self._downsampling_chain(start, None if max_mag is None else Mag(max_mag), sampling_mode)
-        views = []
-        previous = start
-        for mag in mags:
-            views.append(
-                self.downsample_mag(
-                    previous, mag, interpolation_mode, compress, buffer_edge_len, executor, progress=progress
-                )
-            )
-            previous = mag
-        return views
-
-    def _downsampling_chain(self, start: Mag, max_mag: Optional[Mag], sampling_mode: str) -> list[Mag]:
-        return pyramid.downsampling_chain(start, max_mag, sampling_mode, self._dataset.scale, self.bounding_box.size)
 
     def __repr__(self) -> str:
         return f"Layer({self.name!r}, category={self.category!r}, dtype_per_channel={self.dtype_per_channel}, num_channels={self.num_channels})"

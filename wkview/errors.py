@@ -25,6 +25,9 @@ __all__ = [
     "UnsupportedLayerError",
     "SourceError",
     "TargetExistsError",
+    "DTypeError",
+    "LayerLookupError",
+    "ImmutableError",
 ]
 
 
@@ -86,3 +89,26 @@ class SourceError(WkviewError, ValueError):
 
 class TargetExistsError(WkviewError, FileExistsError):
     """A conversion target that already holds data (pass ``overwrite=True`` to replace it)."""
+
+
+class DTypeError(DatasetError, TypeError):
+    """A dtype or element class a WKW layer cannot store, or one that does not split into
+    whole channels (``dtype_per_layer="uint30"`` with 3 channels).
+
+    webknossos 0.8.13 raised :class:`TypeError` here; this is also one.
+    """
+
+
+class LayerLookupError(DatasetError, IndexError):
+    """``get_color_layer()`` / ``get_segmentation_layer()`` found no or several layers.
+
+    webknossos 0.8.13 raised :class:`IndexError` here; this is also one.
+    """
+
+
+class ImmutableError(WkviewError, AttributeError):
+    """A mutation of an immutable value (:class:`~wkview.Mag`, :class:`~wkview.BoundingBox`).
+
+    The message names the method that returns the changed copy instead
+    (``scaled_by``, ``with_size``, ...).
+    """

@@ -7,17 +7,18 @@ computed by the compiled core, :mod:`wkview._core`.
 
 from __future__ import annotations
 
+import json
 import operator
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 
 from . import _core
-from .errors import ChunkingError, ShapeError
+from .errors import ChunkingError, ImmutableError, ShapeError
 
-__all__ = ["Vec3Int", "Vec3IntLike", "Mag", "MagLike", "BoundingBox"]
+__all__ = ["Vec3Int", "Vec3IntLike", "Mag", "MagLike", "BoundingBox", "BoundingBoxNamedTuple"]
 
 
 def _as_int(value: Any, name: str, whole: Any) -> int:
@@ -193,7 +194,7 @@ class Mag:
         object.__setattr__(self, "_mag", Vec3Int._trusted(*_mag_vector(mag)))
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Mag is immutable")
+        raise ImmutableError(f"Mag is immutable (setting {name!r}); build a new Mag instead")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Mag, (self.to_tuple(),))
@@ -289,6 +290,34 @@ class Mag:
             return NotImplemented
         return (self.max_dim, self._mag) >= (o.max_dim, o._mag)
 
+    def scaled_by(self, factor: int) -> "Mag":
+        """This mag times ``factor`` (an int), as a new Mag: ``Mag(2).scaled_by(2) == Mag(4)``."""
+        return Mag(self._mag * _as_int(factor, "factor", factor))
+
+    def divided_by(self, d: int) -> "Mag":
+        """This mag divided by ``d`` (an int), as a new Mag: ``Mag(4).divided_by(2) == Mag(2)``."""
+        return Mag(self._mag // _as_int(d, "d", d))
+
+    def divided(self, coord: Vec3IntLike) -> list[int]:
+        """``coord // mag`` per axis, as a list: a mag-1 coordinate in voxels of this mag."""
+        c = _int3(coord, "coord")
+        m = self._mag
+        return [c[0] // m[0], c[1] // m[1], c[2] // m[2]]
+
+    def scale_by(self, factor: int) -> None:
+        """Removed: a Mag is immutable. Use ``mag = mag.scaled_by(factor)``."""
+        raise ImmutableError(
+            "Mag is immutable: Mag.scale_by() of webknossos 0.8.13 changed the mag in place; "
+            "use mag = mag.scaled_by(factor)"
+        )
+
+    def divide_by(self, d: int) -> None:
+        """Removed: a Mag is immutable. Use ``mag = mag.divided_by(d)``."""
+        raise ImmutableError(
+            "Mag is immutable: Mag.divide_by() of webknossos 0.8.13 changed the mag in place; "
+            "use mag = mag.divided_by(d)"
+        )
+
     def __mul__(self, factor: int) -> "Mag":
         return Mag(self._mag * factor)
 
@@ -303,6 +332,25 @@ class Mag:
 
 
 MagLike = Union[int, str, list, tuple, np.ndarray, Mag, Vec3Int]
+
+
+class BoundingBoxNamedTuple(NamedTuple):
+    """A box as a plain named tuple: ``(topleft, size)``, each 3 ints."""
+
+    topleft: tuple[int, int, int]
+    size: tuple[int, int, int]
+
+
+# what to call instead of setting an attribute of the (immutable) BoundingBox
+_BBOX_SETTERS = {
+    "topleft": "bbox.with_topleft(topleft)",
+    "size": "bbox.with_size(size)",
+    "bottomright": "bbox.with_bottomright(bottomright)",
+}
+
+# x_y_z_width_height_depth inside a longer name; a minus only right after "_" or at the start
+# (so "run-1_2_3_4_5_6" is 1_2_3_..., as webknossos 0.8.13 read it)
+_CHECKPOINT_RE = re.compile(r"(?<![0-9])((?:(?<![^_])-)?[0-9]+(?:_(?:(?<![^_])-)?[0-9]+){2}(?:_[0-9]+){3})")
 
 
 class BoundingBox:
@@ -334,7 +382,11 @@ class BoundingBox:
         return box
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("BoundingBox is immutable; use offset(), padded_with_margins(), ...")
+        replacement = _BBOX_SETTERS.get(name, "offset(), padded_with_margins(), with_size(), ...")
+        raise ImmutableError(
+            f"BoundingBox is immutable (webknossos 0.8.13 allowed bbox.{name} = ...); "
+            f"use bbox = {replacement}"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (BoundingBox, (self._topleft.to_tuple(), self._size.to_tuple()))
@@ -379,6 +431,102 @@ class BoundingBox:
     def as_tuple2(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
         return (self._topleft.to_tuple(), self._size.to_tuple())
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "BoundingBox":
+        """From ``{"topleft": [x, y, z], "size": [w, h, d]}`` (:meth:`as_config`)."""
+        if not isinstance(config, dict) or "topleft" not in config or "size" not in config:
+            raise ValueError(f"expected a dict with the keys topleft and size, got {config!r}")
+        return cls(config["topleft"], config["size"])
+
+    def as_config(self) -> dict[str, list[int]]:
+        """``{"topleft": [x, y, z], "size": [w, h, d]}`` (JSON-serialisable)."""
+        return {"topleft": self._topleft.to_list(), "size": self._size.to_list()}
+
+    @classmethod
+    def from_named_tuple(cls, bb_named_tuple: BoundingBoxNamedTuple) -> "BoundingBox":
+        """From a :class:`BoundingBoxNamedTuple` (anything with ``topleft`` and ``size``)."""
+        return cls(bb_named_tuple.topleft, bb_named_tuple.size)
+
+    def as_named_tuple(self) -> BoundingBoxNamedTuple:
+        """``BoundingBoxNamedTuple(topleft=(x, y, z), size=(w, h, d))``."""
+        return BoundingBoxNamedTuple(self._topleft.to_tuple(), self._size.to_tuple())
+
+    @classmethod
+    def from_checkpoint_name(cls, checkpoint_name: str) -> "BoundingBox":
+        """From the first ``x_y_z_width_height_depth`` inside ``checkpoint_name``.
+
+        ``"model_10_20_30_64_64_64.ckpt"`` gives topleft (10, 20, 30) and size (64, 64, 64).
+        """
+        if not isinstance(checkpoint_name, str):
+            raise TypeError(f"checkpoint_name must be a string, got {checkpoint_name!r}")
+        match = _CHECKPOINT_RE.search(checkpoint_name)
+        if match is None:
+            raise ValueError(
+                f"{checkpoint_name!r} contains no bounding box of the form x_y_z_width_height_depth"
+            )
+        return cls.from_tuple6(int(v) for v in match.group(1).split("_"))
+
+    def as_checkpoint_name(self) -> str:
+        """``"x_y_z_width_height_depth"``, read back by :meth:`from_checkpoint_name`."""
+        return "_".join(str(v) for v in self.as_tuple6())
+
+    @classmethod
+    def from_csv(cls, csv_bbox: str) -> "BoundingBox":
+        """From ``"x,y,z,width,height,depth"`` (:meth:`as_csv`)."""
+        if not isinstance(csv_bbox, str):
+            raise TypeError(f"csv_bbox must be a string, got {csv_bbox!r}")
+        try:
+            values = [int(v) for v in csv_bbox.split(",")]
+        except ValueError:
+            raise ValueError(f"expected 6 comma-separated ints x,y,z,width,height,depth, got {csv_bbox!r}") from None
+        return cls.from_tuple6(values)
+
+    def as_csv(self) -> str:
+        """``"x,y,z,width,height,depth"``."""
+        return ",".join(str(v) for v in self.as_tuple6())
+
+    @classmethod
+    def from_points(cls, points: Iterable[Vec3IntLike]) -> "BoundingBox":
+        """The smallest box containing every point (topleft: the minimum, bottomright: the maximum + 1)."""
+        array = np.array([_int3(p, "point") for p in points], dtype=object)
+        if len(array) == 0:
+            raise ValueError("from_points needs at least one point")
+        lo = tuple(int(v) for v in array.min(axis=0))
+        hi = tuple(int(v) for v in array.max(axis=0))
+        return BoundingBox._trusted(lo, (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_auto(cls, obj: Any) -> "BoundingBox":
+        """A box from any of the forms above, or the box itself.
+
+        Accepts a BoundingBox, a :class:`BoundingBoxNamedTuple`, a config dict
+        (``topleft``/``size``) or properties dict (``topLeft``/``width``/...),
+        a JSON string of either dict, a CSV string, a checkpoint name, a
+        ``(topleft, size)`` pair or six ints.
+        """
+        if isinstance(obj, BoundingBox):
+            return obj
+        if isinstance(obj, BoundingBoxNamedTuple):
+            return cls.from_named_tuple(obj)
+        if isinstance(obj, str):
+            text = obj.strip()
+            if text.startswith("{"):
+                return cls.from_auto(json.loads(text))
+            if "," in text:
+                return cls.from_csv(text)
+            return cls.from_checkpoint_name(text)
+        if isinstance(obj, dict):
+            return cls.from_config(obj) if "topleft" in obj else cls.from_wkw(obj)
+        if isinstance(obj, (list, tuple, np.ndarray)):
+            if len(obj) == 2:
+                return cls.from_tuple2(obj)  # type: ignore[arg-type]
+            if len(obj) == 6:
+                return cls.from_tuple6(obj)
+        raise TypeError(
+            f"cannot make a BoundingBox from {obj!r}: expected a BoundingBox, a dict, a string, "
+            "a (topleft, size) pair or 6 ints"
+        )
+
     # -- properties -------------------------------------------------------------
 
     @property
@@ -393,6 +541,24 @@ class BoundingBox:
     def bottomright(self) -> Vec3Int:
         t, s = self._topleft, self._size
         return Vec3Int._trusted(t[0] + s[0], t[1] + s[1], t[2] + s[2])
+
+    def with_topleft(self, topleft: Vec3IntLike) -> "BoundingBox":
+        """The box moved to ``topleft``, same size."""
+        return BoundingBox(topleft, self._size)
+
+    def with_size(self, size: Vec3IntLike) -> "BoundingBox":
+        """The box with ``size``, same topleft."""
+        return BoundingBox(self._topleft, size)
+
+    def with_bottomright(self, bottomright: Vec3IntLike) -> "BoundingBox":
+        """The box ending at ``bottomright`` (exclusive), same topleft."""
+        br = _int3(bottomright, "bottomright")
+        t = self._topleft
+        return BoundingBox(t, (br[0] - t[0], br[1] - t[1], br[2] - t[2]))
+
+    def copy(self) -> "BoundingBox":
+        """An equal box (boxes are immutable, so this is only for code written for 0.8.13)."""
+        return BoundingBox._trusted(self._topleft, self._size)
 
     def is_empty(self) -> bool:
         """True when the box holds no voxel (a size of 0 on some axis)."""
@@ -492,6 +658,18 @@ class BoundingBox:
         """Slices selecting this box from an array that starts at the origin."""
         t, b = self._topleft, self.bottomright
         return (slice(t[0], b[0]), slice(t[1], b[1]), slice(t[2], b[2]))
+
+    def slice_array(self, array: np.ndarray) -> np.ndarray:
+        """``array[topleft:bottomright]`` on the first three axes (a view, not a copy).
+
+        The array's origin is (0, 0, 0); a box with negative coordinates raises.
+        """
+        t, b = self._topleft, self.bottomright
+        if t[0] < 0 or t[1] < 0 or t[2] < 0:
+            raise ValueError(f"{self} starts at negative coordinates; it cannot slice an array")
+        if np.ndim(array) < 3:
+            raise ShapeError(f"slice_array needs an array with at least 3 axes, got shape {np.shape(array)}")
+        return array[t[0] : b[0], t[1] : b[1], t[2] : b[2]]
 
     def chunk(
         self,
