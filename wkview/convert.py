@@ -40,7 +40,7 @@ from ._storage import MagStore, _check_level
 from .dataset import Dataset
 from .downsampling import resolve_mode
 from .errors import DatasetError, SourceError, TargetExistsError
-from .executors import run_jobs
+from .executors import run_jobs, runs_here
 from .geometry import BoundingBox, Mag
 from .sources import RawVolume, VolumeSource, open_source
 
@@ -350,7 +350,9 @@ def convert(
     largest += run_jobs(
         job,
         todo,
-        executor,
+        # one batch on a local pool: run it here (no process start, no pickling); the
+        # codec's threads still use every core
+        None if len(todo) <= 1 and runs_here(executor) else executor,
         progress=progress,
         desc=f"{layer_name}: mag 1",
         unit="voxel",

@@ -19,6 +19,7 @@ import wkw
 
 from ._storage import MagStore
 from .downsampling import DownsampleJob
+from .executors import runs_here
 from .geometry import BoundingBox, Mag
 from .view import View
 
@@ -123,6 +124,11 @@ def downsample_into(
         buffer_edge_len = min(edge, 128)
     if isinstance(buffer_edge_len, bool) or not isinstance(buffer_edge_len, int) or buffer_edge_len <= 0:
         raise ValueError(f"buffer_edge_len must be a positive int, got {buffer_edge_len!r}")
+    files = 1
+    for a in range(3):
+        files *= -(-tgt_box.bottomright[a] // edge) - tgt_box.topleft[a] // edge
+    if files <= 1 and runs_here(executor):
+        executor = None  # one job on a local pool: here, without a process start or pickling
     source_part = source.get_view(offset=src_box.topleft, size=src_box.size, read_only=True)
     target_part = target.get_view(offset=tgt_box.topleft, size=tgt_box.size)
     source_part.for_zipped_chunks(

@@ -36,7 +36,7 @@ worker processes), ``_run`` (:func:`run_jobs`) and ``_errors``.
 
 from __future__ import annotations
 
-from ._batching import default_batch_size
+from ._batching import default_batch_size, runs_here
 from ._create import EXECUTOR_NAMES, available_cores, get_executor
 from ._errors import JobError, JobTimeoutError
 from ._run import run_jobs
@@ -49,4 +49,5 @@ __all__ = [
     "default_batch_size",
     "get_executor",
     "run_jobs",
+    "runs_here",
 ]

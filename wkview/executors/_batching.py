@@ -71,6 +71,12 @@ def _kind(executor: Any) -> _Kind:
     )
 
 
+def runs_here(executor: Any) -> bool:
+    """True when ``executor`` runs its jobs on this machine (None, sequential, threads, a local
+    process pool); False for Dask and cluster executors, whose jobs run elsewhere."""
+    return executor is None or _kind(executor).name in ("sequential", "threads", "processes")
+
+
 def _slurm_workers(executor: Any) -> int:
     """Job slots of the Slurm cluster: CPUs of the usable nodes / CPUs per job."""
     try:
