@@ -217,9 +217,9 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
             raise _wkw_exception("Data must be three- or four-dimensional")
         data = data.reshape((-1,) + data.shape[-3:])
         if data.shape[0] != store.num_channels:
-            raise _wkw_exception(f"Data volume must have {store.num_channels} channels")
+            raise _wkw_exception(f"Data volume must have {store.header.num_channels} channels")
         if data.dtype != store.dtype:
-            raise _wkw_exception(f"Data elements must be of type {store.dtype}")
+            raise _wkw_exception(f"Data elements must be of type {store.header.voxel_type}")
         store.write(tuple(bbox.topleft.xyz), data)
 
     def close(self: Any) -> None:
@@ -238,7 +238,10 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
 
     def _prepare_compressed_write(self: Any, current_mag_bbox: Any, data: np.ndarray) -> Iterator[tuple[Any, np.ndarray]]:
         array = self._array
-        if isinstance(array, WKWArray) and _backing(array).store is not None:
+        store = _backing(array).store if isinstance(array, WKWArray) else None
+        # (webknossos pads with an array of the layer's dtype, so data of another dtype is
+        # cast in padded shards and refused in whole ones: that case keeps its code)
+        if store is not None and data.dtype == store.dtype:
             # the store edits only the blocks the box touches: no padding to whole shards
             yield current_mag_bbox, data
             return
