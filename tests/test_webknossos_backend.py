@@ -32,6 +32,7 @@ from wkview import codec
 from wkview.sample import em_like
 
 from . import wk_backend_jobs as jobs
+from .wk_backend_jobs import assert_level_encoded, data_files
 from .conftest import random_data
 
 pytestmark = [
@@ -159,28 +160,6 @@ def read_without_backend(path: Path, layer: str, mag: Any = 1) -> dict[str, np.n
     wkv_mag = wkview.Dataset(path).get_layer(layer).get_mag(str(wk_view.mag.to_layer_name()))
     out["wkview"] = wkv_mag.read(offset, size)
     return out
-
-
-def data_files(mag_dir: Path) -> list[Path]:
-    return sorted(p for p in mag_dir.rglob("*.wkw") if p.name != "header.wkw")
-
-
-def assert_level_encoded(mag_dir: Path, level: int, tmp_path: Path) -> None:
-    """Every data file of ``mag_dir`` is exactly wkview's LZ4HC ``level`` encoding of its voxels."""
-    handle = wkw.Dataset.open(str(mag_dir))
-    header = handle.header
-    edge = header.block_len * header.file_len
-    files = data_files(mag_dir)
-    assert files
-    try:
-        for f in files:
-            x, y, z = (int(part[1:]) for part in (f.stem, f.parent.name, f.parent.parent.name))
-            voxels = handle.read((x * edge, y * edge, z * edge), (edge, edge, edge))
-            again = tmp_path / "encoded.wkw"
-            codec.write_full_file(again, header, voxels, level)
-            assert f.read_bytes() == again.read_bytes(), f"{f} is not a level-{level} encoding"
-    finally:
-        handle.close()
 
 
 # -- programs ---------------------------------------------------------------------------------

@@ -1,14 +1,19 @@
-"""Chunk jobs for tests/test_webknossos_backend.py (importable by worker processes).
+"""Chunk jobs (importable by worker processes) and file checks for the tests of
+``wkview.webknossos_backend`` (tests/test_webknossos_backend.py, tests/engines).
 
-They take webknossos views (not wkview's) and report what the worker process saw.
+The jobs take webknossos views (not wkview's) and report what the worker process saw.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import wkw
+
+from wkview import codec
 
 
 def add_one(args: tuple[Any, int]) -> None:
@@ -23,3 +28,25 @@ def backend_state(view: Any) -> tuple[int, bool, bool]:
     from wkview import webknossos_backend
 
     return os.getpid(), webknossos_backend.is_enabled(), webknossos_backend.store_of(view) is not None
+
+
+def data_files(mag_dir: Path) -> list[Path]:
+    return sorted(p for p in mag_dir.rglob("*.wkw") if p.name != "header.wkw")
+
+
+def assert_level_encoded(mag_dir: Path, level: int, tmp_path: Path) -> None:
+    """Every data file of ``mag_dir`` is exactly wkview's LZ4HC ``level`` encoding of its voxels."""
+    handle = wkw.Dataset.open(str(mag_dir))
+    header = handle.header
+    edge = header.block_len * header.file_len
+    files = data_files(mag_dir)
+    assert files
+    try:
+        for f in files:
+            x, y, z = (int(part[1:]) for part in (f.stem, f.parent.name, f.parent.parent.name))
+            voxels = handle.read((x * edge, y * edge, z * edge), (edge, edge, edge))
+            again = tmp_path / "encoded.wkw"
+            codec.write_full_file(again, header, voxels, level)
+            assert f.read_bytes() == again.read_bytes(), f"{f} is not a level-{level} encoding"
+    finally:
+        handle.close()
