@@ -524,6 +524,15 @@ def test_chunk_jobs_on_a_process_executor_use_the_backend_in_the_workers(tmp_pat
         assert_level_encoded(tmp_path / "backed" / mag_dir, 4, tmp_path)
 
 
+def test_executor_initializer_enables_it_for_jobs_that_open_datasets_themselves(tmp_path: Path) -> None:
+    ds = wk.Dataset(tmp_path / "ds", voxel_size=(1, 1, 1))
+    ds.add_layer("data", "color", dtype="uint8", data_format="wkw").add_mag(1, chunk_shape=8, shard_shape=16)
+    with cluster_tools.get_executor("multiprocessing", max_workers=1, initializer=backend.enable) as executor:
+        assert executor.submit(jobs.open_and_report, str(tmp_path / "ds")).result() == (True, True)
+    with cluster_tools.get_executor("multiprocessing", max_workers=1) as executor:
+        assert executor.submit(jobs.open_and_report, str(tmp_path / "ds")).result() == (False, False)
+
+
 # -- other formats and remote paths stay webknossos' own -------------------------------------
 
 

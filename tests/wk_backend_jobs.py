@@ -30,6 +30,20 @@ def backend_state(view: Any) -> tuple[int, bool, bool]:
     return os.getpid(), webknossos_backend.is_enabled(), webknossos_backend.store_of(view) is not None
 
 
+def open_and_report(path: str) -> tuple[bool, bool]:
+    """A job that opens a dataset by path itself (no view travels with it)."""
+    import warnings
+
+    from wkview import webknossos_backend
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import webknossos as wk
+
+        mag = wk.Dataset.open(path).get_layer("data").get_mag(1)
+    return webknossos_backend.is_enabled(), webknossos_backend.store_of(mag) is not None
+
+
 def data_files(mag_dir: Path) -> list[Path]:
     return sorted(p for p in mag_dir.rglob("*.wkw") if p.name != "header.wkw")
 
