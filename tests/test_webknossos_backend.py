@@ -271,25 +271,29 @@ def test_an_unaligned_edit_rewrites_only_the_blocks_it_touches(tmp_path: Path) -
 # -- reads ------------------------------------------------------------------------------------
 
 
-def filled_dataset(path: Path) -> tuple[Any, np.ndarray]:
-    """A two-channel uint16 layer at (4, 8, 12) + 40x36x44 with mags 1 and 2 (compressed), written by webknossos alone."""
+def filled_dataset(path: Path, compress: bool = True) -> tuple[Any, np.ndarray]:
+    """A two-channel uint16 layer at (4, 8, 12) + 40x36x44 with mags 1 and 2, written by webknossos alone."""
     rng = np.random.default_rng(3)
     ds = wk.Dataset(path, voxel_size=(1, 1, 1))
     layer = ds.add_layer("data", "color", dtype="uint16", num_channels=2, data_format="wkw",
                          bounding_box=wk.BoundingBox((4, 8, 12), (40, 36, 44)))
-    mag1 = layer.add_mag(1, chunk_shape=8, shard_shape=16, compress=True)
+    mag1 = layer.add_mag(1, chunk_shape=8, shard_shape=16, compress=compress)
     world = random_data(rng, (2, 44, 44, 56), np.uint16)
     world[:, :4] = 0
     world[:, :, :8] = 0
     world[:, :, :, :12] = 0
     mag1.write(world[:, 4:, 8:, 12:], absolute_offset=(4, 8, 12), allow_unaligned=True)
-    mag2 = layer.add_mag(2, chunk_shape=8, shard_shape=16, compress=True)
+    mag2 = layer.add_mag(2, chunk_shape=8, shard_shape=16, compress=compress)
     mag2.write(world[:, ::2, ::2, ::2][:, 2:, 4:, 6:], absolute_offset=(4, 8, 12), allow_unaligned=True)
     return ds, world
 
 
-def reads_program(path: Path) -> list[Any]:
-    ds, world = filled_dataset(path)
+def reads_program(compress: bool) -> Callable[[Path], list[Any]]:
+    return lambda path: _reads(path, compress)
+
+
+def _reads(path: Path, compress: bool) -> list[Any]:
+    ds, world = filled_dataset(path, compress)
     layer = ds.get_layer("data")
     mag1, mag2 = layer.get_mag(1), layer.get_mag(2)
     rng = np.random.default_rng(11)
@@ -338,8 +342,9 @@ def reads_program(path: Path) -> list[Any]:
     return results
 
 
-def test_reads_of_every_shape(tmp_path: Path) -> None:
-    _, _, results = both(tmp_path, reads_program)
+@pytest.mark.parametrize("compress", [True, False], ids=["lz4hc", "raw"])
+def test_reads_of_every_shape(tmp_path: Path, compress: bool) -> None:
+    _, _, results = both(tmp_path, reads_program(compress))
     assert sum(isinstance(r, np.ndarray) for r in results) > 180
     assert sum(isinstance(r, str) for r in results) >= 5  # the refused ones were refused
 

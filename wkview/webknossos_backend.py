@@ -94,7 +94,7 @@ class _Backing:
     """What the backend keeps for one webknossos ``WKWArray``: its store (None for a
     remote array) and its ``ArrayInfo`` (computed once: the header does not change)."""
 
-    __slots__ = ("store", "info", "__weakref__")
+    __slots__ = ("store", "info")
 
     def __init__(self, store: MagStore | None) -> None:
         self.store = store
