@@ -223,6 +223,14 @@ def test_level_9_writes_webknossos_bytes_and_the_default_level_wkview_bytes(tmp_
     assert [p.relative_to(plain_dir) for p in plain_files] == [p.relative_to(backed_dir) for p in backed_files]
     for a, b in zip(plain_files, backed_files):
         assert a.read_bytes() == b.read_bytes(), f"{b.name} differs from webknossos' own file"
+    # raw files: the same bytes at any level
+    plain_dir, backed_dir, _ = both(tmp_path / "raw", writes_program("uint16", 1, False))
+    plain_files = data_files(plain_dir / "data" / "1")
+    assert [p.relative_to(plain_dir) for p in plain_files] == [
+        p.relative_to(backed_dir) for p in data_files(backed_dir / "data" / "1")
+    ]
+    for a in plain_files:
+        assert a.read_bytes() == (backed_dir / a.relative_to(plain_dir)).read_bytes()
 
     def smooth(path: Path) -> None:
         ds = wk.Dataset(path, voxel_size=(1, 1, 1))
