@@ -22,7 +22,8 @@ This module is the only place in wkview that touches webknossos' internals. The 
   the array of a local WKW mag gets a ``MagStore`` (kept in a side table, never stored on
   webknossos' objects); remote arrays (``TinyWkwArray``) keep webknossos' code.
 * ``View._prepare_compressed_write``: for arrays with a store, the box goes to the store as
-  it is, instead of being padded to whole shards.
+  it is, instead of being padded to whole shards (data of another dtype than the layer's
+  keeps webknossos' padding, which casts it in padded shards and refuses it in whole ones).
 * ``View.read``: ``read(size, absolute_offset=...)`` on a backed view computes the box with
   plain ints; any other form of the call, and any box webknossos would refuse or treat
   specially, runs webknossos' own ``read`` (so its errors and warnings are unchanged).
@@ -66,6 +67,8 @@ __all__ = [
     "is_enabled",
     "options",
     "store_of",
+    "installed_version",
+    "enable_from_environment",
 ]
 
 #: webknossos releases this backend was tested with (``major.minor``); others are refused
