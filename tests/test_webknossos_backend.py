@@ -659,6 +659,17 @@ def test_an_untested_webknossos_version_is_refused(monkeypatch: pytest.MonkeyPat
     assert backend.is_enabled()
 
 
+def test_a_webknossos_without_the_expected_internals_is_refused_even_with_the_override(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(WkView, "_prepare_compressed_write")
+    before = own_attributes()
+    with pytest.raises(backend.UnsupportedVersionError, match="has no View._prepare_compressed_write"):
+        backend.enable(allow_untested_version=True)
+    assert not backend.is_enabled()
+    assert all(a is b for a, b in zip(before, own_attributes()))
+
+
 def test_another_4_3_release_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     import webknossos.version
 
