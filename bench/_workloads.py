@@ -523,7 +523,8 @@ class WkBackendLib(WkWkwLib):
         from wkview import webknossos_backend
 
         if not webknossos_backend.is_enabled():
-            webknossos_backend.enable()
+            level = os.environ.get("WKVIEW_BENCH_BACKEND_LEVEL")  # set by compare_backend.py --level
+            webknossos_backend.enable(compression_level=int(level) if level else None)
         return wk
 
 

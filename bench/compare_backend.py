@@ -2,6 +2,7 @@
 
     python bench/compare_backend.py                      # 512^3, best of 3, ~3 min
     python bench/compare_backend.py --size 128 --repeat 1   # quick check
+    python bench/compare_backend.py --level 3                # the backend at another LZ4HC level
 
 Both columns are the same webknossos program (``Dataset`` / ``Layer`` / ``MagView`` calls
 of ``bench/_workloads.py``'s ``wk-wkw`` adapter): ``wk-wkw`` is webknossos alone,
@@ -52,12 +53,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=3, help="timed repetitions per cell (best is reported; default 3)")
     p.add_argument("--only", default=",".join(W.WORKLOADS), help="workloads, comma-separated: " + ",".join(W.WORKLOADS))
     p.add_argument("--json", dest="json_out", help="write all numbers to this file")
+    p.add_argument("--level", type=int, default=None, help="LZ4HC level of the backend (default: wkview's, 4)")
     args = p.parse_args(argv)
     unknown = [w for w in args.only.split(",") if w and w not in W.WORKLOADS]
     if unknown:
         p.error(f"--only: unknown {unknown}; choose from {','.join(W.WORKLOADS)}")
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
+    if args.level is not None and not 1 <= args.level <= 12:
+        p.error("--level must be 1..12")
     try:
         W.Geometry(args.size)
     except ValueError as exc:
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print("webknossos is not installed: nothing to compare", file=sys.stderr)
         return 1
     started = time.perf_counter()
+    if args.level is not None:
+        os.environ["WKVIEW_BENCH_BACKEND_LEVEL"] = str(args.level)  # read by the children's adapter
     geo = W.Geometry(args.size)
     workloads = [w for w in W.WORKLOADS if w in args.only.split(",")]
     W.load_data(args.size)  # generate and cache once, before the children need it
@@ -146,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     versions = C._versions()
     print(
         f"webknossos on WKW without / with wkview as its backend: {args.size}^3 uint8 em_like(seed=0), "
-        f"LZ4HC block_len {geo.block_len} file_len {geo.file_len}; best of {args.repeat}"
+        f"LZ4HC block_len {geo.block_len} file_len {geo.file_len}; best of {args.repeat}; "
+        f"backend level {args.level or 'default (4)'}"
     )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(
@@ -160,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         out: dict[str, Any] = {
             "size": args.size,
             "repeat": args.repeat,
+            "level": args.level,
             "versions": versions,
             "targets": TARGETS,
             "results": [
