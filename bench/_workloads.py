@@ -511,14 +511,34 @@ class WkZarr3Lib(_WkLib):
         return layer.add_mag(1, compress=True)  # webknossos' default chunk and shard shapes
 
 
-_LIB_CLASSES = {cls.name: cls for cls in (WkviewLib, LibwkwLib, WkWkwLib, WkZarr3Lib)}
+class WkBackendLib(WkWkwLib):
+    """webknossos 4.3.3 on WKW with wkview as its storage backend (``wkview.webknossos_backend``):
+    the same webknossos calls as ``wk-wkw``; the backend is enabled on first use (for
+    ``bench/compare_backend.py``, where every cell is its own process)."""
+
+    name = "wk-wkw+wkview"
+
+    def _wk(self) -> Any:
+        wk = import_wk()
+        from wkview import webknossos_backend
+
+        if not webknossos_backend.is_enabled():
+            level = os.environ.get("WKVIEW_BENCH_BACKEND_LEVEL")  # set by compare_backend.py --level
+            webknossos_backend.enable(compression_level=int(level) if level else None)
+        return wk
+
+
+#: webknossos on WKW without and with wkview as its backend (``bench/compare_backend.py``)
+BACKEND_LIBS = ("wk-wkw", WkBackendLib.name)
+
+_LIB_CLASSES = {cls.name: cls for cls in (WkviewLib, LibwkwLib, WkWkwLib, WkZarr3Lib, WkBackendLib)}
 
 
 def make_lib(name: str) -> _Lib:
     try:
         return _LIB_CLASSES[name]()
     except KeyError:
-        raise ValueError(f"unknown library {name!r}; choose from {', '.join(LIBS)}") from None
+        raise ValueError(f"unknown library {name!r}; choose from {', '.join(_LIB_CLASSES)}") from None
 
 
 def template_owner(lib: str) -> str:

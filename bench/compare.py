@@ -314,14 +314,15 @@ def child_main(spec_file: str) -> int:
 # -- the parent: runs the cells, prints the table ---------------------------------------
 
 
-def _run_child(spec: dict, workdir: Path) -> dict:
+def _run_child(spec: dict, workdir: Path, script: Path | None = None) -> dict:
+    """Run one cell in a fresh process (``script --_child spec``; default: this script)."""
     tag = f"{spec['lib']}-{spec['workload']}"
     spec = dict(spec, result=str(workdir / f"result-{tag}.json"))
     spec_file = workdir / f"spec-{tag}.json"
     spec_file.write_text(json.dumps(spec))
     try:
         proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), CHILD_FLAG, str(spec_file)],
+            [sys.executable, str(script or Path(__file__).resolve()), CHILD_FLAG, str(spec_file)],
             capture_output=True,
             text=True,
             timeout=CHILD_TIMEOUT,

@@ -75,3 +75,13 @@ __all__ = [
     "UnsupportedLayerError",
     "ViewStateError",
 ]
+
+# WKVIEW_WEBKNOSSOS_BACKEND=1: make webknossos (4.3.x) use wkview for WKW at import time
+# (for worker processes whose jobs open datasets themselves; see wkview.webknossos_backend)
+import os as _os
+
+if _os.environ.get("WKVIEW_WEBKNOSSOS_BACKEND", "").strip() not in ("", "0"):
+    from . import webknossos_backend as _webknossos_backend
+
+    _webknossos_backend.enable_from_environment()
+del _os
