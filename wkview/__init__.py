@@ -25,6 +25,8 @@ from .errors import (
     PropertiesError,
     ReadOnlyError,
     ShapeError,
+    SourceError,
+    TargetExistsError,
     UnsupportedLayerError,
     ViewStateError,
     WkviewError,
@@ -72,6 +74,8 @@ __all__ = [
     "PropertiesError",
     "ReadOnlyError",
     "ShapeError",
+    "SourceError",
+    "TargetExistsError",
     "UnsupportedLayerError",
     "ViewStateError",
 ]
