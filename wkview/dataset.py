@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import wkw
 
-from . import properties as props
+from . import _properties_merge, properties as props
 from ._storage import MagStore
 from .downsampling import DownsampleJob, resolve_mode
 from .errors import DatasetError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
@@ -57,6 +57,7 @@ class Dataset:
                 f"{self.path} is not a WKW dataset: {props.PROPERTIES_FILE_NAME} is missing"
             )
         self._properties = props.load_properties(self.path)
+        self._seen = _properties_merge.snapshot(self._properties)  # base of the merge on save
         self._layers: dict[str, Layer] = {}
         for layer_props in self._properties.layers:
             self._layers[layer_props.name] = _layer_class(layer_props.category)(self, layer_props)
@@ -103,7 +104,25 @@ class Dataset:
         return dict(self._layers)
 
     def _save_properties(self) -> None:
-        props.save_properties(self.path, self._properties)
+        """Store this process's changes, merged with the file as other processes left it
+        (under the properties file's lock; see :mod:`wkview._properties_merge`)."""
+        changed: list[str] = []
+
+        def apply(current: Optional[props.DatasetProperties]) -> props.DatasetProperties:
+            if current is not None:
+                changed.extend(_properties_merge.merge(self._seen, self._properties, current))
+            return self._properties
+
+        props.update_properties(self.path, apply)
+        self._seen = _properties_merge.snapshot(self._properties)
+        for name in changed:  # layers and mags other processes added or deleted
+            layer_props = next((lp for lp in self._properties.layers if lp.name == name), None)
+            if layer_props is None:
+                self._layers.pop(name, None)
+            elif name not in self._layers or self._layers[name]._properties is not layer_props:
+                self._layers[name] = _layer_class(layer_props.category)(self, layer_props)
+            else:
+                self._layers[name]._mags = None  # rebuilt from the merged mag list on next use
 
     # -- layers -----------------------------------------------------------------------------
 

@@ -65,8 +65,9 @@ Safety:
 * :func:`save_properties` serialises everything in memory first, writes a
   uniquely named temp file in the dataset folder, flushes and fsyncs it and
   renames it over the old file with :func:`os.replace`. Readers therefore see
-  the old or the new file, never a partial one, also with concurrent writers
-  (the last rename wins). Nothing is written outside the dataset folder (a
+  the old or the new file, never a partial one. Writers hold the file's
+  cross-process lock; :func:`update_properties` re-reads the file under it so
+  that concurrent changes merge instead of the last rename winning. Nothing is written outside the dataset folder (a
   symlinked properties file is replaced, not written through).
 * Layers with a ``dataFormat`` other than ``"wkw"`` (zarr, zarr3, n5,
   neuroglancerPrecomputed, ...) are loaded and listed; their mag list is not
@@ -77,6 +78,7 @@ Safety:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import operator
@@ -88,10 +90,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from . import _durable
+from ._settings import locking_enabled
 from .errors import DatasetError, NotADatasetError, PropertiesError
 from .geometry import BoundingBox, Mag
 
@@ -102,6 +106,7 @@ __all__ = [
     "DatasetProperties",
     "load_properties",
     "save_properties",
+    "update_properties",
     "dtype_per_channel_from_element_class",
     "element_class_from_dtype",
     "dtype_per_layer_to_dtype_per_channel",
@@ -883,13 +888,68 @@ def save_properties(
     file = folder / PROPERTIES_FILE_NAME
     if not folder.is_dir():
         raise NotADatasetError(f"cannot save {PROPERTIES_FILE_NAME}: {folder} is not an existing folder")
+    data = _serialise(file, folder, props, allow_external_paths)
+    with _durable.locked([str(file)]):
+        _atomic_write(file, data)
+
+
+def _serialise(file: Path, folder: Path, props: DatasetProperties, allow_external_paths: bool) -> bytes:
     w = _Writer(file, folder, allow_external_paths)
     doc = _dump_dataset(props, w)
     try:
         text = json.dumps(doc, indent=4, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise w.error("(document)", f"an extra field is not JSON-serialisable: {exc}") from None
-    _atomic_write(file, text.encode("utf-8"))
+    return text.encode("utf-8")
+
+
+def update_properties(
+    dataset_path: str | os.PathLike,
+    change: Callable[[DatasetProperties | None], DatasetProperties],
+    *,
+    allow_external_paths: bool = False,
+) -> DatasetProperties:
+    """Read-modify-write ``datasource-properties.json`` under its cross-process lock.
+
+    Under the lock (``.datasource-properties.json.lock``), the file is read as it is
+    now, ``change`` gets it (None when there is none or locking is off, for a process
+    that writes alone) and returns what to store, which is validated and replaced
+    atomically. So changes of concurrent processes that each apply theirs to the
+    fresh file all survive. Stale temporary files of a killed writer are removed.
+
+    Parameters
+    ----------
+    dataset_path : str or os.PathLike
+        The dataset folder; it must exist.
+    change : callable
+        ``change(current) -> DatasetProperties``.
+    allow_external_paths : bool, optional
+        As for :func:`save_properties`.
+
+    Returns
+    -------
+    DatasetProperties
+        What was written.
+
+    Raises
+    ------
+    NotADatasetError, PropertiesError
+        As :func:`load_properties` and :func:`save_properties`; nothing is written.
+    """
+    folder = Path(dataset_path)
+    file = folder / PROPERTIES_FILE_NAME
+    if not folder.is_dir():
+        raise NotADatasetError(f"cannot save {PROPERTIES_FILE_NAME}: {folder} is not an existing folder")
+    locking = locking_enabled()
+    with _durable.locked([str(file)]):
+        current = None
+        if locking:
+            _durable.remove_stale_temps_locked(str(file))
+            if file.exists():
+                current = load_properties(folder, allow_external_paths=allow_external_paths)
+        result = change(current)
+        _atomic_write(file, _serialise(file, folder, result, allow_external_paths))
+    return result
 
 
 def _dump_dataset(props: DatasetProperties, w: _Writer) -> dict:
@@ -1097,22 +1157,34 @@ def _new_file_mode(file: Path) -> int:
 
 
 def _atomic_write(file: Path, data: bytes) -> None:
-    """Write ``data`` to ``file`` via a temp file in the same folder and an atomic rename."""
+    """Write ``data`` to ``file`` via a temp file in the same folder and an atomic rename.
+
+    The temp file is fsynced before the rename and the folder after it (unless fsync is
+    off, ``WKVIEW_FSYNC=0``); on any error (a full disk, no permission) the old file is
+    untouched and the temp file removed.
+    """
     folder = file.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{file.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{file.name}.", suffix=".tmp")
+    except PermissionError as exc:
+        raise PermissionError(exc.errno, f"cannot write {file}: no write permission in {folder}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            _durable.fsync_fd(f.fileno())
         with contextlib.suppress(OSError):  # mkstemp creates 0600; match a normal file
             os.chmod(tmp, _new_file_mode(file))
         _replace(tmp, file)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(
+                exc.errno, f"{exc.strerror} while writing {file}: the old file is unchanged"
+            ) from exc
         raise
-    _fsync_folder(folder)
+    _durable.fsync_folder(folder)
 
 
 def _replace(tmp: str, file: Path) -> None:
@@ -1129,16 +1201,5 @@ def _replace(tmp: str, file: Path) -> None:
 
 
 def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX); best effort."""
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Make the rename durable (POSIX), unless fsync is off."""
+    _durable.fsync_folder(folder)
