@@ -31,6 +31,8 @@ from .view import View
 from .dataset import Dataset, Layer, MagView, SegmentationLayer
 from .executors import JobError, JobTimeoutError, get_executor, run_jobs
 from ._storage import get_io_threads, set_io_threads
+from ._settings import fsync_enabled, locking_enabled, set_fsync, set_locking
+from . import repair
 
 __version__ = "0.1.0"
 
@@ -44,6 +46,11 @@ __all__ = [
     "run_jobs",
     "get_io_threads",
     "set_io_threads",
+    "set_locking",
+    "locking_enabled",
+    "set_fsync",
+    "fsync_enabled",
+    "repair",
     "JobError",
     "JobTimeoutError",
     "BoundingBox",

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import struct
+import tempfile
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -287,10 +289,21 @@ class MagStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: wkw.Header) -> "MagStore":
-        """Create the mag folder and its ``header.wkw``."""
+        """Create the mag folder and its ``header.wkw``.
+
+        The header is written in a hidden folder inside the mag folder and renamed into
+        place (fsynced), so a writer killed here leaves no partial ``header.wkw``.
+        """
         path = Path(path)
-        handle = wkw.Dataset.create(str(path), header)
-        handle.close()
+        _durable.makedirs_durable(str(path))
+        work = tempfile.mkdtemp(prefix=".header-", suffix=_durable.TEMP_SUFFIX, dir=path)
+        try:
+            wkw.Dataset.create(work, header).close()
+            _durable.fsync_path(os.path.join(work, "header.wkw"))
+            os.replace(os.path.join(work, "header.wkw"), path / "header.wkw")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        _durable.fsync_folder(path)
         return cls(path, header)
 
     def _read_header(self) -> wkw.Header:

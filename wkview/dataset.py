@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import wkw
 
-from . import _properties_merge, properties as props
+from . import _durable, _properties_merge, properties as props, repair
 from ._storage import MagStore
 from .downsampling import DownsampleJob, resolve_mode
 from .errors import DatasetError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
@@ -574,6 +574,8 @@ class MagView(View):
         self._layer = layer
         self._mag_props = mag_properties
         path = layer.dataset.path / mag_properties.path
+        if not (path / "header.wkw").exists():
+            repair.recover_mag_folder(path)  # a compress() killed half-way
         store = MagStore(path)
         # a mag folder that resolves outside the dataset (a symlink to another dataset) is
         # read-only here: wkview never writes outside the dataset folder
@@ -690,8 +692,22 @@ class MagView(View):
         if self._store.is_compressed:
             return
         src = self._path
-        in_place = target_path is None
-        dst = Path(tempfile.mkdtemp(prefix=f".{src.name}-compress-", dir=src.parent)) if in_place else Path(target_path)
+        if target_path is not None:
+            self._compress_files(Path(target_path))
+            return
+        # in place: the files are compressed into a hidden sibling folder, which then
+        # replaces the mag folder (crash-safe: repair.recover_mag_folder finishes or undoes it)
+        with _durable.locked([str(src)]):
+            repair.recover_mag_folder_locked(src)
+            work = Path(tempfile.mkdtemp(prefix=f".{src.name}-compress-", dir=src.parent))
+            self._compress_files(work)
+            self._store.close()
+            repair.swap_in_mag_folder(src, work)
+        self._store = MagStore(src)
+        self._header = self._store.header
+
+    def _compress_files(self, dst: Path) -> None:
+        src = self._path
         header = wkw.Header(
             voxel_type=self._header.voxel_type,
             num_channels=self._header.num_channels,
@@ -702,17 +718,12 @@ class MagView(View):
         MagStore.create(dst, header)
         for index in self._store.list_files():
             rel = Path(f"z{index[2]}") / f"y{index[1]}" / f"x{index[0]}.wkw"
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            _durable.makedirs_durable(str((dst / rel).parent))
             self._store._checks.check(str(src / rel), self._header)
             wkw.File.compress(str(src / rel), str(dst / rel))
-        if in_place:
-            self._store.close()
-            backup = src.with_name(f".{src.name}-raw-old")
-            os.replace(src, backup)
-            os.replace(dst, src)
-            shutil.rmtree(backup)
-            self._store = MagStore(src)
-            self._header = self._store.header
+            _durable.fsync_path(str(dst / rel))
+        for folder in {str((dst / Path(f"z{i[2]}") / f"y{i[1]}")) for i in self._store.list_files()}:
+            _durable.fsync_folder(folder)
 
     def __repr__(self) -> str:
         return f"MagView(layer={self._layer.name!r}, mag={self.mag})"
