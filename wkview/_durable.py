@@ -264,15 +264,21 @@ def undo_path(path: str) -> str:
 def _write_journal(path: str, payload: bytes) -> str:
     journal = undo_path(path)
     tmp = journal + ".part"
+    makedirs_durable(os.path.dirname(journal) or ".")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
-        view = memoryview(payload)
-        while len(view):
-            view = view[os.write(fd, view):]
-        fsync_fd(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, journal)
+        try:
+            view = memoryview(payload)
+            while len(view):
+                view = view[os.write(fd, view):]
+            fsync_fd(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, journal)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     fsync_folder(os.path.dirname(journal) or ".")
     return journal
 
