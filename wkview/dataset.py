@@ -574,7 +574,7 @@ class MagView(View):
         self._layer = layer
         self._mag_props = mag_properties
         path = layer.dataset.path / mag_properties.path
-        if not (path / "header.wkw").exists():
+        if not (path / "header.wkw").exists() and repair.has_swap_leftovers(path):
             repair.recover_mag_folder(path)  # a compress() killed half-way
         store = MagStore(path)
         # a mag folder that resolves outside the dataset (a symlink to another dataset) is

@@ -147,6 +147,12 @@ _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 _MISSING = object()
 
+# Limits of what a WKW dataset can hold: libwkw addresses voxels with uint32 coordinates,
+# block_len and file_len are at most 1024, mags are powers of two.
+_MAX_COORD = 2**32
+_MAX_CUBE_LENGTH = 2**20
+_MAX_MAG = 2**31
+
 
 # -- data model -------------------------------------------------------------------
 
@@ -679,13 +685,17 @@ def _parse_bbox(value: Any, where: str, r: _Reader) -> BoundingBox:
     top_left = r.require(box, "topLeft", where)
     if not isinstance(top_left, list) or len(top_left) != 3 or not all(_is_int(v) for v in top_left):
         raise r.error(f"{where}.topLeft", f"must be a list of 3 ints, got {top_left!r}")
+    if not all(0 <= v < _MAX_COORD for v in top_left):
+        raise r.error(f"{where}.topLeft", f"must lie in 0 to 2**32 - 1 (WKW's voxel range), got {top_left!r}")
     size = []
-    for key in ("width", "height", "depth"):
+    for axis, key in enumerate(("width", "height", "depth")):
         v = r.require(box, key, where)
         if not _is_int(v):
             raise r.error(f"{where}.{key}", f"must be an int, got {v!r}")
         if v < 0:
             raise r.error(f"{where}.{key}", f"must not be negative, got {v}")
+        if top_left[axis] + v > _MAX_COORD:
+            raise r.error(f"{where}.{key}", f"reaches past voxel 2**32 (WKW's voxel range): {v} from {top_left[axis]}")
         size.append(v)
     return BoundingBox(top_left, size)
 
@@ -695,11 +705,13 @@ def _parse_segment_id(value: Any, where: str, r: _Reader) -> int | None:
         return None
     if isinstance(value, dict) and value.get(_BIGINT_KEY) == _BIGINT_VALUE:
         digits = value.get("value")
-        if isinstance(digits, str) and re.fullmatch(r"-?[0-9]+", digits):
+        if isinstance(digits, str) and re.fullmatch(r"-?[0-9]{1,20}", digits) and -1 <= int(digits) < 2**64:
             return int(digits)
         raise r.error(where, f"bigint envelope without a decimal string value: {value!r}")
     if not _is_int(value):
         raise r.error(where, f"must be an int, got {value!r}")
+    if not -1 <= value < 2**64:
+        raise r.error(where, f"must lie in -1 to 2**64 - 1, got {value}")
     return value
 
 
@@ -807,9 +819,11 @@ def _parse_mag(value: Any, where: str, key: str, layer_name: str, r: _Reader) ->
         mag = Mag(raw_mag)
     except (TypeError, ValueError) as exc:
         raise r.error(f"{where}.{mag_key}", str(exc)) from None
+    if max(mag.to_list()) > _MAX_MAG:
+        raise r.error(f"{where}.{mag_key}", f"components must be at most 2**31, got {raw_mag!r}")
     cube_length = entry.get("cubeLength")
-    if cube_length is not None and (not _is_int(cube_length) or cube_length < 1):
-        raise r.error(f"{where}.cubeLength", f"must be a positive int, got {cube_length!r}")
+    if cube_length is not None and (not _is_int(cube_length) or not 1 <= cube_length <= _MAX_CUBE_LENGTH):
+        raise r.error(f"{where}.cubeLength", f"must be a positive int up to 2**20 (1024 x 1024), got {cube_length!r}")
     if "path" in entry:
         try:
             path = _normalize_mag_path(entry["path"], r.allow_external)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import _durable
 
-__all__ = ["remove_stale_temp_files", "recover_mag_folder", "recover_mag_folder_locked", "swap_in_mag_folder"]
+__all__ = ["remove_stale_temp_files", "has_swap_leftovers", "recover_mag_folder", "recover_mag_folder_locked", "swap_in_mag_folder"]
 
 _COMPRESS_WORK = "-compress-"
 _COMPRESS_DONE = "-compressed"
@@ -102,6 +102,17 @@ def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
     return sorted(set(removed))
 
 
+def has_swap_leftovers(mag_path: str | os.PathLike) -> bool:
+    """Whether an interrupted compress left folders beside the mag folder (no disk writes)."""
+    mag = Path(mag_path)
+    parent, name = mag.parent, mag.name
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return False
+    return any(_mag_of_leftover(entry) == name for entry in entries)
+
+
 def recover_mag_folder(mag_path: str | os.PathLike) -> list[Path]:
     """Finish or undo an interrupted swap of a mag folder (see :func:`swap_in_mag_folder`).
 
@@ -109,7 +120,7 @@ def recover_mag_folder(mag_path: str | os.PathLike) -> list[Path]:
     swap to end. Returns the folders removed.
     """
     mag = Path(mag_path)
-    if not mag.parent.is_dir():
+    if not has_swap_leftovers(mag):
         return []
     with _durable.locked([str(mag)]):
         return recover_mag_folder_locked(mag)
