@@ -25,6 +25,7 @@ import errno
 import fcntl
 import os
 import struct
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -103,6 +104,7 @@ class Locks:
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.enabled = locking_enabled()
+        self._mutex = threading.Lock()  # release() may run on another thread than acquire()
         self._fds: dict[str, int] = {}
         self._held: set[str] = set()
         self.order: list[str] = list(dict.fromkeys(paths))
@@ -121,19 +123,29 @@ class Locks:
         self.order.sort(key=keys.__getitem__)
 
     def acquire(self, path: str) -> None:
-        if self.enabled and path not in self._held:
-            _flock(self._fds[path], path)
+        if not self.enabled:
+            return
+        with self._mutex:
+            if path in self._held:
+                return
+            fd = self._fds[path]
+        _flock(fd, path)
+        with self._mutex:
             self._held.add(path)
 
     def release(self, path: str) -> None:
-        if self.enabled and path in self._held:
-            self._held.discard(path)
-            fcntl.flock(self._fds[path], fcntl.LOCK_UN)
+        if not self.enabled:
+            return
+        with self._mutex:
+            if path in self._held:
+                self._held.discard(path)
+                fcntl.flock(self._fds[path], fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Release every lock and close the lock files."""
-        fds, self._fds = self._fds, {}
-        self._held.clear()
+        with self._mutex:
+            fds, self._fds = self._fds, {}
+            self._held.clear()
         for fd in fds.values():
             os.close(fd)  # closing the only descriptor releases its flock
 

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import _codec, _durable
-from ._settings import get_io_threads
+from ._settings import fsync_enabled, get_io_threads
 from .errors import CorruptFileError
 
 __all__ = [
@@ -766,16 +766,25 @@ class _NewFile:
         self.lengths[indices] = lengths
         self.encoded += len(indices)
 
-    def finish(self) -> WriteStats:
+    def complete(self) -> None:
+        """Write the untouched blocks after the last touched one, the header and the jump table."""
         self.fill_untouched(self.layout.num_blocks)
         ends = _codec.block_ends(self.lengths, self.layout.data_offset)
         _pwrite_all(self.fd, self.layout.file_header().pack() + ends.astype("<u8").tobytes(), 0)
+
+    def commit(self) -> WriteStats:
+        """fsync the complete new file (unless fsync is off) and rename it over the old one."""
         _durable.fsync_fd(self.fd)  # the new bytes are on disk before the name points at them
         os.close(self.fd)
         self.fd = -1
         os.replace(self.tmp, self.path)
-        _durable.fsync_folder(os.path.dirname(self.path) or ".")
         return WriteStats(self.path, self.encoded, tuple(self.merged), self.copied, self.pos)
+
+    def finish(self) -> WriteStats:
+        self.complete()
+        stats = self.commit()
+        _durable.fsync_folder(os.path.dirname(self.path) or ".")
+        return stats
 
     def abort(self) -> None:
         if self.fd >= 0:
@@ -890,6 +899,15 @@ def write_boxes(
             for part in parts:
                 yield _encode_task(new, part, data)
 
+    def commit(new: _NewFile) -> WriteStats:
+        stats = new.commit()
+        locks.release(new.path)
+        return stats
+
+    # with fsync on, a finished file is fsynced and renamed on a thread of its own while
+    # the next files are encoded and written (the disk flush overlaps the encoding)
+    committer = ThreadPoolExecutor(1, thread_name_prefix="wkview-commit") if fsync_enabled() and len(jobs) > 1 else None
+    pending: list[Future[WriteStats]] = []
     stats: list[WriteStats] = []
     try:
         # closing(): every task has ended before a failure closes the files they read
@@ -898,11 +916,21 @@ def write_boxes(
                 new.append(indices, encoded, lengths)
                 remaining[new] -= 1
                 if remaining[new] == 0:
-                    stats.append(new.finish())
-                    locks.release(new.path)
+                    new.complete()
                     if new.old is not None:
                         new.old.close()
+                    if committer is not None:
+                        pending.append(committer.submit(commit, new))
+                    else:
+                        stats.append(commit(new))
+        for future in pending:
+            stats.append(future.result())
+        for folder in sorted({os.path.dirname(s.path) or "." for s in stats}):
+            _durable.fsync_folder(folder)
     except BaseException as exc:
+        for future in pending:  # no commit may still use a file that is aborted below
+            with contextlib.suppress(BaseException):
+                future.result()
         for new in opened:
             new.abort()
             if new.old is not None:
@@ -911,6 +939,9 @@ def write_boxes(
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise _disk_error(exc, locks.order) from exc
         raise
+    finally:
+        if committer is not None:
+            committer.shutdown(wait=True)
     locks.close()
     return stats
 
