@@ -4,7 +4,7 @@ Every read-modify-write of a data file or of ``datasource-properties.json`` runs
 under an exclusive ``flock`` on a lock file beside it (``.x3.wkw.lock`` for
 ``x3.wkw``); reads take no lock (files are replaced by rename, readers see the
 old or the new file). A call that touches several files locks them in one
-global order (device and inode of the lock files), so two writers never wait on
+global order (sorted by name), so two writers never wait on
 each other in a cycle. Lock files are never deleted: removing one while another
 process waits on it would let a third process lock a new file of the same name.
 
@@ -97,57 +97,47 @@ def _flock(fd: int, path: str, blocking: bool = True) -> bool:
 class Locks:
     """Exclusive locks of several files, taken one by one in the global order.
 
-    ``order(paths)`` gives the paths sorted the way they must be locked;
-    :meth:`acquire` must then be called in that order (earlier locks may still be
-    held), :meth:`release` in any order. With locking off every call is a no-op.
+    :attr:`order` lists the paths in the order they must be locked: sorted by name.
+    The files of one call share their folder prefix (one mag, one dataset), so the
+    order is the same in every process, whatever spelling of the prefix it uses.
+    :meth:`acquire` must be called in that order (earlier locks may still be held),
+    :meth:`release` in any order and from any thread. A lock file is open only while
+    its lock is held. With locking off every call is a no-op.
     """
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.enabled = locking_enabled()
         self._mutex = threading.Lock()  # release() may run on another thread than acquire()
         self._fds: dict[str, int] = {}
-        self._held: set[str] = set()
-        self.order: list[str] = list(dict.fromkeys(paths))
-        if not self.enabled:
-            return
-        keys = {}
-        try:
-            for path in self.order:
-                fd = _open_lock(path)
-                self._fds[path] = fd
-                st = os.fstat(fd)
-                keys[path] = (st.st_dev, st.st_ino)
-        except BaseException:
-            self.close()
-            raise
-        self.order.sort(key=keys.__getitem__)
+        self.order: list[str] = sorted(set(paths))
 
     def acquire(self, path: str) -> None:
         if not self.enabled:
             return
         with self._mutex:
-            if path in self._held:
+            if path in self._fds:
                 return
-            fd = self._fds[path]
-        _flock(fd, path)
+        fd = _open_lock(path)
+        try:
+            _flock(fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
         with self._mutex:
-            self._held.add(path)
+            self._fds[path] = fd
 
     def release(self, path: str) -> None:
-        if not self.enabled:
-            return
         with self._mutex:
-            if path in self._held:
-                self._held.discard(path)
-                fcntl.flock(self._fds[path], fcntl.LOCK_UN)
+            fd = self._fds.pop(path, None)
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases its flock
 
     def close(self) -> None:
-        """Release every lock and close the lock files."""
+        """Release every lock still held."""
         with self._mutex:
             fds, self._fds = self._fds, {}
-            self._held.clear()
         for fd in fds.values():
-            os.close(fd)  # closing the only descriptor releases its flock
+            os.close(fd)
 
     def __enter__(self) -> "Locks":
         return self

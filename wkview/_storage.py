@@ -94,6 +94,9 @@ def _get_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+#: files one libwkw call (a z-slab) may span: it holds all their locks at once
+MAX_FILES_LOCKED = 256
+
 #: data files a store keeps open (with their parsed jump tables) for codec reads
 OPEN_FILES_CACHED = 64
 
@@ -477,8 +480,12 @@ class MagStore:
         compressed = self.is_compressed
         z_layers = (offset[2] + size[2] - 1) // edge - offset[2] // edge + 1
         enough_slabs = z_layers >= get_io_threads() or data.nbytes < PARALLEL_MIN_BYTES
+        files = 1
+        for i in range(3):
+            files *= (offset[i] + size[i] - 1) // edge - offset[i] // edge + 1
         if (
             enough_slabs
+            and files <= MAX_FILES_LOCKED * get_io_threads()  # a slab holds the locks of all its files
             and data.flags.f_contiguous
             and (not compressed or _core.is_aligned(offset, size, (edge,) * 3))
         ):
