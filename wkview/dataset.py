@@ -689,9 +689,11 @@ class MagView(View):
         In place, the files are compressed into a temporary sibling folder
         which then replaces the mag folder.
         """
-        if self._store.is_compressed:
-            return
         src = self._path
+        if self._store.is_compressed:
+            if target_path is None and repair.has_swap_leftovers(src):
+                repair.recover_mag_folder(src)  # the old raw folder of a killed compress()
+            return
         if target_path is not None:
             self._compress_files(Path(target_path))
             return
