@@ -187,8 +187,18 @@ def test_repair_rolls_back_an_unfinished_raw_write(tmp_path: Path) -> None:
             f.seek(16)
             f.write(b"\x55" * 300)
     assert Path(journal).exists()
-    assert remove_stale_temp_files(path) == [Path(journal)]
+    # and what writers killed at other moments leave: a journal never finished, an old
+    # file moved aside whose replacement was complete, a header work folder long gone stale
+    part = Path(target).with_name(".x1.wkw.undo.part")
+    part.write_bytes(b"WKV")
+    aside = Path(target).with_name(".x2.wkw.old")
+    aside.write_bytes(b"old")
+    header_work = path / "color" / "1" / ".header-abc.tmp"
+    header_work.mkdir()
+    os.utime(header_work, (0, 0))
+    assert remove_stale_temp_files(path) == sorted([Path(journal), part, aside, header_work])
     assert np.all(Dataset(path).get_layer("color").get_mag(1).read(size=(16, 16, 16)) == 3)
+    assert remove_stale_temp_files(path) == []
 
 
 # -- read-only files and full disks -----------------------------------------------------

@@ -324,13 +324,18 @@ def roll_back_raw(path: str) -> bool:
     """Undo the unfinished write of a dead writer to ``path`` (the caller holds the lock,
     or locking is off and this process writes alone). Returns True if there was one."""
     journal = undo_path(path)
+    found = False
     with contextlib.suppress(FileNotFoundError):
         os.unlink(journal + ".part")  # a journal never finished: the file was not touched yet
+        found = True
     try:
         with open(journal, "rb") as f:
             payload = f.read()
     except FileNotFoundError:
-        return False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(aside_path(path))  # killed after the write was complete, before this
+            found = True
+        return found
     if payload.startswith(_UNDO_ASIDE):
         if os.path.exists(aside_path(path)):
             os.replace(aside_path(path), path)

@@ -20,11 +20,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 from . import _durable
 
 __all__ = ["remove_stale_temp_files", "has_swap_leftovers", "recover_mag_folder", "recover_mag_folder_locked", "swap_in_mag_folder"]
+
+#: seconds after which a hidden header work folder of MagStore.create counts as stale
+HEADER_WORK_MAX_AGE = 600
 
 _COMPRESS_WORK = "-compress-"
 _COMPRESS_DONE = "-compressed"
@@ -83,12 +87,24 @@ def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
                 mags.add(mag)
         for mag in sorted(mags):
             removed.extend(recover_mag_folder(os.path.join(folder, mag)))
+        for name in list(dirs):
+            if name.startswith(".header-") and name.endswith(_durable.TEMP_SUFFIX):
+                full = os.path.join(folder, name)
+                # MagStore.create's work folder: it lives for milliseconds; an old one is stale
+                if time.time() - os.stat(full).st_mtime > HEADER_WORK_MAX_AGE:
+                    shutil.rmtree(full, ignore_errors=True)
+                    removed.append(Path(full))
+                dirs.remove(name)
         for name in files:
             full = os.path.join(folder, name)
-            if name.endswith(_durable.UNDO_SUFFIX) and name.startswith("."):
-                target = os.path.join(folder, name[1 : -len(_durable.UNDO_SUFFIX)])
-                with _durable.try_lock(target) as free:
-                    if free and _durable.roll_back_raw(target):
+            journal_target = None
+            if name.startswith("."):
+                for suffix in (_durable.UNDO_SUFFIX, _durable.UNDO_SUFFIX + ".part", ".old"):
+                    if name.endswith(suffix):
+                        journal_target = os.path.join(folder, name[1 : -len(suffix)])
+            if journal_target is not None:
+                with _durable.try_lock(journal_target) as free:
+                    if free and os.path.exists(full) and _durable.roll_back_raw(journal_target):
                         removed.append(Path(full))
                 continue
             target_name = _target_of_temp(name)
