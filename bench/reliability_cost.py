@@ -8,7 +8,9 @@ Workloads (the geometry of ``bench/compare.py``, LZ4HC, block_len 32, 2x2x2 file
 * ``small_edit``     one 8^3 write at (17, 45, 100) into the filled cube (a read-modify-write
                      of one file): per edit, ``--edits`` edits per round;
 * ``aligned_write``  the whole cube into a fresh mag (8 new files): per write;
-* ``small_reads``    32^3 reads at random offsets: per read (reads take no lock).
+* ``small_reads``    32^3 reads at random offsets: per read (reads take no lock);
+* ``raw_small_edit`` the 8^3 edit into a raw (uncompressed) copy of the cube, per edit;
+* ``raw_file_write`` one whole raw file (n/2 voxels per edge) overwritten.
 
 Settings: ``on`` (the default: locks and fsync), ``no-fsync``, ``no-locks``, ``off``
 (both off: the code before this issue did neither, except fsync of the properties file).
@@ -70,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         edit = geo.edit_data(data)
         reader = lib.small_reader(mag)
         offsets = geo.small_offsets
+        # the same cube in a raw (uncompressed) mag: libwkw writes in place, under an undo journal
+        raw = wkview.Dataset.create(root / "raw", scale=(1, 1, 1)).add_layer("color", "color").add_mag(
+            1, block_len=geo.block_len, file_len=geo.file_len
+        )
+        raw.write(data, offset=(0, 0, 0))
+        edge = geo.file_edge
+        one_file = np.asfortranarray(data[:edge, :edge, :edge])
         for r in range(args.rounds):
             for name in SETTINGS:
                 _apply(name)
@@ -80,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
                 chunk = offsets[(r * args.reads) % len(offsets) :][: args.reads]
                 elapsed = _timed(lambda: [reader(offset=o, size=geo.small_size) for o in chunk])
                 times.setdefault(("small_reads", name), []).append(elapsed / len(chunk))
+                # raw mag: the same small edits, and one whole file overwritten
+                per_edit = [_timed(lambda: raw.write(edit, offset=geo.unaligned_offset)) for _ in range(args.edits)]
+                times.setdefault(("raw_small_edit", name), []).extend(per_edit)
+                times.setdefault(("raw_file_write", name), []).append(_timed(lambda: raw.write(one_file, offset=(0, 0, 0))))
                 # aligned write into a fresh mag
                 target = lib.create_empty(root / f"aligned-{r}-{name}", geo)
                 times.setdefault(("aligned_write", name), []).append(_timed(lambda: lib.write_aligned(target, data)))
@@ -99,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'workload':<14}" + "".join(f"{name:>22}" for name in SETTINGS) + f"{'on/off best':>13}{'median':>8}"
     print(header)
     print("-" * len(header))
-    for workload in ("small_edit", "aligned_write", "small_reads"):
+    for workload in ("small_edit", "aligned_write", "small_reads", "raw_small_edit", "raw_file_write"):
         best = {name: min(times[(workload, name)]) for name in SETTINGS}
         median = {name: statistics.median(times[(workload, name)]) for name in SETTINGS}
-        unit, scale = ("ms", 1e3) if workload != "small_reads" else ("us", 1e6)
+        unit, scale = ("us", 1e6) if workload in ("small_reads", "raw_small_edit") else ("ms", 1e3)
         row = f"{workload:<14}" + "".join(
             f"{best[n] * scale:>9.2f} {unit} ({median[n] * scale:>7.2f})" for n in SETTINGS
         )

@@ -550,12 +550,8 @@ class MagStore:
                     journals.append(_durable.begin_raw_undo(path, self._undo_ranges(path, part) if exists else None))
                     self._checks.forget(path)
                 yield
-                folders = set()
                 for path in paths:
                     _durable.fsync_path(path)
-                    folders.add(os.path.dirname(path))
-                for folder in folders:
-                    _durable.fsync_folder(folder)
             except BaseException:
                 for path in paths[: len(journals)]:
                     with contextlib.suppress(OSError):
@@ -564,6 +560,10 @@ class MagStore:
                 raise
             for journal in journals:
                 _durable.end_raw_undo(journal)
+            # after the journals are gone: new files' names and the journals' removal are
+            # durable together (a journal that came back after a power loss would undo the write)
+            for folder in {os.path.dirname(path) for path in paths}:
+                _durable.fsync_folder(folder)
             for path in paths:
                 self._checks.forget(path)
 
