@@ -14,8 +14,8 @@ Workloads (the geometry of ``bench/compare.py``, LZ4HC, block_len 32, 2x2x2 file
 
 Settings: ``on`` (the default: locks and fsync), ``no-fsync``, ``no-locks``, ``off``
 (both off: the code before this issue did neither, except fsync of the properties file).
-The settings are interleaved round by round so that the load of the shared machine hits
-them alike; each cell is the best time, and the median in brackets. The data lives in ``$TMPDIR`` (a real
+The settings are interleaved round by round, each going first in turn, so that the load of
+the shared machine and the after-effects of the previous write hit them alike; each cell is the best time, and the median in brackets. The data lives in ``$TMPDIR`` (a real
 disk here: fsync waits for it).
 """
 
@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         raw.write(data, offset=(0, 0, 0))
         edge = geo.file_edge
         one_file = np.asfortranarray(data[:edge, :edge, :edge])
+        names = list(SETTINGS)
         for r in range(args.rounds):
-            for name in SETTINGS:
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # each goes first in turn
                 _apply(name)
                 # small edits (the same edit again and again: each one rewrites one file)
                 per_edit = [_timed(lambda: lib.write_unaligned(mag, edit, geo.unaligned_offset)) for _ in range(args.edits)]
