@@ -72,3 +72,14 @@ def run_compress(path: str, ready: Any) -> None:
     mag = Dataset(path).get_layer("color").get_mag(1)
     ready.set()
     mag.compress()
+
+
+def plane_writer(path: str, layers: list[str], boxes: list[tuple[tuple[int, int, int], tuple[int, int, int], int]], start: Any) -> None:
+    """Write boxes that span several files each (the locks of one call are taken together)."""
+    warnings.simplefilter("ignore", RuntimeWarning)
+    ds = Dataset(path)
+    mags = [ds.get_layer(name).get_mag(1) for name in layers]
+    start.wait()
+    for offset, size, value in boxes:
+        for mag in mags:
+            mag.write(np.full(size, value, dtype=np.uint16), offset=offset)

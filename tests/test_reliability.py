@@ -74,6 +74,45 @@ def test_racing_writers_lose_nothing_full(tmp_path: Path) -> None:
     _race(tmp_path, 200)
 
 
+def test_multi_file_writes_neither_deadlock_nor_lose(tmp_path: Path) -> None:
+    """4 processes write boxes spanning up to 4 files each (their locks taken in one order)
+    into the same files; each process owns every 4th z-plane, so all are kept."""
+    path = tmp_path / "ds"
+    ds = Dataset.create(path, scale=(1, 1, 1))
+    ds.add_layer("compressed", "color", dtype_per_channel="uint16").add_mag(1, block_len=8, file_len=4, compress=True)
+    ds.add_layer("raw", "color", dtype_per_channel="uint16").add_mag(1, block_len=8, file_len=4)
+    rng = np.random.default_rng(5)
+    plans = []
+    for p in range(4):
+        boxes = []
+        for k in range(30):
+            x, y = (int(v) for v in rng.integers(0, REGION - 40, 2))
+            z = int(rng.integers(0, REGION // 4)) * 4 + p
+            boxes.append(((x, y, z), (40, 40, 1), 1 + p * 100 + k))
+        plans.append(boxes)
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    workers = [ctx.Process(target=jobs.plane_writer, args=(str(path), ["compressed", "raw"], plans[p], start)) for p in range(4)]
+    for w in workers:
+        w.start()
+    start.set()
+    for w in workers:
+        w.join(120)
+    hung = [w for w in workers if w.is_alive()]
+    for w in hung:
+        w.kill()
+    assert not hung, "writers deadlocked"
+    assert [w.exitcode for w in workers] == [0] * 4
+    expected = np.zeros((REGION,) * 3, np.uint16)
+    for boxes in plans:
+        for (x, y, z), (sx, sy, sz), value in boxes:
+            expected[x : x + sx, y : y + sy, z : z + sz] = value
+    fresh = Dataset(path)
+    for name in ("compressed", "raw"):
+        stored = fresh.get_layer(name).get_mag(1).read_bbox(BoundingBox((0, 0, 0), (REGION,) * 3))[0]
+        assert np.array_equal(stored, expected), name
+
+
 # -- properties merge -------------------------------------------------------------------
 
 
