@@ -43,7 +43,12 @@ PROPS = "datasource-properties.json"
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file of a dataset but wkview's (empty, hidden) lock files."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
 
 
 def _copy(name: str, tmp_path: Path) -> Path:

@@ -680,7 +680,8 @@ def test_invalid_props_are_not_saved(tmp_path: Path, change: Any, pattern: str) 
     with pytest.raises(PropertiesError, match=pattern):
         save_properties(tmp_path, props)
     assert (tmp_path / PROPERTIES_FILE_NAME).read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == [PROPERTIES_FILE_NAME]
+    # the lock file (.datasource-properties.json.lock) stays; no temporary file does
+    assert sorted(n for n in os.listdir(tmp_path) if not n.endswith(".lock")) == [PROPERTIES_FILE_NAME]
 
 
 def test_save_needs_an_existing_folder(tmp_path: Path) -> None:
@@ -703,7 +704,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: p
         save_properties(tmp_path, props)
     monkeypatch.undo()
     assert (tmp_path / PROPERTIES_FILE_NAME).read_bytes() == before
-    assert os.listdir(tmp_path) == [PROPERTIES_FILE_NAME]
+    assert [n for n in os.listdir(tmp_path) if not n.endswith(".lock")] == [PROPERTIES_FILE_NAME]
 
 
 def test_saved_file_mode_is_a_normal_one(tmp_path: Path) -> None:
@@ -766,7 +767,7 @@ def test_concurrent_processes_never_corrupt_the_file(tmp_path: Path) -> None:
     assert loads > 0
     final = load_properties(tmp_path)
     assert final.extra["writer"] in {"a-24", "b-24"}
-    assert os.listdir(tmp_path) == [PROPERTIES_FILE_NAME]
+    assert [n for n in os.listdir(tmp_path) if not n.endswith(".lock")] == [PROPERTIES_FILE_NAME]
 
 
 def test_concurrent_threads_never_corrupt_the_file(tmp_path: Path) -> None:
@@ -801,7 +802,7 @@ def test_concurrent_threads_never_corrupt_the_file(tmp_path: Path) -> None:
     for t in readers:
         t.join()
     assert errors == []
-    assert os.listdir(tmp_path) == [PROPERTIES_FILE_NAME]
+    assert [n for n in os.listdir(tmp_path) if not n.endswith(".lock")] == [PROPERTIES_FILE_NAME]
 
 
 # -- dtypes -----------------------------------------------------------------------------

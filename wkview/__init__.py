@@ -38,6 +38,8 @@ from .view_configuration import DatasetViewConfiguration, LayerViewConfiguration
 from . import utils
 from .executors import JobError, JobTimeoutError, get_executor, run_jobs
 from ._storage import get_io_threads, set_io_threads
+from ._settings import fsync_enabled, locking_enabled, set_fsync, set_locking
+from . import repair
 
 __version__ = "0.1.0"
 
@@ -55,6 +57,11 @@ __all__ = [
     "run_jobs",
     "get_io_threads",
     "set_io_threads",
+    "set_locking",
+    "locking_enabled",
+    "set_fsync",
+    "fsync_enabled",
+    "repair",
     "JobError",
     "JobTimeoutError",
     "BoundingBox",

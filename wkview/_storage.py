@@ -9,19 +9,23 @@ compiled core; this module only fetches and stores.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shutil
 import struct
+import tempfile
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import wkw
 
-from . import _core, codec
+from . import _codec, _core, _durable, codec
+from ._settings import get_io_threads, set_io_threads_value
 from .errors import CorruptFileError, DatasetError, ShapeError
 
 __all__ = ["MagStore", "LIBWKW_MAX_COORD", "get_io_threads", "set_io_threads"]
@@ -66,40 +70,13 @@ def _check_level(level: Any) -> int:
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
-_io_threads: int | None = None
-
-
-def _default_io_threads() -> int:
-    env = os.environ.get("WKVIEW_IO_THREADS")
-    if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise ValueError(f"WKVIEW_IO_THREADS must be a positive int, got {env!r}") from None
-        if value > 0:
-            return value
-        raise ValueError(f"WKVIEW_IO_THREADS must be a positive int, got {env!r}")
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def get_io_threads() -> int:
-    """Threads used to read and write the files of one large box in parallel."""
-    global _io_threads
-    if _io_threads is None:
-        _io_threads = _default_io_threads()
-    return _io_threads
 
 
 def set_io_threads(threads: int | None) -> None:
     """Set the IO threads (None: the cores available, or ``WKVIEW_IO_THREADS``)."""
-    global _io_threads, _pool
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    global _pool
     with _pool_lock:
-        _io_threads = threads
+        set_io_threads_value(threads)
         old, _pool = _pool, None
     if old is not None:
         old.shutdown(wait=True)
@@ -116,6 +93,9 @@ def _get_pool() -> ThreadPoolExecutor:
             _pool_pid = os.getpid()
         return _pool
 
+
+#: files one libwkw call (a z-slab) may span: it holds all their locks at once
+MAX_FILES_LOCKED = 256
 
 #: data files a store keeps open (with their parsed jump tables) for codec reads
 OPEN_FILES_CACHED = 64
@@ -212,10 +192,14 @@ class _FileCheck:
         try:
             st = os.stat(path)
         except FileNotFoundError:
+            if _roll_back_dead_writer(path):  # a dead writer had moved the old file aside
+                return self.check(path, header)
             return False
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         if self._ok.get(path) == key:
             return True
+        if _roll_back_dead_writer(path):
+            return self.check(path, header)
         _validate_data_file(path, st.st_size, header)
         with self._lock:
             self._ok[path] = key
@@ -224,6 +208,15 @@ class _FileCheck:
     def forget(self, path: str) -> None:
         with self._lock:
             self._ok.pop(path, None)
+
+
+def _roll_back_dead_writer(path: str) -> bool:
+    """Roll back the unfinished in-place write of a killed writer (best effort: a reader
+    without write permission reads the file as it is)."""
+    try:
+        return _durable.roll_back_if_stale(path)
+    except OSError:
+        return False
 
 
 def _validate_data_file(path: str, file_size: int, header: wkw.Header) -> None:
@@ -299,10 +292,21 @@ class MagStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: wkw.Header) -> "MagStore":
-        """Create the mag folder and its ``header.wkw``."""
+        """Create the mag folder and its ``header.wkw``.
+
+        The header is written in a hidden folder inside the mag folder and renamed into
+        place (fsynced), so a writer killed here leaves no partial ``header.wkw``.
+        """
         path = Path(path)
-        handle = wkw.Dataset.create(str(path), header)
-        handle.close()
+        _durable.makedirs_durable(str(path))
+        work = tempfile.mkdtemp(prefix=".header-", suffix=_durable.TEMP_SUFFIX, dir=path)
+        try:
+            wkw.Dataset.create(work, header).close()
+            _durable.fsync_path(os.path.join(work, "header.wkw"))
+            os.replace(os.path.join(work, "header.wkw"), path / "header.wkw")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        _durable.fsync_folder(path)
         return cls(path, header)
 
     def _read_header(self) -> wkw.Header:
@@ -476,8 +480,12 @@ class MagStore:
         compressed = self.is_compressed
         z_layers = (offset[2] + size[2] - 1) // edge - offset[2] // edge + 1
         enough_slabs = z_layers >= get_io_threads() or data.nbytes < PARALLEL_MIN_BYTES
+        files = 1
+        for i in range(3):
+            files *= (offset[i] + size[i] - 1) // edge - offset[i] // edge + 1
         if (
             enough_slabs
+            and files <= MAX_FILES_LOCKED * get_io_threads()  # a slab holds the locks of all its files
             and data.flags.f_contiguous
             and (not compressed or _core.is_aligned(offset, size, (edge,) * 3))
         ):
@@ -491,7 +499,10 @@ class MagStore:
             def write_slab(slab: tuple[int, int]) -> None:
                 z, depth = slab
                 lo = z - offset[2]
-                _write_from(handle, (offset[0], offset[1], z), data[:, :, :, lo : lo + depth])
+                at = (offset[0], offset[1], z)
+                parts = list(_core.project_box(at, (size[0], size[1], depth), (edge, edge, edge)))
+                with self._guard(parts):
+                    _write_from(handle, at, data[:, :, :, lo : lo + depth])
 
             _run_all(write_slab, slabs, data.nbytes)
             return
@@ -502,19 +513,79 @@ class MagStore:
             sx, sy, sz = part.size
             piece = data[:, ax : ax + sx, ay : ay + sy, az : az + sz]
             file_offset = (part.index[0] * edge, part.index[1] * edge, part.index[2] * edge)
-            if part.full:
-                handle.write(file_offset, piece)
-                return
-            exists = self._checks.check(self.file_path(part.index), self.header)
-            if not compressed:
-                lo = tuple(file_offset[i] + part.local_offset[i] for i in range(3))
-                handle.write(lo, piece)
-                return
-            existing = handle.read(file_offset, (edge, edge, edge)) if exists else None
-            merged = _core.merge_into(existing, piece, part.local_offset, (edge, edge, edge), self.dtype)
-            handle.write(file_offset, merged)
+            with self._guard([part]):
+                if part.full:
+                    handle.write(file_offset, piece)
+                    return
+                exists = self._checks.check(self.file_path(part.index), self.header)
+                if not compressed:
+                    lo = tuple(file_offset[i] + part.local_offset[i] for i in range(3))
+                    handle.write(lo, piece)
+                    return
+                existing = handle.read(file_offset, (edge, edge, edge)) if exists else None
+                merged = _core.merge_into(existing, piece, part.local_offset, (edge, edge, edge), self.dtype)
+                handle.write(file_offset, merged)
 
         _run_all(write_part, parts, data.nbytes)
+
+    # -- safe in-place writes through libwkw ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _guard(self, parts: list[Any]) -> Iterator[None]:
+        """Lock the files of ``parts`` (one libwkw call's) for the write in the block.
+
+        Under the locks: a dead writer's unfinished write is rolled back, and what this
+        write will overwrite is saved in an undo journal (see :mod:`wkview._durable`).
+        After the write the files are fsynced, then the journals removed; a failed write
+        (a full disk, ...) is rolled back, so the old files stay as they were.
+        """
+        paths = [self.file_path(part.index) for part in parts]
+        with _durable.locked(paths):
+            journals = []
+            try:
+                for part, path in zip(parts, paths):
+                    _durable.roll_back_raw(path)
+                    self._checks.forget(path)
+                    exists = self._checks.check(path, self.header)
+                    journals.append(_durable.begin_raw_undo(path, self._undo_ranges(path, part) if exists else None))
+                    self._checks.forget(path)
+                yield
+                for path in paths:
+                    _durable.fsync_path(path)
+            except BaseException:
+                for path in paths[: len(journals)]:
+                    with contextlib.suppress(OSError):
+                        _durable.roll_back_raw(path)
+                    self._checks.forget(path)
+                raise
+            for journal in journals:
+                _durable.end_raw_undo(journal)
+            # after the journals are gone: new files' names and the journals' removal are
+            # durable together (a journal that came back after a power loss would undo the write)
+            for folder in {os.path.dirname(path) for path in paths}:
+                _durable.fsync_folder(folder)
+            for path in paths:
+                self._checks.forget(path)
+
+    def _undo_ranges(self, path: str, part: Any) -> Any:
+        """Byte ranges of ``path`` a write of ``part`` may change (``"aside"``: all of it)."""
+        if part.full:
+            return "aside"
+        if self.is_compressed:  # libwkw rewrites the whole (compressed) file
+            return [(0, os.stat(path).st_size)]
+        with open(path, "rb") as f:
+            found = codec.parse_header(f.read(codec.HEADER_SIZE), path)
+        block_bytes = found.block_len**3 * found.voxel_size
+        indices = sorted(int(i) for i in _codec.block_pieces(*part.local_offset, *part.size, found.block_len)[:, 0])
+        ranges: list[tuple[int, int]] = [(0, codec.HEADER_SIZE)]
+        for index in indices:
+            start = found.data_offset + index * block_bytes
+            last = ranges[-1]
+            if last[0] + last[1] == start:
+                ranges[-1] = (last[0], last[1] + block_bytes)
+            else:
+                ranges.append((start, block_bytes))
+        return ranges
 
     # -- wkview's own codec for compressed files ------------------------------------------
 

@@ -19,6 +19,7 @@ file (``0 <= c < file_len * block_len``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import struct
 import tempfile
@@ -31,7 +32,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import _codec
+from . import _codec, _durable
+from ._settings import fsync_enabled, get_io_threads
 from .errors import CorruptFileError
 
 __all__ = [
@@ -347,8 +349,6 @@ _pool_pid = -1
 
 
 def _default_threads() -> int:
-    from ._storage import get_io_threads  # late: _storage imports this module
-
     return get_io_threads()
 
 
@@ -679,6 +679,18 @@ def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, pos: int) -> None
         view, pos = view[done:], pos + done
 
 
+def _disk_error(exc: OSError, paths: Sequence[str]) -> OSError:
+    """A clear error for a write that ran out of space or quota (the old files are unchanged)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # pragma: no branch
+        names = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        return OSError(
+            exc.errno,
+            f"{exc.strerror} while writing {names}: nothing was replaced, the old files are "
+            "unchanged and the temporary files removed",
+        )
+    return exc
+
+
 _zero_blocks: dict[tuple[int, int, int], bytes] = {}
 
 
@@ -706,8 +718,8 @@ class _NewFile:
         self.merged: list[int] = []
         self.copied = 0
         folder = os.path.dirname(path) or "."
-        os.makedirs(folder, exist_ok=True)
-        self.fd, self.tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        _durable.makedirs_durable(folder)
+        self.fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=_durable.temp_prefix(path), suffix=_durable.TEMP_SUFFIX)
         try:
             os.fchmod(self.fd, (os.fstat(old.fd).st_mode & 0o7777) if old is not None else _FILE_MODE)
         except BaseException:
@@ -754,14 +766,25 @@ class _NewFile:
         self.lengths[indices] = lengths
         self.encoded += len(indices)
 
-    def finish(self) -> WriteStats:
+    def complete(self) -> None:
+        """Write the untouched blocks after the last touched one, the header and the jump table."""
         self.fill_untouched(self.layout.num_blocks)
         ends = _codec.block_ends(self.lengths, self.layout.data_offset)
         _pwrite_all(self.fd, self.layout.file_header().pack() + ends.astype("<u8").tobytes(), 0)
+
+    def commit(self) -> WriteStats:
+        """fsync the complete new file (unless fsync is off) and rename it over the old one."""
+        _durable.fsync_fd(self.fd)  # the new bytes are on disk before the name points at them
         os.close(self.fd)
         self.fd = -1
         os.replace(self.tmp, self.path)
         return WriteStats(self.path, self.encoded, tuple(self.merged), self.copied, self.pos)
+
+    def finish(self) -> WriteStats:
+        self.complete()
+        stats = self.commit()
+        _durable.fsync_folder(os.path.dirname(self.path) or ".")
+        return stats
 
     def abort(self) -> None:
         if self.fd >= 0:
@@ -845,9 +868,17 @@ def write_boxes(
     per_task = _blocks_per_task(total_blocks, layout.block_bytes, threads)
     opened: list[_NewFile] = []
     remaining: dict[_NewFile, int] = {}  # tasks of each file not yet written out
+    # each file is locked from before its old version is read until its new one is renamed
+    # into place; files are taken in the locks' global order, so two writers never deadlock
+    locks = _durable.Locks(path for path, _, _ in jobs)
+    rank = {path: i for i, path in enumerate(locks.order)}
+    jobs.sort(key=lambda job: rank[job[0]])
 
     def tasks() -> Iterator[Callable[[], Any]]:
         for path, pieces, data in jobs:
+            locks.acquire(path)
+            if locks.enabled:  # under the lock: temporary files of this path are a dead writer's
+                _durable.remove_stale_temps_locked(path)
             old = None
             if len(pieces) < layout.num_blocks or not pieces[:, P_FULL].all():
                 try:
@@ -868,6 +899,15 @@ def write_boxes(
             for part in parts:
                 yield _encode_task(new, part, data)
 
+    def commit(new: _NewFile) -> WriteStats:
+        stats = new.commit()
+        locks.release(new.path)
+        return stats
+
+    # with fsync on, a finished file is fsynced and renamed on a thread of its own while
+    # the next files are encoded and written (the disk flush overlaps the encoding)
+    committer = ThreadPoolExecutor(1, thread_name_prefix="wkview-commit") if fsync_enabled() and len(jobs) > 1 else None
+    pending: list[Future[WriteStats]] = []
     stats: list[WriteStats] = []
     try:
         # closing(): every task has ended before a failure closes the files they read
@@ -876,15 +916,33 @@ def write_boxes(
                 new.append(indices, encoded, lengths)
                 remaining[new] -= 1
                 if remaining[new] == 0:
-                    stats.append(new.finish())
+                    new.complete()
                     if new.old is not None:
                         new.old.close()
-    except BaseException:
+                    if committer is not None:
+                        pending.append(committer.submit(commit, new))
+                    else:
+                        stats.append(commit(new))
+        for future in pending:
+            stats.append(future.result())
+        for folder in sorted({os.path.dirname(s.path) or "." for s in stats}):
+            _durable.fsync_folder(folder)
+    except BaseException as exc:
+        for future in pending:  # no commit may still use a file that is aborted below
+            with contextlib.suppress(BaseException):
+                future.result()
         for new in opened:
             new.abort()
             if new.old is not None:
                 new.old.close()
+        locks.close()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _disk_error(exc, locks.order) from exc
         raise
+    finally:
+        if committer is not None:
+            committer.shutdown(wait=True)
+    locks.close()
     return stats
 
 

@@ -35,11 +35,11 @@ import numpy as np
 import wkw
 
 from . import properties as props
-from . import pyramid
+from . import pyramid, repair
 from ._storage import MagStore, _check_level
 from .dataset import Dataset
 from .downsampling import resolve_mode
-from .errors import DatasetError, SourceError, TargetExistsError
+from .errors import TargetExistsError
 from .executors import run_jobs, runs_here
 from .geometry import BoundingBox, Mag
 from .sources import RawVolume, VolumeSource, open_source
@@ -196,9 +196,8 @@ def _remove(path: Path) -> None:
 
 def _fresh_or_resumed_mag(path: Path, header: wkw.Header, resumed: bool) -> MagStore:
     if resumed and (path / "header.wkw").is_file():
-        # temporary files of writes the interruption cut off: the batch is written again whole
-        for stray in path.rglob(".*.tmp"):
-            stray.unlink(missing_ok=True)
+        # leftovers of writes the interruption cut off: the batch is written again whole
+        repair.remove_stale_temp_files(path)
         store = MagStore(path)
         h = store.header
         if (h.block_len, h.file_len, h.block_type, h.num_channels, np.dtype(h.voxel_type)) == (

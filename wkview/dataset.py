@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -19,7 +18,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import wkw
 
-from . import properties as props
+from . import _durable, _properties_merge, compression, properties as props, repair
 from ._storage import MagStore, _FileCheck
 from .copying import DatasetCopyMixin, LayerCopyMixin, is_inside as _is_inside
 from .errors import DatasetError, DTypeError, LayerLookupError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
@@ -75,6 +74,7 @@ class Dataset(DatasetCopyMixin):
                 f"{self.path} is not a WKW dataset: {props.PROPERTIES_FILE_NAME} is missing"
             )
         self._properties = props.load_properties(self.path)
+        self._seen = _properties_merge.snapshot(self._properties)  # base of the merge on save
         self._layers: dict[str, Layer] = {}
         for layer_props in self._properties.layers:
             self._layers[layer_props.name] = _layer_class(layer_props.category)(self, layer_props)
@@ -150,7 +150,25 @@ class Dataset(DatasetCopyMixin):
         return dict(self._layers)
 
     def _save_properties(self) -> None:
-        props.save_properties(self.path, self._properties)
+        """Store this process's changes, merged with the file as other processes left it
+        (under the properties file's lock; see :mod:`wkview._properties_merge`)."""
+        changed: list[str] = []
+
+        def apply(current: Optional[props.DatasetProperties]) -> props.DatasetProperties:
+            if current is not None:
+                changed.extend(_properties_merge.merge(self._seen, self._properties, current))
+            return self._properties
+
+        props.update_properties(self.path, apply)
+        self._seen = _properties_merge.snapshot(self._properties)
+        for name in changed:  # layers and mags other processes added or deleted
+            layer_props = next((lp for lp in self._properties.layers if lp.name == name), None)
+            if layer_props is None:
+                self._layers.pop(name, None)
+            elif name not in self._layers or self._layers[name]._properties is not layer_props:
+                self._layers[name] = _layer_class(layer_props.category)(self, layer_props)
+            else:
+                self._layers[name]._mags = None  # rebuilt from the merged mag list on next use
 
     # -- layers -----------------------------------------------------------------------------
 
@@ -565,6 +583,8 @@ class MagView(View):
         self._layer = layer
         self._mag_props = mag_properties
         path = layer.dataset.path / mag_properties.path
+        if not (path / "header.wkw").exists() and repair.has_swap_leftovers(path):
+            repair.recover_mag_folder(path)  # a compress() killed half-way
         store = MagStore(path)
         # a mag folder that resolves outside the dataset (a symlink to another dataset) is
         # read-only here: wkview never writes outside the dataset folder
@@ -672,17 +692,40 @@ class MagView(View):
         for index in self._store.list_files():
             yield BoundingBox._trusted((index[0] * edge, index[1] * edge, index[2] * edge), (edge, edge, edge))
 
-    def compress(self, target_path: Optional[PathLike] = None) -> None:
+    def compress(
+        self,
+        target_path: Optional[PathLike] = None,
+        *,
+        level: Optional[int] = None,
+        executor: Any = None,
+        progress: Optional[bool] = None,
+    ) -> Optional[compression.CompressStats]:
         """Convert this raw mag to LZ4HC, in place or into ``target_path``.
 
-        In place, the files are compressed into a temporary sibling folder
-        which then replaces the mag folder.
+        In place (see :mod:`wkview.compression`), each file is encoded at ``level``
+        (default 4) on a job of ``executor`` and renamed over the raw one, and
+        ``header.wkw`` switches last: every file stays whole, and after a kill a
+        second call finishes the job. No other process may write to the mag meanwhile.
+        Returns what was done in place (None into ``target_path``).
         """
-        if self._store.is_compressed:
-            return
         src = self._path
-        in_place = target_path is None
-        dst = Path(tempfile.mkdtemp(prefix=f".{src.name}-compress-", dir=src.parent)) if in_place else Path(target_path)
+        if self._read_only:
+            raise ReadOnlyError(f"cannot compress {src}: it lies outside the dataset folder")
+        if target_path is not None:
+            if not self._store.is_compressed:
+                self._compress_files(Path(target_path))
+            return None
+        if repair.has_swap_leftovers(src):
+            repair.recover_mag_folder(src)  # folders of a killed compress() of older wkview versions
+        stats = compression.compress_in_place(
+            self._store, level, executor, progress=progress, desc=f"compress {self._layer.name}/{self.name}"
+        )
+        self._store = MagStore(src)
+        self._header = self._store.header
+        return stats
+
+    def _compress_files(self, dst: Path) -> None:
+        src = self._path
         header = wkw.Header(
             voxel_type=self._header.voxel_type,
             num_channels=self._header.num_channels,
@@ -693,17 +736,12 @@ class MagView(View):
         MagStore.create(dst, header)
         for index in self._store.list_files():
             rel = Path(f"z{index[2]}") / f"y{index[1]}" / f"x{index[0]}.wkw"
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            _durable.makedirs_durable(str((dst / rel).parent))
             self._store._checks.check(str(src / rel), self._header)
             wkw.File.compress(str(src / rel), str(dst / rel))
-        if in_place:
-            self._store.close()
-            backup = src.with_name(f".{src.name}-raw-old")
-            os.replace(src, backup)
-            os.replace(dst, src)
-            shutil.rmtree(backup)
-            self._store = MagStore(src)
-            self._header = self._store.header
+            _durable.fsync_path(str(dst / rel))
+        for folder in {str((dst / Path(f"z{i[2]}") / f"y{i[1]}")) for i in self._store.list_files()}:
+            _durable.fsync_folder(folder)
 
     def __repr__(self) -> str:
         return f"MagView(layer={self._layer.name!r}, mag={self.mag})"

@@ -65,8 +65,9 @@ Safety:
 * :func:`save_properties` serialises everything in memory first, writes a
   uniquely named temp file in the dataset folder, flushes and fsyncs it and
   renames it over the old file with :func:`os.replace`. Readers therefore see
-  the old or the new file, never a partial one, also with concurrent writers
-  (the last rename wins). Nothing is written outside the dataset folder (a
+  the old or the new file, never a partial one. Writers hold the file's
+  cross-process lock; :func:`update_properties` re-reads the file under it so
+  that concurrent changes merge instead of the last rename winning. Nothing is written outside the dataset folder (a
   symlinked properties file is replaced, not written through).
 * Layers with a ``dataFormat`` other than ``"wkw"`` (zarr, zarr3, n5,
   neuroglancerPrecomputed, ...) are loaded and listed; their mag list is not
@@ -77,6 +78,7 @@ Safety:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -87,10 +89,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from . import _durable
+from ._settings import locking_enabled
 from .errors import DatasetError, NotADatasetError, PropertiesError
 from .geometry import BoundingBox, Mag
 from .dtypes import (  # re-exported: the dtype functions used to live here
@@ -107,6 +111,7 @@ __all__ = [
     "DatasetProperties",
     "load_properties",
     "save_properties",
+    "update_properties",
     "dtype_per_channel_from_element_class",
     "element_class_from_dtype",
     "dtype_per_layer_to_dtype_per_channel",
@@ -136,6 +141,12 @@ _BIGINT_VALUE = "bigint"
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 _MISSING = object()
+
+# Limits of what a WKW dataset can hold: libwkw addresses voxels with uint32 coordinates,
+# block_len and file_len are at most 1024, mags are powers of two.
+_MAX_COORD = 2**32
+_MAX_CUBE_LENGTH = 2**20
+_MAX_MAG = 2**31
 
 
 # -- data model -------------------------------------------------------------------
@@ -515,13 +526,17 @@ def _parse_bbox(value: Any, where: str, r: _Reader) -> BoundingBox:
     top_left = r.require(box, "topLeft", where)
     if not isinstance(top_left, list) or len(top_left) != 3 or not all(_is_int(v) for v in top_left):
         raise r.error(f"{where}.topLeft", f"must be a list of 3 ints, got {top_left!r}")
+    if not all(0 <= v < _MAX_COORD for v in top_left):
+        raise r.error(f"{where}.topLeft", f"must lie in 0 to 2**32 - 1 (WKW's voxel range), got {top_left!r}")
     size = []
-    for key in ("width", "height", "depth"):
+    for axis, key in enumerate(("width", "height", "depth")):
         v = r.require(box, key, where)
         if not _is_int(v):
             raise r.error(f"{where}.{key}", f"must be an int, got {v!r}")
         if v < 0:
             raise r.error(f"{where}.{key}", f"must not be negative, got {v}")
+        if top_left[axis] + v > _MAX_COORD:
+            raise r.error(f"{where}.{key}", f"reaches past voxel 2**32 (WKW's voxel range): {v} from {top_left[axis]}")
         size.append(v)
     return BoundingBox(top_left, size)
 
@@ -531,11 +546,13 @@ def _parse_segment_id(value: Any, where: str, r: _Reader) -> int | None:
         return None
     if isinstance(value, dict) and value.get(_BIGINT_KEY) == _BIGINT_VALUE:
         digits = value.get("value")
-        if isinstance(digits, str) and re.fullmatch(r"-?[0-9]+", digits):
+        if isinstance(digits, str) and re.fullmatch(r"-?[0-9]{1,20}", digits) and -1 <= int(digits) < 2**64:
             return int(digits)
         raise r.error(where, f"bigint envelope without a decimal string value: {value!r}")
     if not _is_int(value):
         raise r.error(where, f"must be an int, got {value!r}")
+    if not -1 <= value < 2**64:
+        raise r.error(where, f"must lie in -1 to 2**64 - 1, got {value}")
     return value
 
 
@@ -643,9 +660,11 @@ def _parse_mag(value: Any, where: str, key: str, layer_name: str, r: _Reader) ->
         mag = Mag(raw_mag)
     except (TypeError, ValueError) as exc:
         raise r.error(f"{where}.{mag_key}", str(exc)) from None
+    if max(mag.to_list()) > _MAX_MAG:
+        raise r.error(f"{where}.{mag_key}", f"components must be at most 2**31, got {raw_mag!r}")
     cube_length = entry.get("cubeLength")
-    if cube_length is not None and (not _is_int(cube_length) or cube_length < 1):
-        raise r.error(f"{where}.cubeLength", f"must be a positive int, got {cube_length!r}")
+    if cube_length is not None and (not _is_int(cube_length) or not 1 <= cube_length <= _MAX_CUBE_LENGTH):
+        raise r.error(f"{where}.cubeLength", f"must be a positive int up to 2**20 (1024 x 1024), got {cube_length!r}")
     if "path" in entry:
         try:
             path = _normalize_mag_path(entry["path"], r.allow_external)
@@ -724,13 +743,68 @@ def save_properties(
     file = folder / PROPERTIES_FILE_NAME
     if not folder.is_dir():
         raise NotADatasetError(f"cannot save {PROPERTIES_FILE_NAME}: {folder} is not an existing folder")
+    data = _serialise(file, folder, props, allow_external_paths)
+    with _durable.locked([str(file)]):
+        _atomic_write(file, data)
+
+
+def _serialise(file: Path, folder: Path, props: DatasetProperties, allow_external_paths: bool) -> bytes:
     w = _Writer(file, folder, allow_external_paths)
     doc = _dump_dataset(props, w)
     try:
         text = json.dumps(doc, indent=4, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise w.error("(document)", f"an extra field is not JSON-serialisable: {exc}") from None
-    _atomic_write(file, text.encode("utf-8"))
+    return text.encode("utf-8")
+
+
+def update_properties(
+    dataset_path: str | os.PathLike,
+    change: Callable[[DatasetProperties | None], DatasetProperties],
+    *,
+    allow_external_paths: bool = False,
+) -> DatasetProperties:
+    """Read-modify-write ``datasource-properties.json`` under its cross-process lock.
+
+    Under the lock (``.datasource-properties.json.lock``), the file is read as it is
+    now, ``change`` gets it (None when there is none or locking is off, for a process
+    that writes alone) and returns what to store, which is validated and replaced
+    atomically. So changes of concurrent processes that each apply theirs to the
+    fresh file all survive. Stale temporary files of a killed writer are removed.
+
+    Parameters
+    ----------
+    dataset_path : str or os.PathLike
+        The dataset folder; it must exist.
+    change : callable
+        ``change(current) -> DatasetProperties``.
+    allow_external_paths : bool, optional
+        As for :func:`save_properties`.
+
+    Returns
+    -------
+    DatasetProperties
+        What was written.
+
+    Raises
+    ------
+    NotADatasetError, PropertiesError
+        As :func:`load_properties` and :func:`save_properties`; nothing is written.
+    """
+    folder = Path(dataset_path)
+    file = folder / PROPERTIES_FILE_NAME
+    if not folder.is_dir():
+        raise NotADatasetError(f"cannot save {PROPERTIES_FILE_NAME}: {folder} is not an existing folder")
+    locking = locking_enabled()
+    with _durable.locked([str(file)]):
+        current = None
+        if locking:
+            _durable.remove_stale_temps_locked(str(file))
+            if file.exists():
+                current = load_properties(folder, allow_external_paths=allow_external_paths)
+        result = change(current)
+        _atomic_write(file, _serialise(file, folder, result, allow_external_paths))
+    return result
 
 
 def _dump_dataset(props: DatasetProperties, w: _Writer) -> dict:
@@ -938,22 +1012,34 @@ def _new_file_mode(file: Path) -> int:
 
 
 def _atomic_write(file: Path, data: bytes) -> None:
-    """Write ``data`` to ``file`` via a temp file in the same folder and an atomic rename."""
+    """Write ``data`` to ``file`` via a temp file in the same folder and an atomic rename.
+
+    The temp file is fsynced before the rename and the folder after it (unless fsync is
+    off, ``WKVIEW_FSYNC=0``); on any error (a full disk, no permission) the old file is
+    untouched and the temp file removed.
+    """
     folder = file.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{file.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{file.name}.", suffix=".tmp")
+    except PermissionError as exc:
+        raise PermissionError(exc.errno, f"cannot write {file}: no write permission in {folder}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            _durable.fsync_fd(f.fileno())
         with contextlib.suppress(OSError):  # mkstemp creates 0600; match a normal file
             os.chmod(tmp, _new_file_mode(file))
         _replace(tmp, file)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(
+                exc.errno, f"{exc.strerror} while writing {file}: the old file is unchanged"
+            ) from exc
         raise
-    _fsync_folder(folder)
+    _durable.fsync_folder(folder)
 
 
 def _replace(tmp: str, file: Path) -> None:
@@ -970,16 +1056,5 @@ def _replace(tmp: str, file: Path) -> None:
 
 
 def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX); best effort."""
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Make the rename durable (POSIX), unless fsync is off."""
+    _durable.fsync_folder(folder)

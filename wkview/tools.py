@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import functools
 import os
-import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import wkw
 
 from . import codec
-from ._storage import MagStore, _check_level
+from . import repair as _repair
+from ._storage import MagStore
 from .dataset import Dataset, Layer, MagView
 from .errors import CorruptFileError, DatasetError, ShapeError
 from .executors import run_jobs
@@ -106,48 +106,6 @@ class CompressResult:
     bytes_after: int
 
 
-def _compressed_header(header: wkw.Header) -> wkw.Header:
-    return wkw.Header(
-        voxel_type=header.voxel_type,
-        num_channels=header.num_channels,
-        block_len=header.block_len,
-        file_len=header.file_len,
-        block_type=wkw.Header.BLOCK_TYPE_LZ4HC,
-    )
-
-
-def _file_block_type(path: str) -> int:
-    with open(path, "rb") as f:
-        raw = f.read(codec.HEADER_SIZE)
-    return codec.parse_header(raw, path).block_type
-
-
-def _compress_file(raw: MagStore, packed: MagStore, level: int, index: tuple[int, int, int]) -> tuple[int, int]:
-    """Replace one raw file by its LZ4HC encoding (atomic rename); returns (bytes before, after)."""
-    path = raw.file_path(index)
-    before = os.path.getsize(path)
-    if _file_block_type(path) != wkw.Header.BLOCK_TYPE_RAW:  # done by an earlier, interrupted run
-        return before, before
-    edge = raw.file_edge
-    offset = (index[0] * edge, index[1] * edge, index[2] * edge)
-    data = raw.read(offset, (edge, edge, edge))
-    packed.write(offset, data, level)
-    return before, os.path.getsize(path)
-
-
-def _write_mag_header(folder: Path, header: wkw.Header) -> None:
-    """Replace ``header.wkw`` atomically (temp file, fsync, rename)."""
-    layout = codec.as_layout(header)
-    fh = layout.file_header()
-    packed = codec.FileHeader(fh.block_len, fh.file_len, fh.block_type, fh.voxel_type, fh.voxel_size, 0).pack()
-    tmp = folder / ".header.wkw.tmp"
-    with open(tmp, "wb") as f:
-        f.write(packed)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / "header.wkw")
-
-
 def compress_dataset(
     dataset: Union[PathLike, Dataset],
     *,
@@ -159,43 +117,20 @@ def compress_dataset(
 ) -> list[CompressResult]:
     """Compress the raw mags of a dataset in place with LZ4HC (level ``level``, default 4).
 
-    Each data file is encoded on a job and renamed over the raw one, so every file
-    is always whole (raw or compressed: libwkw and wkview read both in one mag);
-    ``header.wkw`` is switched to LZ4HC after the last file. An interrupted run,
-    started again, skips the files already compressed and finishes the job.
-    Mags that are compressed already are left as they are. No other process may
-    write to the mags while they are compressed.
+    Each mag through :meth:`wkview.MagView.compress`: every file replaced atomically
+    by its compressed version on a job, ``header.wkw`` last; an interrupted run,
+    started again, finishes the job. Mags that are compressed already are left as
+    they are. No other process may write to the mags meanwhile.
     """
     ds = open_dataset(dataset)
-    lvl = 4 if level is None else _check_level(level)
     results = []
     for lay in _wkw_layers(ds, layer):
         views = [lay.get_mag(mag)] if mag is not None else list(lay.mags.values())
         for view in views:
-            if view.read_only:
-                raise DatasetError(f"cannot compress {view.path}: it lies outside the dataset folder")
-            raw = view._store
-            if raw.is_compressed:
+            if view._store.is_compressed:
                 continue
-            packed = MagStore(view.path, _compressed_header(raw.header), codec="wkview")
-            # temporary files of an interrupted run (compress needs the mag to itself)
-            for stray in _stray_files(view.path):
-                stray.unlink(missing_ok=True)
-            files = raw.list_files()
-            sizes = run_jobs(
-                functools.partial(_compress_file, raw, packed, lvl),
-                files,
-                executor,
-                progress=progress,
-                desc=f"compress {lay.name}/{view.name}",
-                unit="file",
-                describe=lambda index, r=raw: r.file_path(index),
-            )
-            _write_mag_header(view.path, packed.header)
-            raw.close()
-            results.append(
-                CompressResult(lay.name, view.name, len(files), sum(s[0] for s in sizes), sum(s[1] for s in sizes))
-            )
+            stats = view.compress(level=level, executor=executor, progress=progress)
+            results.append(CompressResult(lay.name, view.name, *(stats or (0, 0, 0))))
     return results
 
 
@@ -499,11 +434,15 @@ def _verify_file(store: MagStore, index: tuple[int, int, int]) -> Optional[str]:
     return None
 
 
-def _stray_files(folder: Path) -> Iterator[Path]:
-    """Temporary files that writers killed between writing and renaming left behind."""
-    for root, _, names in os.walk(folder):
-        for name in names:
-            if name.startswith(".") and name.endswith(".tmp"):
+#: Name endings of what killed writers leave: temporary files and raw undo journals.
+_LEFTOVER_SUFFIXES = (".tmp", ".undo", ".undo.part", ".old")
+
+
+def _leftovers(folder: Path) -> Iterator[Path]:
+    """Hidden files that killed writers left behind (lock files are not leftovers)."""
+    for root, dirs, names in os.walk(folder):
+        for name in names + [d for d in dirs if d.endswith(".tmp")]:
+            if name.startswith(".") and name.endswith(_LEFTOVER_SUFFIXES):
                 yield Path(root) / name
 
 
@@ -518,12 +457,19 @@ def verify_dataset(
     """Check every data file of the WKW layers: header, jump table, and every block
     decoded once. Returns what is damaged (an empty list: all sound).
 
-    Temporary files left by killed writers are listed too; ``repair=True`` removes
-    them (damaged data files are never removed: they are reported).
+    Leftovers of killed writers (temporary files, undo journals of raw writes) are
+    listed too; ``repair=True`` first cleans them up with
+    :func:`wkview.repair.remove_stale_temp_files` (rolling back unfinished raw writes)
+    and lists what it removed as repaired. Damaged data files are never removed.
     """
     ds = open_dataset(dataset)
     damage: list[Damage] = []
-    for lay in _wkw_layers(ds, layer):
+    layers = _wkw_layers(ds, layer)
+    if repair:
+        for lay in layers:
+            for removed in _repair.remove_stale_temp_files(lay.path):
+                damage.append(Damage(str(removed), "left by an interrupted write", repaired=True))
+    for lay in layers:
         for mag, view in sorted(lay.mags.items()):
             store = view._store
             files = store.list_files()
@@ -536,8 +482,5 @@ def verify_dataset(
                 unit="file",
             )
             damage += [Damage(store.file_path(i), r) for i, r in zip(files, reasons) if r is not None]
-            for stray in _stray_files(view.path):
-                if repair:
-                    stray.unlink(missing_ok=True)
-                damage.append(Damage(str(stray), "temporary file of an interrupted write", repaired=repair))
+            damage += [Damage(str(p), "left by an interrupted write") for p in _leftovers(view.path)]
     return damage
