@@ -568,6 +568,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except WkviewError as exc:  # e.g. NotADatasetError, PropertiesError (DatasetError is a ValueError)
         typer.echo(f"{where}: error: {exc}", err=True)
         return 2
+    except OSError as exc:  # disk full, no permission, ...: nothing was replaced (see Reliability)
+        typer.echo(f"{where}: error: {exc}", err=True)
+        return 1
     return result if isinstance(result, int) else 0
 
 
