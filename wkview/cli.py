@@ -557,7 +557,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         typer.echo(f"{where}: interrupted", err=True)
         return 130
     except JobError as exc:
-        typer.echo(f"{where}: a job failed: {exc}", err=True)
+        original = exc.original
+        if isinstance(original, (OSError, WkviewError)):
+            # a known failure inside a job (disk full, a damaged input file): its line is enough
+            typer.echo(f"{where}: error: {original}", err=True)
+            return 2 if isinstance(original, SourceError) else 1
+        typer.echo(f"{where}: a job failed: {exc}", err=True)  # unexpected: with the job's traceback
         return 1
     except CorruptFileError as exc:
         typer.echo(f"{where}: damaged data: {exc}", err=True)
