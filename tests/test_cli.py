@@ -61,6 +61,13 @@ def write_tiff_stack(folder: Path, vol: np.ndarray, names=None) -> list[Path]:
 # -- image stacks -------------------------------------------------------------------------
 
 
+def test_default_pyramid_is_webknossos_cli_rule(tmp_path):
+    # x and y to about 100 voxels, at least mag 4: 300 x 120 -> mag 4 (anisotropic steps to it)
+    write_tiff_stack(tmp_path / "s", volume((300, 120, 8)))
+    run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", *SMALL, *SEQ)
+    assert [m.to_layer_name() for m in sorted(Dataset(tmp_path / "ds").get_layer("color").mags)] == ["1", "2", "4"]
+
+
 def test_tiff_stack_natural_order_and_pyramid(tmp_path):
     vol = volume((40, 36, 23))
     # unpadded numbers: natural sort must put 2.tif before 10.tif
@@ -445,7 +452,8 @@ def test_export_tiff_and_npy_round_trip(tmp_path, dataset):
     run("export", str(path), str(tmp_path / "all.npy"), "--format", "npy")
     assert np.array_equal(np.load(tmp_path / "all.npy"), vol)
     # the .npy converts back into the same voxels
-    run("convert", str(tmp_path / "all.npy"), str(tmp_path / "again"), "--voxel-size", "1,1,1", *SEQ, *SMALL)
+    run("convert", str(tmp_path / "all.npy"), str(tmp_path / "again"), "--voxel-size", "1,1,1", *SEQ, *SMALL,
+        "--no-downsample")
     run("check-equality", str(path), str(tmp_path / "again"), "--layer", "color", *SEQ)
 
 

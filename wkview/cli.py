@@ -220,7 +220,7 @@ BlockLenOption = Annotated[int, typer.Option("--block-len", help="Voxels per blo
 FileLenOption = Annotated[int, typer.Option("--file-len", help="Blocks per file edge (power of two).")]
 DownsampleOption = Annotated[bool, typer.Option("--downsample/--no-downsample", help="Build the mag pyramid.")]
 MaxMagOption = Annotated[
-    Optional[str], typer.Option("--max-mag", help="Coarsest mag of the pyramid (e.g. 8 or 8-8-4). Default: fits 256 voxels.")
+    Optional[str], typer.Option("--max-mag", help="Coarsest mag of the pyramid (e.g. 8 or 8-8-4). Default: x and y about 100 voxels, at least 4.")
 ]
 InterpolationOption = Annotated[
     Interpolation,

@@ -260,9 +260,10 @@ def convert(
     compression_level : int, optional
         LZ4HC level (1-12; default 4; 9 gives libwkw's bytes).
     downsample : bool
-        Also build the pyramid (default), up to ``max_mag`` or until the data fits
-        into 256 voxels per axis; ``interpolation_mode`` and ``sampling_mode`` as in
-        :meth:`wkview.Layer.downsample`.
+        Also build the pyramid (default), up to ``max_mag``; by default up to the mag
+        that brings x and y to about 100 voxels, at least mag 4, as webknossos' command
+        line does (:func:`wkview.pyramid.default_coarsest_mag`). ``interpolation_mode``
+        and ``sampling_mode`` as in :meth:`wkview.Layer.downsample`.
     name : str, optional
         Dataset name (default: the target folder's name).
     executor : optional
@@ -302,11 +303,8 @@ def convert(
     if category == "segmentation" and (src.num_channels != 1 or layer_dtype.kind not in "ui"):
         raise ValueError("a segmentation layer needs one channel of integers")
     mode = resolve_mode(interpolation_mode, category)
-    chain = (
-        pyramid.downsampling_chain(Mag(1), None if max_mag is None else Mag(max_mag), sampling_mode, scale, src.shape)
-        if downsample
-        else []
-    )
+    coarsest = pyramid.default_coarsest_mag(src.shape) if max_mag is None else Mag(max_mag)
+    chain = pyramid.downsampling_chain(Mag(1), coarsest, sampling_mode, scale, src.shape) if downsample else []
     if batch_bytes < 1:
         raise ValueError(f"batch_bytes must be positive, got {batch_bytes}")
     ds_name = props.validate_name(name if name is not None else target.resolve().name, "dataset name")

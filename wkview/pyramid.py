@@ -11,6 +11,7 @@ when it is complete (see :meth:`wkview.Layer.downsample_mag` and
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -23,7 +24,7 @@ from .executors import runs_here
 from .geometry import BoundingBox, Mag
 from .view import View
 
-__all__ = ["downsampling_chain", "downsample_into", "fresh_mag_folder", "bare_view"]
+__all__ = ["downsampling_chain", "default_coarsest_mag", "downsample_into", "fresh_mag_folder", "bare_view"]
 
 SAMPLING_MODES = ("auto", "anisotropic", "isotropic")
 
@@ -68,6 +69,14 @@ def downsampling_chain(
         current = nxt  # type: ignore[assignment]
         chain.append(Mag(current))
     return chain
+
+
+def default_coarsest_mag(size: Sequence[int]) -> Mag:
+    """The coarsest mag ``wkview convert`` and ``wkview downsample`` build by default: the
+    power of two that brings the larger of x and y to about 100 voxels, at least 4 (the rule
+    of webknossos' own command line, so both make the same pyramid)."""
+    largest = max(int(size[0]), int(size[1]), 1)
+    return Mag(max(1 << max(0, math.ceil(math.log2(largest / 100))), 4))
 
 
 def fresh_mag_folder(path: Path, header: wkw.Header) -> MagStore:

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Optional, Union
 import numpy as np
 import wkw
 
-from . import codec
+from . import codec, pyramid
 from . import repair as _repair
 from ._storage import MagStore
 from .dataset import Dataset, Layer, MagView
@@ -70,7 +70,8 @@ def downsample_dataset(
     progress: Optional[bool] = None,
 ) -> dict[str, list[Mag]]:
     """Build the pyramid of every WKW layer (or of ``layer``) from ``from_mag`` (default:
-    the finest) up to ``max_mag``; returns the new mags per layer.
+    the finest) up to ``max_mag`` (default: :func:`wkview.pyramid.default_coarsest_mag`, as
+    webknossos' command line); returns the new mags per layer.
 
     Mags that exist already are kept; each new mag is named in the properties file
     only when it is complete (:meth:`wkview.Layer.downsample_mag`), so an interrupted
@@ -80,7 +81,8 @@ def downsample_dataset(
     done: dict[str, list[Mag]] = {}
     for lay in _wkw_layers(ds, layer):
         start = Mag(from_mag) if from_mag is not None else lay.get_finest_mag().mag
-        chain = lay._downsampling_chain(start, None if max_mag is None else Mag(max_mag), sampling_mode)
+        coarsest = pyramid.default_coarsest_mag(lay.bounding_box.size) if max_mag is None else Mag(max_mag)
+        chain = lay._downsampling_chain(start, coarsest, sampling_mode)
         previous = start
         made = []
         for mag in chain:
