@@ -147,4 +147,5 @@ def downsample_into(
         (edge, edge, edge),
         executor,
         progress=progress,
+        desc=f"mag {target_mag.to_layer_name()}",
     )

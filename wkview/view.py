@@ -534,6 +534,7 @@ class View:
         *,
         batch_size: Optional[int] = None,
         progress: Optional[bool] = None,
+        desc: str = "chunk pairs",
     ) -> None:
         """Run ``work_on_chunk((source_chunk, target_chunk, i))`` over matching chunk pairs.
 
@@ -543,7 +544,7 @@ class View:
         ratio of the view sizes must equal the ratio of the chunk sizes. The
         pairing is computed from the geometry and checked to be one-to-one
         and to cover both views before any job runs; nothing is dropped.
-        Target chunks sharing a file run in one task.
+        Target chunks sharing a file run in one task. ``desc`` labels the progress bar.
         """
         scs = check_chunk_size(source_chunk_size, "source_chunk_size")
         tcs = check_chunk_size(target_chunk_size, "target_chunk_size")
@@ -576,7 +577,7 @@ class View:
             batch_size=batch_size,
             progress=progress,
             describe=_ZippedGroup.describe,
-            desc="chunk pairs",
+            desc=desc,
         )
 
     # -- dunder -------------------------------------------------------------------------
