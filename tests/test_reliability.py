@@ -293,20 +293,6 @@ except PermissionError as exc:
             p.chmod(0o755 if p.is_dir() else 0o644)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A 3 MiB tmpfs (CI runs as root); skipped where mounting is not allowed."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {result.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)  # lazy: cached descriptors may linger
-
-
 def _fill(folder: Path, leave: int, name: str = "filler") -> None:
     st = os.statvfs(folder)
     free = st.f_bavail * st.f_frsize
