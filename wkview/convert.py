@@ -37,7 +37,7 @@ import wkw
 from . import properties as props
 from . import pyramid, repair
 from ._storage import MagStore, _check_level
-from .dataset import Dataset
+from .dataset import Dataset, mag_header
 from .downsampling import resolve_mode
 from .errors import TargetExistsError
 from .executors import run_jobs, runs_here
@@ -68,12 +68,6 @@ def _voxel_size(value: Any) -> tuple[float, float, float]:
     if len(vs) != 3 or not all(v > 0 and np.isfinite(v) for v in vs):
         raise ValueError(f"voxel_size must be three positive numbers, got {value!r}")
     return vs  # type: ignore[return-value]
-
-
-def _power_of_two(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1 or value & (value - 1):
-        raise ValueError(f"{name} must be a power of two, got {value!r}")
-    return int(value)
 
 
 def _target_dtype(source: VolumeSource, dtype: Any) -> np.dtype:
@@ -170,13 +164,13 @@ def _prepare_target(target: Path, fingerprint: dict, overwrite: bool) -> Path:
     params = progress / "params.json"
     if target.exists() or target.is_symlink():
         if overwrite:
-            _remove(target)
+            pyramid.remove_path(target)
         elif params.is_file() and _read_done(params) == fingerprint:
             log.info("resuming the unfinished conversion in %s", target)
             return progress
         elif params.is_file() or progress.is_dir():
             log.warning("%s holds an unfinished conversion with other input or settings: starting again", target)
-            _remove(target)
+            pyramid.remove_path(target)
         elif not target.is_dir():
             raise TargetExistsError(f"{target} exists and is not a folder (use overwrite to replace it)")
         elif any(target.iterdir()):
@@ -185,13 +179,6 @@ def _prepare_target(target: Path, fingerprint: dict, overwrite: bool) -> Path:
     (progress / "done").mkdir(parents=True, exist_ok=True)
     _mark_done(params, fingerprint)
     return progress
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
 
 
 def _fresh_or_resumed_mag(path: Path, header: wkw.Header, resumed: bool) -> MagStore:
@@ -295,10 +282,10 @@ def convert(
     if category not in _CATEGORIES:
         raise ValueError(f"category must be 'color' or 'segmentation', got {category!r}")
     props.validate_name(layer_name, "layer name")
-    block_len = _power_of_two(block_len, "block_len")
-    file_len = _power_of_two(file_len, "file_len")
     level = None if compression_level is None else _check_level(compression_level)
     layer_dtype = _target_dtype(src, dtype)
+    header = mag_header(layer_dtype, src.num_channels, block_len, file_len, compress)  # checks the lengths
+    block_len, file_len = header.block_len, header.file_len
     element_class = props.element_class_from_dtype(layer_dtype, src.num_channels)
     if category == "segmentation" and (src.num_channels != 1 or layer_dtype.kind not in "ui"):
         raise ValueError("a segmentation layer needs one channel of integers")
@@ -321,13 +308,6 @@ def convert(
     done_dir = progress_dir / "done"
     resumed = any(done_dir.iterdir())
 
-    header = wkw.Header(
-        voxel_type=layer_dtype.type,
-        num_channels=src.num_channels,
-        block_len=block_len,
-        file_len=file_len,
-        block_type=wkw.Header.BLOCK_TYPE_LZ4HC if compress else wkw.Header.BLOCK_TYPE_RAW,
-    )
     layer_dir = target / layer_name
     store = _fresh_or_resumed_mag(layer_dir / Mag(1).to_layer_name(), header, resumed)
     if level is not None:

@@ -148,8 +148,7 @@ class ReencodeJob:
 # -- mag copies -------------------------------------------------------------------------------
 
 
-def _same_layout(header: wkw.Header, block_len: int, file_len: int, compressed: bool) -> bool:
-    source_compressed = header.block_type in (wkw.Header.BLOCK_TYPE_LZ4, wkw.Header.BLOCK_TYPE_LZ4HC)
+def _same_layout(header: wkw.Header, source_compressed: bool, block_len: int, file_len: int, compressed: bool) -> bool:
     return header.block_len == block_len and header.file_len == file_len and source_compressed == compressed
 
 
@@ -177,7 +176,7 @@ def copy_mag(
     compressed = source_compressed if compress is None else bool(compress)
     _check_compatible(source, layer)
     name = f"{source.layer.name}/{source.mag}"
-    if _same_layout(header, block_len, file_len, compressed):
+    if _same_layout(header, source_compressed, block_len, file_len, compressed):
         target = layer._add_mag(source.mag, header)
         files = source._store.list_files()
         job = CopyFilesJob(str(source._store.path), str(target._store.path), header)

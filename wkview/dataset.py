@@ -50,6 +50,17 @@ class LayerCategories:
 PathLike = Union[str, os.PathLike]
 
 
+def mag_header(dtype_per_channel: Any, num_channels: int, block_len: Any, file_len: Any, compress: bool) -> wkw.Header:
+    """The ``header.wkw`` of a new mag (lengths checked): LZ4HC blocks when ``compress``."""
+    return wkw.Header(
+        voxel_type=np.dtype(dtype_per_channel).type,
+        num_channels=num_channels,
+        block_len=_power_of_two(block_len, "block_len"),
+        file_len=_power_of_two(file_len, "file_len"),
+        block_type=wkw.Header.BLOCK_TYPE_LZ4HC if compress else wkw.Header.BLOCK_TYPE_RAW,
+    )
+
+
 def _power_of_two(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0 or int(value) & (int(value) - 1):
         raise DatasetError(f"{name} must be a positive power of two, got {value!r}")
@@ -469,13 +480,7 @@ class Layer(LayerCopyMixin, ResamplingMixin):
 
     def _mag_header(self, block_len: Any, file_len: Any, compress: bool) -> wkw.Header:
         """The ``header.wkw`` of a new mag of this layer (lengths checked)."""
-        return wkw.Header(
-            voxel_type=self.dtype_per_channel.type,
-            num_channels=self.num_channels,
-            block_len=_power_of_two(block_len, "block_len"),
-            file_len=_power_of_two(file_len, "file_len"),
-            block_type=wkw.Header.BLOCK_TYPE_LZ4HC if compress else wkw.Header.BLOCK_TYPE_RAW,
-        )
+        return mag_header(self.dtype_per_channel, self.num_channels, block_len, file_len, compress)
 
     def _check_own_folder(self) -> None:
         """Raise unless the layer's folder lies in the dataset folder (not a link elsewhere)."""
@@ -726,14 +731,7 @@ class MagView(View):
 
     def _compress_files(self, dst: Path) -> None:
         src = self._path
-        header = wkw.Header(
-            voxel_type=self._header.voxel_type,
-            num_channels=self._header.num_channels,
-            block_len=self._header.block_len,
-            file_len=self._header.file_len,
-            block_type=wkw.Header.BLOCK_TYPE_LZ4HC,
-        )
-        MagStore.create(dst, header)
+        MagStore.create(dst, compression.lz4hc_header(self._header))
         for index in self._store.list_files():
             rel = Path(f"z{index[2]}") / f"y{index[1]}" / f"x{index[0]}.wkw"
             _durable.makedirs_durable(str((dst / rel).parent))

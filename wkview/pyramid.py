@@ -85,11 +85,16 @@ def fresh_mag_folder(path: Path, header: wkw.Header) -> MagStore:
     Only for folders no properties file names (the leftovers of an interrupted
     run): they are never mixed with new data.
     """
+    remove_path(path)
+    return MagStore.create(path, header)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a link (not its target) or a whole folder; nothing when absent."""
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.exists():
         shutil.rmtree(path)
-    return MagStore.create(path, header)
 
 
 def bare_view(

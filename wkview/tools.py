@@ -18,7 +18,7 @@ from typing import Any, Iterator, Optional, Union
 import numpy as np
 import wkw
 
-from . import codec, pyramid
+from . import _durable, codec, pyramid
 from . import repair as _repair
 from ._storage import MagStore
 from .dataset import Dataset, Layer, MagView
@@ -437,7 +437,9 @@ def _verify_file(store: MagStore, index: tuple[int, int, int]) -> Optional[str]:
 
 
 #: Name endings of what killed writers leave: temporary files and raw undo journals.
-_LEFTOVER_SUFFIXES = (".tmp", ".undo", ".undo.part", ".old")
+_LEFTOVER_SUFFIXES = (
+    _durable.TEMP_SUFFIX, _durable.UNDO_SUFFIX, _durable.UNDO_SUFFIX + ".part", ".old"
+)  # fmt: skip
 
 
 def _leftovers(folder: Path) -> Iterator[Path]:
