@@ -10,6 +10,7 @@ site-packages there, because the ``wkw`` wheel installs a top-level
 
 from __future__ import annotations
 
+import _thread
 import os
 import time
 from pathlib import Path
@@ -72,6 +73,13 @@ def record(log: str, seconds: float, bad: int, x: int) -> int:
         raise PlannedFailure(f"job for {x} failed on purpose")
     time.sleep(seconds)
     return x
+
+
+def record_and_interrupt(log: str, seconds: float, at: int, x: int) -> int:
+    """Like :func:`record`, and the job for ``x == at`` interrupts the main thread (Ctrl-C)."""
+    if x == at:
+        _thread.interrupt_main()
+    return record(log, seconds, -1, x)
 
 
 def count_lines(log: str) -> int:

@@ -8,7 +8,6 @@ tests/engines/.
 
 from __future__ import annotations
 
-import _thread
 import concurrent.futures
 import functools
 import os
@@ -329,18 +328,15 @@ def test_timeout(pools: dict[str, Any], kind: str) -> None:
 
 
 def test_keyboard_interrupt_cancels_and_reraises(tmp_path: Path) -> None:
+    # The third job presses Ctrl-C itself, so the test does not depend on how fast a loaded
+    # machine gets through the jobs (a timer thread once fired after all of them had run).
     log = str(tmp_path / "ran.txt")
-    job = functools.partial(jobs.record, log, 0.1, -1)
-    timer = threading.Timer(0.35, _thread.interrupt_main)
+    job = functools.partial(jobs.record_and_interrupt, log, 0.1, 2)
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
-        timer.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                run_jobs(job, range(30), executor, batch_size=1)
-        finally:
-            timer.cancel()
+        with pytest.raises(KeyboardInterrupt):
+            run_jobs(job, range(30), executor, batch_size=1)
         ran = wait_until_stable(log, quiet_s=0.4)
-    assert 1 <= ran <= 8, ran
+    assert 3 <= ran <= 8, ran
 
 
 # ---------------------------------------------------------------------------
