@@ -127,9 +127,8 @@ def write_in_slabs(
         data = produce(box_off, box_size)
         if data.shape != (channels, *box_size) or data.dtype != target.get_dtype():
             raise ShapeError(f"expected {channels} x {box_size} voxels of {np.dtype(target.get_dtype())}, got {data.shape} {data.dtype}")
-        # straight to the store: a slab inside a file is planned, not the unaligned write View warns about
-        absolute = tuple(target.global_offset[i] + box_off[i] for i in range(3))
-        target._store.write(absolute, data)
+        # a slab inside a file is planned, not the unaligned write View warns about
+        target.write_planned(data, box_off)
         z = stop
 
 

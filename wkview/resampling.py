@@ -15,10 +15,8 @@ from __future__ import annotations
 from argparse import Namespace
 from typing import TYPE_CHECKING, Any, Optional
 
-import numpy as np
-
 from . import pyramid
-from .copying import write_in_slabs
+from .pyramid import UpsampleJob, upsampling_chain
 from .downsampling import resolve_mode
 from .errors import DatasetError
 from .geometry import Mag, MagLike
@@ -26,72 +24,8 @@ from .utils import executor_for
 
 if TYPE_CHECKING:  # only for annotations: dataset.py imports this module
     from .dataset import Dataset, MagView
-    from .view import View
 
-__all__ = ["ResamplingMixin", "upsample_array", "upsampling_chain"]
-
-
-def upsample_array(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """Repeat every voxel of ``(C, X, Y, Z)`` data ``factors`` times along x, y and z."""
-    if data.ndim != 4:
-        raise ValueError(f"upsample_array needs (channels, x, y, z) data, got shape {data.shape}")
-    out = data
-    for axis, factor in enumerate(factors, start=1):
-        if factor != 1:
-            out = np.repeat(out, factor, axis=axis)
-    return out
-
-
-def _finer_step(current: tuple[int, int, int], floor: tuple[int, int, int], scale: Optional[tuple[float, ...]]) -> tuple[int, int, int]:
-    """The next finer mag: halve the coarsest axes (all of them when ``scale`` is None)."""
-    axes = [i for i in range(3) if current[i] > floor[i]]
-    if scale is None:
-        halve = axes
-    else:
-        physical = {i: scale[i] * current[i] for i in axes}
-        largest = max(physical.values())
-        # the reverse of downsampling, which doubles the axes within 1.5x of the finest
-        halve = [i for i in axes if physical[i] * 1.5 >= largest]
-    return tuple(current[i] // 2 if i in halve else current[i] for i in range(3))  # type: ignore[return-value]
-
-
-def upsampling_chain(from_mag: Mag, min_mag: Mag, scale: Optional[tuple[float, float, float]]) -> list[Mag]:
-    """The mags between ``from_mag`` (excluded) and ``min_mag`` (included), coarse to fine.
-
-    ``scale=None`` halves every axis per step (isotropic); otherwise the
-    axes whose physical voxel size is within 1.5x of the largest.
-    """
-    if any(m > f for m, f in zip(min_mag, from_mag)) or min_mag == from_mag:
-        raise DatasetError(f"cannot upsample from mag {from_mag} to {min_mag}: min_mag must be finer")
-    chain = []
-    current = from_mag.to_tuple()
-    floor = min_mag.to_tuple()
-    while current != floor:
-        current = _finer_step(current, floor, scale)
-        chain.append(Mag(current))
-    return chain
-
-
-class UpsampleJob:
-    """The chunk job of :meth:`wkview.Layer.upsample` (picklable): one target file per chunk."""
-
-    def __init__(self, source: "View", factors: tuple[int, int, int]) -> None:
-        self.source = source
-        self.factors = factors
-
-    def _produce(self, target: "View", offset: tuple[int, int, int], size: tuple[int, int, int]) -> np.ndarray:
-        f = self.factors
-        start = [target.global_offset[i] + offset[i] for i in range(3)]
-        lo = [start[i] // f[i] for i in range(3)]
-        hi = [-(-(start[i] + size[i]) // f[i]) for i in range(3)]
-        rel = tuple(lo[i] - self.source.global_offset[i] for i in range(3))
-        data = upsample_array(self.source.read(rel, tuple(hi[i] - lo[i] for i in range(3))), f)
-        cut = [start[i] - lo[i] * f[i] for i in range(3)]
-        return data[:, cut[0] : cut[0] + size[0], cut[1] : cut[1] + size[1], cut[2] : cut[2] + size[2]]
-
-    def __call__(self, args: tuple["View", int]) -> None:
-        target, _ = args
-        write_in_slabs(target, (0, 0, 0), tuple(target.size), lambda o, s: self._produce(target, o, s))  # type: ignore[arg-type]
+__all__ = ["ResamplingMixin"]
 
 
 class ResamplingMixin:
