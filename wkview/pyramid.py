@@ -24,13 +24,13 @@ import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 import numpy as np
 import wkw
 
 from . import _durable
-from ._storage import MagStore
+from ._storage import MagStore, _check_level
 from .copying import write_in_slabs
 from .downsampling import pool, upsample_array
 from .errors import DatasetError
@@ -49,8 +49,10 @@ SAMPLING_MODES = ("auto", "anisotropic", "isotropic")
 
 #: fills a new mag: called with a writable view of it from (0, 0, 0) to the end of its box
 Fill = Callable[[View], None]
+#: the views a chain's ``build`` returns (plain views, or mag views of a layer)
+V = TypeVar("V", bound=View)
 #: makes mag ``mag`` with ``fill`` and returns a view of it (offset 0) to read from
-Build = Callable[[Mag, Fill], View]
+Build = Callable[[Mag, Fill], V]
 
 #: suffix of the hidden folder a mag is built in (``.<mag>-building`` beside the mag folder)
 BUILDING_SUFFIX = "-building"
@@ -159,11 +161,12 @@ def build_mag_folder(
     (the hidden folder) or an unnamed folder at ``path`` is removed first: only
     call this for a mag that no properties file names.
     """
+    level = None if compression_level is None else _check_level(compression_level)
     work = building_path(path)
     remove_path(work)
     store = MagStore.create(work, header)
-    if compression_level is not None:
-        store.compression_level = compression_level
+    if level is not None:
+        store.compression_level = level
     try:
         fill(bare_view(work, header, box, store=store))
         store.close()
@@ -291,22 +294,23 @@ def downsample_chain(
     target_mags: Sequence[Mag],
     bbox: BoundingBox,
     mode: str,
-    build: Build,
+    build: Build[V],
     *,
     buffer_edge_len: Optional[int] = None,
     executor: Any = None,
     progress: Optional[bool] = None,
-) -> list[View]:
+) -> list[V]:
     """Downsample step by step: ``source`` (mag ``source_mag``) to ``target_mags[0]``, that to
     ``target_mags[1]``, ...; each mag is made by ``build(mag, fill)``. Returns what ``build`` returned."""
-    views = []
+    views: list[V] = []
     for mag in target_mags:
         check_downsampling_step(source_mag, mag)
         fill = functools.partial(
             _downsample_fill, source, bbox, source_mag, mag, mode, buffer_edge_len, executor, progress
         )
-        source, source_mag = build(mag, fill), mag
-        views.append(source)
+        built = build(mag, fill)
+        views.append(built)
+        source, source_mag = built, mag
     return views
 
 
@@ -322,18 +326,19 @@ def upsample_chain(
     source_mag: Mag,
     target_mags: Sequence[Mag],
     bbox: BoundingBox,
-    build: Build,
+    build: Build[V],
     *,
     executor: Any = None,
     progress: Optional[bool] = None,
-) -> list[View]:
+) -> list[V]:
     """Upsample step by step from ``source`` (mag ``source_mag``) through ``target_mags``
     (coarse to fine, e.g. from :func:`upsampling_chain`); each mag is made by ``build(mag, fill)``."""
-    views = []
+    views: list[V] = []
     for mag in target_mags:
         fill = functools.partial(_upsample_fill, source, bbox, source_mag, mag, executor, progress)
-        source, source_mag = build(mag, fill), mag
-        views.append(source)
+        built = build(mag, fill)
+        views.append(built)
+        source, source_mag = built, mag
     return views
 
 
