@@ -67,7 +67,7 @@ class DownsampleCase:
         return self.layer.add_mag(2, block_len=32, file_len=4, compress=True)
 
     def wkview_run(self, executor) -> None:
-        from wkview.downsampling import DownsampleJob
+        from wkview.pyramid import DownsampleJob
 
         target = self.fresh_target()
         self.mag1.get_view().for_zipped_chunks(

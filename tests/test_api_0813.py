@@ -28,8 +28,8 @@ from wkview import (
     Mag,
 )
 from wkview.copying import write_in_slabs
-from wkview.downsampling import pool
-from wkview.resampling import upsample_array, upsampling_chain
+from wkview.downsampling import pool, upsample_array
+from wkview.pyramid import upsampling_chain
 from wkview.utils import get_executor_for_args, named_partial
 
 PROPS = "datasource-properties.json"

@@ -343,6 +343,12 @@ class MagStore:
             if cache and self.__dict__.get("_open_files_pid") == os.getpid():
                 cache.clear()  # each file closes once no read uses it any more
 
+    def moved_to(self, path: str | os.PathLike) -> None:
+        """The mag folder was renamed to ``path``: close and forget what was checked."""
+        self.close()
+        self.path = Path(path)
+        self._checks = _FileCheck()
+
     def __del__(self) -> None:
         try:
             self.close()

@@ -1,15 +1,15 @@
-"""Copying and linking layers and mags between datasets (API of webknossos 0.8.13).
+"""Copying and linking mags and layers: the lower floor under :class:`wkview.Dataset`
+and :class:`wkview.Layer` (``add_copy_layer``, ``add_symlink_layer``,
+``add_copy_mag``, ``add_symlink_mag``, ``copy_dataset``).
 
 A mag whose target has the same block_len, file_len and block type as its
-source is copied file by file, byte for byte (nothing is decoded); otherwise
-every target file is written once from voxels read out of the source (re-
-encoded), one job per target file, on any executor. Links are plain symlinks
-(absolute, or relative with ``make_relative=True``); wkview only reads data
-behind a link that leaves the dataset folder.
-
-The methods live in two mixins, :class:`DatasetCopyMixin` and
-:class:`LayerCopyMixin`, which :class:`wkview.Dataset` and
-:class:`wkview.Layer` inherit.
+source is copied file by file, byte for byte (nothing is decoded:
+:func:`copy_files`); otherwise every target file is written once from voxels read
+out of the source (re-encoded: :func:`reencode`), one job per target file, on any
+executor. Links are plain symlinks (absolute, or relative with
+``make_relative=True``); wkview only reads data behind a link that leaves the
+dataset folder. The functions here take views, folders and properties entries;
+they know nothing of ``Dataset`` or ``Layer``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import copy
 import os
 import shutil
 import tempfile
-from argparse import Namespace
+from collections.abc import Callable, Sequence
 from itertools import product
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 import wkw
@@ -30,17 +30,14 @@ from . import properties as props
 from ._storage import _FileCheck, get_io_threads
 from .errors import DatasetError, DTypeMismatchError, ShapeError
 from .executors import get_executor, run_jobs
-from .geometry import BoundingBox, Mag
-from .utils import executor_for
-from .view_configuration import VIEW_CONFIGURATION_KEY
+from .geometry import BoundingBox
+from .view import View
 
-if TYPE_CHECKING:  # only for annotations: dataset.py imports this module
-    from .dataset import Dataset, Layer, MagView
-    from .view import View
+__all__ = [
+    "is_inside", "CopyFilesJob", "write_in_slabs", "ReencodeJob", "same_layout", "copy_files", "reencode",
+    "boxes_with_data", "rebased_mags", "foreign_entry", "link", "copy_other_files", "check_compatible",
+]  # fmt: skip
 
-__all__ = ["DatasetCopyMixin", "LayerCopyMixin", "copy_mag", "write_in_slabs"]
-
-PathLike = Union[str, os.PathLike]
 
 # voxels per slab when a job fills one target file: bounds a job's memory for big files
 _SLAB_BYTES = 128 * 2**20
@@ -99,10 +96,10 @@ class CopyFilesJob:
 
 
 def write_in_slabs(
-    target: "View",
+    target: View,
     offset: tuple[int, int, int],
     size: tuple[int, int, int],
-    produce: Any,
+    produce: Callable[[tuple[int, int, int], tuple[int, int, int]], np.ndarray],
     slab_bytes: int = _SLAB_BYTES,
 ) -> None:
     """Fill the box ``(offset, size)`` of ``target`` (relative offsets, inside the view) with ``produce(offset, size)``.
@@ -127,16 +124,15 @@ def write_in_slabs(
         data = produce(box_off, box_size)
         if data.shape != (channels, *box_size) or data.dtype != target.get_dtype():
             raise ShapeError(f"expected {channels} x {box_size} voxels of {np.dtype(target.get_dtype())}, got {data.shape} {data.dtype}")
-        # straight to the store: a slab inside a file is planned, not the unaligned write View warns about
-        absolute = tuple(target.global_offset[i] + box_off[i] for i in range(3))
-        target._store.write(absolute, data)
+        # a slab inside a file is planned, not the unaligned write View warns about
+        target.write_planned(data, box_off)
         z = stop
 
 
 class ReencodeJob:
     """Write one target box from the same box of the source (the voxels are re-encoded)."""
 
-    def __init__(self, source: "View", target: "View") -> None:
+    def __init__(self, source: View, target: View) -> None:
         self.source = source
         self.target = target
 
@@ -148,46 +144,45 @@ class ReencodeJob:
 # -- mag copies -------------------------------------------------------------------------------
 
 
-def _same_layout(header: wkw.Header, source_compressed: bool, block_len: int, file_len: int, compressed: bool) -> bool:
+def same_layout(header: wkw.Header, source_compressed: bool, block_len: int, file_len: int, compressed: bool) -> bool:
+    """Whether a mag of ``header`` copies byte for byte into files of this layout."""
     return header.block_len == block_len and header.file_len == file_len and source_compressed == compressed
 
 
-def copy_mag(
-    source: "MagView",
-    layer: "Layer",
-    block_len: Optional[int] = None,
-    file_len: Optional[int] = None,
-    compress: Optional[bool] = None,
+def copy_files(
+    source: View,
+    target: View,
+    files: Sequence[tuple[int, int, int]],
     executor: Any = None,
+    *,
     progress: Optional[bool] = None,
-) -> "MagView":
-    """Add ``source``'s mag to ``layer`` and copy its data.
+    desc: str = "copy",
+) -> None:
+    """Copy the data files ``files`` (grid indices) of ``source``'s mag folder into ``target``'s,
+    byte for byte; both mags have the same header. One job per file on ``executor``."""
+    job = CopyFilesJob(str(source.path), str(target.path), source.header)
+    run_jobs(job, list(files), executor, progress=progress, desc=desc, describe=_describe_file)
 
-    None keeps the source's ``block_len``, ``file_len`` and compression. When
-    all three stay the same, the data files are copied byte for byte (LZ4
-    stays LZ4, LZ4HC stays LZ4HC); otherwise the source's voxels inside its
-    layer's bounding box are re-encoded into the new layout, one job per
-    target file that holds data. The jobs run on ``executor`` (None: here).
+
+def reencode(
+    source: View,
+    target: View,
+    box: BoundingBox,
+    source_files: set[tuple[int, int, int]],
+    executor: Any = None,
+    *,
+    progress: Optional[bool] = None,
+    desc: str = "re-encode",
+) -> None:
+    """Write ``box`` (absolute, in voxels of the mag) of ``target`` from the same box of ``source``.
+
+    One job per target file that overlaps one of ``source_files`` (the grid
+    indices of the source's data files): files without source data stay absent.
+    Without an executor, several files run at once on the IO threads.
     """
-    header = source.header
-    source_compressed = source._store.is_compressed
-    block_len = header.block_len if block_len is None else block_len
-    file_len = header.file_len if file_len is None else file_len
-    compressed = source_compressed if compress is None else bool(compress)
-    _check_compatible(source, layer)
-    name = f"{source.layer.name}/{source.mag}"
-    if _same_layout(header, source_compressed, block_len, file_len, compressed):
-        target = layer._add_mag(source.mag, header)
-        files = source._store.list_files()
-        job = CopyFilesJob(str(source._store.path), str(target._store.path), header)
-        run_jobs(job, files, executor, progress=progress, desc=f"copy {name}", describe=_describe_file)
-        return target
-    target = layer.add_mag(source.mag, block_len, file_len, compressed)
-    box = source.layer.bounding_box.align_with_mag(source.mag, ceil=True).in_mag(source.mag)
     if box.is_empty():
-        return target
-    layer.bounding_box = layer.bounding_box.extended_by(source.layer.bounding_box)
-    boxes = _boxes_with_data(box, source._store.file_edge, set(source._store.list_files()), target._store.file_edge)
+        return
+    boxes = boxes_with_data(box, source.file_edge, source_files, target.file_edge)
     job = ReencodeJob(
         source.get_view(offset=box.topleft, size=box.size, read_only=True),
         target.get_view(offset=box.topleft, size=box.size),
@@ -196,13 +191,12 @@ def copy_mag(
         # small files stay on one thread inside the codec: run several files at once instead
         # (the codec reads and encodes without the GIL)
         with get_executor("threads", max_workers=get_io_threads()) as threads:
-            run_jobs(job, boxes, threads, progress=progress, desc=f"re-encode {name}", describe=_describe_box)
+            run_jobs(job, boxes, threads, progress=progress, desc=desc, describe=_describe_box)
     else:
-        run_jobs(job, boxes, executor, progress=progress, desc=f"re-encode {name}", describe=_describe_box)
-    return target
+        run_jobs(job, boxes, executor, progress=progress, desc=desc, describe=_describe_box)
 
 
-def _boxes_with_data(
+def boxes_with_data(
     box: BoundingBox, source_edge: int, source_files: set[tuple[int, int, int]], target_edge: int
 ) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
     """Target-file-aligned parts of ``box`` (offsets relative to it) that overlap a source file."""
@@ -224,25 +218,37 @@ def _describe_box(box: tuple[tuple[int, int, int], tuple[int, int, int]]) -> str
     return f"box at {box[0]} of size {box[1]} (relative to the layer's box)"
 
 
-def _rebased_mags(layer: "Layer", new_name: str) -> list[props.MagProperties]:
+def check_compatible(header: wkw.Header, what: str, dtype_per_channel: np.dtype, num_channels: int, layer_name: str) -> None:
+    """Raise :class:`DTypeMismatchError` unless a mag of ``header`` (described by ``what``) fits a
+    layer of ``num_channels`` x ``dtype_per_channel``."""
+    if np.dtype(header.voxel_type) != dtype_per_channel or header.num_channels != num_channels:
+        raise DTypeMismatchError(
+            f"{what} stores {header.num_channels} x {np.dtype(header.voxel_type)}; layer {layer_name!r} "
+            f"stores {num_channels} x {dtype_per_channel}"
+        )
+
+
+# -- layers -----------------------------------------------------------------------------------
+
+
+def rebased_mags(entry: props.LayerProperties, new_name: str) -> list[props.MagProperties]:
     """The layer's mag entries, with paths under ``new_name`` (they must lie in the layer folder)."""
     out = []
-    for mag in layer._properties.mags:
-        if not (mag.path == layer.name or mag.path.startswith(layer.name + "/")):
+    for mag in entry.mags:
+        if not (mag.path == entry.name or mag.path.startswith(entry.name + "/")):
             raise DatasetError(
-                f"mag {mag.mag} of layer {layer.name!r} lies in {mag.path!r}, outside the layer's folder; "
+                f"mag {mag.mag} of layer {entry.name!r} lies in {mag.path!r}, outside the layer's folder; "
                 "it cannot be linked or copied with the layer"
             )
-        path = new_name + mag.path[len(layer.name) :]
+        path = new_name + mag.path[len(entry.name) :]
         out.append(props.MagProperties(mag.mag, mag.cube_length, path, copy.deepcopy(mag.extra)))
     return out
 
 
-def _foreign_entry(foreign: "Layer", mags: list[props.MagProperties]) -> props.LayerProperties:
+def foreign_entry(entry: props.LayerProperties, mags: list[props.MagProperties]) -> props.LayerProperties:
     """A copy of another dataset's layer entry (every field it has), with ``mags``."""
-    entry = foreign._properties
     return props.LayerProperties(
-        name=foreign.name,
+        name=entry.name,
         category=entry.category,
         element_class=entry.element_class,
         num_channels=entry.num_channels,
@@ -254,247 +260,20 @@ def _foreign_entry(foreign: "Layer", mags: list[props.MagProperties]) -> props.L
     )
 
 
-def _link(target: Path, link: Path, make_relative: bool) -> None:
-    if os.path.lexists(link):
-        raise DatasetError(f"cannot create the link {link}: the path exists")
-    pointee = os.path.relpath(os.path.abspath(target), os.path.abspath(link.parent)) if make_relative else os.path.abspath(target)
-    os.symlink(pointee, link, target_is_directory=True)
+def link(target: Path, at: Path, make_relative: bool) -> None:
+    """Create the symlink ``at`` to the folder ``target`` (refused when ``at`` exists)."""
+    if os.path.lexists(at):
+        raise DatasetError(f"cannot create the link {at}: the path exists")
+    pointee = os.path.relpath(os.path.abspath(target), os.path.abspath(at.parent)) if make_relative else os.path.abspath(target)
+    os.symlink(pointee, at, target_is_directory=True)
 
 
-# -- the mixins -------------------------------------------------------------------------------
-
-
-class DatasetCopyMixin:
-    """:class:`wkview.Dataset` methods that add layers of other datasets or copy the dataset."""
-
-    path: Path
-    _layers: dict[str, "Layer"]
-    _properties: props.DatasetProperties
-
-    def _foreign_layer(self, foreign_layer: Union[PathLike, "Layer"]) -> "Layer":
-        if isinstance(foreign_layer, (str, os.PathLike)):
-            folder = Path(foreign_layer)
-            layer = type(self)(folder.parent).get_layer(folder.name)  # type: ignore[call-arg, attr-defined]
-        else:
-            layer = foreign_layer
-        layer._require_wkw()
-        if layer.dataset.path.resolve() == self.path.resolve():
-            raise DatasetError(f"layer {layer.name!r} already belongs to {self.path}")
-        return layer
-
-    def add_layer_like(self, other_layer: "Layer", layer_name: str) -> "Layer":
-        """A new, empty layer with ``other_layer``'s category, dtype, channels and view configuration.
-
-        A segmentation layer also gets its ``largest_segment_id``. The new
-        layer has no mags and an empty bounding box.
-        """
-        self._check_new_layer_name(layer_name)  # type: ignore[attr-defined]
-        other = other_layer._properties
-        extra = {}
-        if VIEW_CONFIGURATION_KEY in other.extra:
-            extra[VIEW_CONFIGURATION_KEY] = copy.deepcopy(other.extra[VIEW_CONFIGURATION_KEY])
-        layer_props = props.LayerProperties(
-            name=layer_name,
-            category=other.category,
-            element_class=other.element_class,
-            num_channels=other.num_channels,
-            bounding_box=BoundingBox((0, 0, 0), (0, 0, 0)),
-            data_format="wkw",
-            mags=[],
-            largest_segment_id=other.largest_segment_id,
-            extra=extra,
-        )
-        (self.path / layer_name).mkdir(parents=True, exist_ok=True)
-        return self._register_layer(layer_props)  # type: ignore[attr-defined, no-any-return]
-
-    def add_symlink_layer(self, foreign_layer: Union[PathLike, "Layer"], make_relative: bool = False) -> "Layer":
-        """Link a layer of another dataset into this one, with its properties entry.
-
-        Parameters
-        ----------
-        foreign_layer : path or Layer
-            The layer folder (``other_dataset/color``) or the Layer.
-        make_relative : bool
-            Make the symlink relative to this dataset's folder (default: absolute).
-
-        Returns
-        -------
-        Layer
-            Its mags are read-only here: wkview never writes outside the dataset folder.
-
-        Raises
-        ------
-        DatasetError
-            When a layer of that name exists, or a mag lies outside the layer folder.
-        """
-        foreign = self._foreign_layer(foreign_layer)
-        self._check_new_layer_name(foreign.name)  # type: ignore[attr-defined]
-        _rebased_mags(foreign, foreign.name)  # refuse before linking
-        _link(foreign.path, self.path / foreign.name, make_relative)
-        try:
-            return self._register_layer(  # type: ignore[attr-defined, no-any-return]
-                _foreign_entry(foreign, _rebased_mags(foreign, foreign.name))
-            )
-        except BaseException:
-            os.unlink(self.path / foreign.name)
-            raise
-
-    def add_copy_layer(
-        self,
-        foreign_layer: Union[PathLike, "Layer"],
-        *,
-        executor: Any = None,
-        progress: Optional[bool] = None,
-    ) -> "Layer":
-        """Copy a layer of another dataset into this one: its data (byte for byte), other files, properties.
-
-        Files of the layer folder that belong to no mag (``mappings/``, ...)
-        are copied as they are.
-        """
-        foreign = self._foreign_layer(foreign_layer)
-        self._check_new_layer_name(foreign.name)  # type: ignore[attr-defined]
-        mags = _rebased_mags(foreign, foreign.name)
-        mag_folders = {m.path.split("/")[1] for m in mags if "/" in m.path}
-        target = self.path / foreign.name
-        target.mkdir()
-        for entry in foreign.path.iterdir():
-            if entry.name not in mag_folders:
-                if entry.is_dir():
-                    shutil.copytree(entry, target / entry.name)
-                else:
-                    shutil.copy2(entry, target / entry.name)
-        layer = self._register_layer(_foreign_entry(foreign, []))  # type: ignore[attr-defined]
-        for view in foreign.mags.values():
-            copy_mag(view, layer, executor=executor, progress=progress)
-        return layer  # type: ignore[no-any-return]
-
-    def copy_dataset(
-        self,
-        new_dataset_path: PathLike,
-        scale: Optional[tuple[float, float, float]] = None,
-        block_len: Optional[int] = None,
-        file_len: Optional[int] = None,
-        compress: Optional[bool] = None,
-        args: Optional[Namespace] = None,
-        *,
-        executor: Any = None,
-        progress: Optional[bool] = None,
-    ) -> "Dataset":
-        """A new dataset at ``new_dataset_path`` with every layer and mag of this one.
-
-        Parameters
-        ----------
-        new_dataset_path : path
-            Must not hold a dataset yet.
-        scale : 3 floats, optional
-            Default: this dataset's scale.
-        block_len, file_len : int, optional
-            Layout of every copied mag; None keeps each mag's own.
-        compress : bool, optional
-            True: LZ4HC, False: raw; None keeps each mag's own.
-        args : argparse.Namespace, optional
-            Makes the executor (:func:`wkview.utils.get_executor_for_args`).
-        executor : Executor, optional
-            Runs the jobs instead (not shut down). Without ``args`` or
-            ``executor`` the jobs run in this process (the codec still
-            encodes on all IO threads).
-        progress : bool, optional
-            A progress bar per mag (default: when stderr is a terminal).
-
-        Returns
-        -------
-        Dataset
-            Mags whose layout stays the same are copied byte for byte; the
-            others are re-encoded.
-        """
-        new = type(self).create(new_dataset_path, scale if scale is not None else self.scale)  # type: ignore[attr-defined]
-        view_config = self._properties.extra.get(VIEW_CONFIGURATION_KEY)
-        if view_config is not None:
-            new._properties.extra[VIEW_CONFIGURATION_KEY] = copy.deepcopy(view_config)
-        with executor_for(args, executor) as resolved:
-            for layer in self._layers.values():
-                layer._require_wkw()
-                new_layer = new.add_layer_like(layer, layer.name)
-                new_layer.bounding_box = layer.bounding_box
-                for view in layer.mags.values():
-                    copy_mag(view, new_layer, block_len, file_len, compress, resolved, progress)
-        return new  # type: ignore[no-any-return]
-
-
-class LayerCopyMixin:
-    """:class:`wkview.Layer` methods that link or copy mags of other datasets."""
-
-    _dataset: "Dataset"
-    _properties: props.LayerProperties
-
-    def _foreign_mag(self, foreign_mag: Union[PathLike, "MagView"]) -> "MagView":
-        if isinstance(foreign_mag, (str, os.PathLike)):
-            folder = Path(foreign_mag)
-            layer = type(self._dataset)(folder.parent.parent).get_layer(folder.parent.name)
-            resolved = folder.resolve()
-            for view in layer.mags.values():
-                if view.path.resolve() == resolved:
-                    return view
-            try:
-                return layer.get_mag(Mag(folder.name))
-            except ValueError:
-                raise DatasetError(f"{folder} is no mag folder of layer {layer.name!r}") from None
-        return foreign_mag
-
-    def _grow_to(self, foreign: "MagView") -> None:
-        bbox = self._properties.bounding_box.extended_by(foreign.layer.bounding_box)
-        if bbox != self._properties.bounding_box:
-            self.bounding_box = bbox  # type: ignore[misc]
-
-    def add_symlink_mag(self, foreign_mag_path: Union[PathLike, "MagView"], make_relative: bool = False) -> "MagView":
-        """Link one mag folder of another dataset's layer into this layer.
-
-        The layer's bounding box grows to cover the other layer's. The mag is
-        read-only here (its data lies outside the dataset folder).
-
-        Raises
-        ------
-        DatasetError
-            When the mag exists in this layer.
-        DTypeMismatchError
-            When its dtype or channels differ from this layer's.
-        """
-        foreign = self._foreign_mag(foreign_mag_path)
-        _check_compatible(foreign, self)  # type: ignore[arg-type]
-        rel_path = self._check_new_mag(foreign.mag)  # type: ignore[attr-defined]
-        _link(foreign.path, self._dataset.path / rel_path, make_relative)
-        cube_length = foreign.header.block_len * foreign.header.file_len
-        try:
-            view = self._register_mag(foreign.mag, rel_path, cube_length)  # type: ignore[attr-defined]
-        except BaseException:
-            os.unlink(self._dataset.path / rel_path)
-            raise
-        self._grow_to(foreign)
-        return view  # type: ignore[no-any-return]
-
-    def add_copy_mag(
-        self,
-        foreign_mag_path: Union[PathLike, "MagView"],
-        *,
-        executor: Any = None,
-        progress: Optional[bool] = None,
-    ) -> "MagView":
-        """Copy one mag of another dataset's layer into this layer (byte for byte).
-
-        The layer's bounding box grows to cover the other layer's.
-        """
-        foreign = self._foreign_mag(foreign_mag_path)
-        _check_compatible(foreign, self)  # type: ignore[arg-type]
-        view = copy_mag(foreign, self, executor=executor, progress=progress)  # type: ignore[arg-type]
-        self._grow_to(foreign)
-        return view
-
-
-def _check_compatible(foreign: "MagView", layer: "Layer") -> None:
-    header = foreign.header
-    if np.dtype(header.voxel_type) != layer.dtype_per_channel or header.num_channels != layer.num_channels:
-        raise DTypeMismatchError(
-            f"mag {foreign.mag} of {foreign.layer.name!r} stores {header.num_channels} x "
-            f"{np.dtype(header.voxel_type)}; layer {layer.name!r} stores {layer.num_channels} x "
-            f"{layer.dtype_per_channel}"
-        )
+def copy_other_files(source: Path, target: Path, skip: set[str]) -> None:
+    """Copy the entries of the folder ``source`` not named in ``skip`` into ``target`` (files and
+    whole folders, as they are)."""
+    for entry in source.iterdir():
+        if entry.name not in skip:
+            if entry.is_dir():
+                shutil.copytree(entry, target / entry.name)
+            else:
+                shutil.copy2(entry, target / entry.name)

@@ -1,18 +1,18 @@
-"""Downsampling kernels and the chunk job that writes a coarser mag.
+"""The resampling kernels of :mod:`wkview.pyramid`: pooling and voxel repetition.
 
 The pooling functions reduce every ``fx * fy * fz`` block of voxels to one
-voxel. They are pure NumPy on in-memory arrays; the job around them reads a
-source chunk, pools it and writes the target chunk, file by file.
+voxel; :func:`upsample_array` repeats every voxel. They are pure NumPy on
+in-memory arrays; the chunk jobs around them (reading sources, writing whole
+target files) live in :mod:`wkview.pyramid`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
-__all__ = ["INTERPOLATION_MODES", "pool", "default_mode"]
+__all__ = ["INTERPOLATION_MODES", "pool", "default_mode", "resolve_mode", "upsample_array"]
 
 
 def _blocks(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
@@ -203,57 +203,12 @@ _REDUCTIONS = {
 }
 
 
-class DownsampleJob:
-    """The chunk job of :meth:`wkview.Layer.downsample_mag` (picklable).
-
-    Reads the source chunk in slabs of at most ``buffer_edge_len`` target
-    voxels per edge, pools each slab and writes the whole target chunk once.
-    """
-
-    def __init__(self, factors: tuple[int, int, int], mode: str, buffer_edge_len: int) -> None:
-        self.factors = factors
-        self.mode = mode
-        self.buffer_edge_len = buffer_edge_len
-
-    def __call__(self, args: tuple[Any, Any, int]) -> None:
-        source, target, _ = args
-        f = self.factors
-        size = tuple(target.size)
-        out = np.zeros((target.header.num_channels, *size), dtype=target.get_dtype(), order="F")
-        step = self.buffer_edge_len
-        slabs = [
-            (x, y, z)
-            for x in range(0, size[0], step)
-            for y in range(0, size[1], step)
-            for z in range(0, size[2], step)
-        ]
-
-        def one(corner: tuple[int, int, int]) -> None:
-            x, y, z = corner
-            t = (min(step, size[0] - x), min(step, size[1] - y), min(step, size[2] - z))
-            src = source.read((x * f[0], y * f[1], z * f[2]), (t[0] * f[0], t[1] * f[1], t[2] * f[2]))
-            out[:, x : x + t[0], y : y + t[1], z : z + t[2]] = pool(src, f, self.mode)
-
-        threads = min(len(slabs), _job_threads())
-        if threads <= 1:
-            for corner in slabs:
-                one(corner)
-        else:
-            # slabs on threads: decoding and the pooling ufuncs release the GIL, so one job
-            # (one target file) keeps every core of its worker busy
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=threads) as threads_pool:
-                for done in [threads_pool.submit(one, corner) for corner in slabs]:
-                    done.result()
-        target.write(out)
-
-
-def _job_threads() -> int:
-    """Threads one downsampling job uses: the cores this process may run on."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+def upsample_array(data: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+    """Repeat every voxel of ``(C, X, Y, Z)`` data ``factors`` times along x, y and z."""
+    if data.ndim != 4:
+        raise ValueError(f"upsample_array needs (channels, x, y, z) data, got shape {data.shape}")
+    out = data
+    for axis, factor in enumerate(factors, start=1):
+        if factor != 1:
+            out = np.repeat(out, factor, axis=axis)
+    return out

@@ -82,7 +82,7 @@ def downsample_dataset(
     for lay in _wkw_layers(ds, layer):
         start = Mag(from_mag) if from_mag is not None else lay.get_finest_mag().mag
         coarsest = pyramid.default_coarsest_mag(lay.bounding_box.size) if max_mag is None else Mag(max_mag)
-        chain = lay._downsampling_chain(start, coarsest, sampling_mode)
+        chain = pyramid.downsampling_chain(start, coarsest, sampling_mode, ds.scale, lay.bounding_box.size)
         previous = start
         made = []
         for mag in chain:
@@ -129,7 +129,7 @@ def compress_dataset(
     for lay in _wkw_layers(ds, layer):
         views = [lay.get_mag(mag)] if mag is not None else list(lay.mags.values())
         for view in views:
-            if view._store.is_compressed:
+            if view.is_compressed:
                 continue
             stats = view.compress(level=level, executor=executor, progress=progress)
             results.append(CompressResult(lay.name, view.name, *(stats or (0, 0, 0))))
@@ -213,7 +213,7 @@ def check_equality(
             region = box.align_with_mag(mag, ceil=True).in_mag(mag)
             if region.is_empty():
                 continue
-            edge = va._store.file_edge
+            edge = va.file_edge
             chunks = [(tuple(c.topleft), tuple(c.size)) for c in region.chunk((edge, edge, edge), (edge, edge, edge))]
             found = run_jobs(
                 functools.partial(_first_difference, va, vb),
@@ -475,7 +475,7 @@ def verify_dataset(
                 damage.append(Damage(str(removed), "left by an interrupted write", repaired=True))
     for lay in layers:
         for mag, view in sorted(lay.mags.items()):
-            store = view._store
+            store = MagStore(view.path, view.header)  # its own: jobs pickle it
             files = store.list_files()
             reasons = run_jobs(
                 functools.partial(_verify_file, store),

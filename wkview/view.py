@@ -151,6 +151,16 @@ class View:
     def path(self) -> Path:
         return self._path
 
+    @property
+    def file_edge(self) -> int:
+        """Voxels per edge of one data file of the mag (``block_len * file_len``)."""
+        return self._store.file_edge
+
+    @property
+    def is_compressed(self) -> bool:
+        """Whether the mag's files are LZ4/LZ4HC-compressed."""
+        return self._store.is_compressed
+
     def get_dtype(self) -> type:
         """The dtype of one channel, e.g. ``numpy.uint8``."""
         return self._header.voxel_type
@@ -315,6 +325,18 @@ class View:
                 stacklevel=3,
             )
         self._store.write(tuple(absolute), data4, level)
+
+    def write_planned(self, data: np.ndarray, offset: Vec3 = (0, 0, 0)) -> None:
+        """:meth:`write` without the warning about unaligned compressed writes.
+
+        For jobs that planned their writes (one target file per job, written in
+        z-slabs on the block grid), where merging the slabs of one file is intended.
+        """
+        if self._read_only:
+            raise ReadOnlyError("Cannot write data to an read_only View")
+        data4, off, size, level = self._write_arguments(data, offset, None)
+        self._check_bounds(off, size)
+        self._store.write(tuple(self._global_offset + off), data4, level)
 
     def read(self, offset: Vec3 = (0, 0, 0), size: Optional[Vec3] = None) -> np.ndarray:
         """Read the box at ``offset`` (relative to :attr:`global_offset`) of ``size``.
