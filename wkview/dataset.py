@@ -19,6 +19,7 @@ import numpy as np
 import wkw
 
 from . import _durable, _properties_merge, compression, properties as props, repair
+from .compression import DEFAULT_COMPRESSION, CompressStats, compress_in_place
 from ._storage import MagStore, _FileCheck
 from .copying import DatasetCopyMixin, LayerCopyMixin, is_inside as _is_inside
 from .errors import DatasetError, DTypeError, LayerLookupError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
@@ -704,14 +705,17 @@ class MagView(View):
         level: Optional[int] = None,
         executor: Any = None,
         progress: Optional[bool] = None,
-    ) -> Optional[compression.CompressStats]:
+        compression: str = DEFAULT_COMPRESSION,
+    ) -> Optional[CompressStats]:
         """Convert this raw mag to LZ4HC, in place or into ``target_path``.
 
         In place (see :mod:`wkview.compression`), each file is encoded at ``level``
-        (default 4) on a job of ``executor`` and renamed over the raw one, and
+        (default 4) on a job of ``executor`` and renamed over the old one, and
         ``header.wkw`` switches last: every file stays whole, and after a kill a
         second call finishes the job. No other process may write to the mag meanwhile.
-        Returns what was done in place (None into ``target_path``).
+        In place, ``compression="lz4"`` writes fast LZ4 blocks instead (no level), and
+        an LZ4 mag is re-encoded to LZ4HC. Returns what was done in place (None into
+        ``target_path``).
         """
         src = self._path
         if self._read_only:
@@ -722,8 +726,9 @@ class MagView(View):
             return None
         if repair.has_swap_leftovers(src):
             repair.recover_mag_folder(src)  # folders of a killed compress() of older wkview versions
-        stats = compression.compress_in_place(
-            self._store, level, executor, progress=progress, desc=f"compress {self._layer.name}/{self.name}"
+        stats = compress_in_place(  # the parameter ``compression`` hides the module here
+            self._store, level, executor, progress=progress, desc=f"compress {self._layer.name}/{self.name}",
+            compression=compression,
         )
         self._store = MagStore(src)
         self._header = self._store.header
