@@ -721,6 +721,8 @@ class MagView(View):
         if self._read_only:
             raise ReadOnlyError(f"cannot compress {src}: it lies outside the dataset folder")
         if target_path is not None:
+            if compression != DEFAULT_COMPRESSION:
+                raise DatasetError(f"compress() into target_path writes LZ4HC only, not {compression!r}")
             if not self._store.is_compressed:
                 self._compress_files(Path(target_path))
             return None
