@@ -62,10 +62,6 @@ app = typer.Typer(
 )
 
 
-class UserError(Exception):
-    """A mistake in the command line: one line on stderr, exit status 2."""
-
-
 # -- flag types ---------------------------------------------------------------------------
 
 
@@ -218,40 +214,36 @@ class EngineOptions:
             typer.echo(text)
 
 
+JobsOption = Annotated[
+    Optional[int],
+    typer.Option("--jobs", "-j", min=1, help="Worker processes (multiprocessing). Default: the CPUs available."),
+]
+StrategyOption = Annotated[
+    Strategy, typer.Option("--distribution-strategy", help="Where the jobs run.", case_sensitive=False)
+]
+ResourcesOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--job-resources",
+        help='Resources of cluster jobs: KEY=VALUE,... or JSON, e.g. mem=2G,time=1:00:00 or \'{"mem": "2G"}\'.',
+    ),
+]
+DaskOption = Annotated[
+    Optional[str], typer.Option("--dask-address", help="Dask scheduler (tcp://host:port); default: $DASK_ADDRESS.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no summary.")]
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
 _ENGINE_PARAMS = [
-    inspect.Parameter(
-        "jobs", inspect.Parameter.KEYWORD_ONLY, default=None,
-        annotation=Annotated[
-            Optional[int],
-            typer.Option("--jobs", "-j", min=1, help="Worker processes (multiprocessing). Default: the CPUs available."),
-        ],
-    ),
-    inspect.Parameter(
-        "distribution_strategy", inspect.Parameter.KEYWORD_ONLY, default=Strategy.multiprocessing,
-        annotation=Annotated[
-            Strategy, typer.Option("--distribution-strategy", help="Where the jobs run.", case_sensitive=False)
-        ],
-    ),
-    inspect.Parameter(
-        "job_resources", inspect.Parameter.KEYWORD_ONLY, default=None,
-        annotation=Annotated[
-            Optional[str],
-            typer.Option(
-                "--job-resources",
-                help='Resources of cluster jobs: KEY=VALUE,... or JSON, e.g. mem=2G,time=1:00:00 or \'{"mem": "2G"}\'.',
-            ),
-        ],
-    ),
-    inspect.Parameter(
-        "dask_address", inspect.Parameter.KEYWORD_ONLY, default=None,
-        annotation=Annotated[
-            Optional[str], typer.Option("--dask-address", help="Dask scheduler (tcp://host:port); default: $DASK_ADDRESS.")
-        ],
-    ),
-    inspect.Parameter(
-        "quiet", inspect.Parameter.KEYWORD_ONLY, default=False,
-        annotation=Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no summary.")],
-    ),
+    _option("jobs", JobsOption, None),
+    _option("distribution_strategy", StrategyOption, Strategy.multiprocessing),
+    _option("job_resources", ResourcesOption, None),
+    _option("dask_address", DaskOption, None),
+    _option("quiet", QuietOption, False),
 ]
 
 
@@ -269,9 +261,6 @@ def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command the flags ``--jobs``, ``--distribution-strategy``, ``--job-resources``,
     ``--dask-address`` and ``--quiet``, handed to it as one ``engine: EngineOptions``."""
     return _with_options(func, "engine", _ENGINE_PARAMS, _engine)
-
-
-QuietOption = _ENGINE_PARAMS[-1].annotation
 
 
 # -- conversion options -------------------------------------------------------------------------
@@ -368,7 +357,7 @@ def conversion_options(*, exclude: tuple[str, ...] = ()) -> Callable[[Callable[.
         default = meta["cli_default"] if meta["cli_default"] is not dataclasses.MISSING else f.default
         if default is dataclasses.MISSING:
             default = inspect.Parameter.empty
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=meta["cli"]))
+        params.append(_option(f.name, meta["cli"], default))
 
     def build(values: dict[str, Any]) -> ConvertOptions:
         parsed = {}
@@ -680,7 +669,6 @@ def sample_stack_cmd(
 #: not a dataset, a missing layer or mag, settings a dataset cannot be made with); a plain
 #: ValueError or TypeError from inside wkview is a bug and exits 1.
 USER_ERRORS = (
-    UserError,
     ExecutorOptionsError,
     SourceError,
     TargetExistsError,
