@@ -13,7 +13,7 @@ Input: a z-stack of ``--slices`` EM-like uint8 TIFF slices of ``--edge`` x ``--e
 ``${TMPDIR:-/tmp}/wkview-bench-cache`` (``$WKVIEW_BENCH_CACHE`` overrides).
 
 Each cell runs the real console script in a subprocess, with ``--jobs 2`` (multiprocessing),
-LZ4HC, into a fresh target, once without the pyramid (``--no-downsample``) and once with it:
+LZ4HC (LZ4 for ``wkview-lz4``), into a fresh target, once without the pyramid (``--no-downsample``) and once with it:
 
 * ``wkview``: ``wkview convert STACK OUT --voxel-size 11.24,11.24,25 --jobs 2 [--no-downsample]``
   (defaults: block_len 32, file_len 32, LZ4HC level 4);
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = make_stack(args.slices, args.edge)
     mib = args.slices * args.edge * args.edge / 2**20
     print(f"converting {args.slices} TIFF slices of {args.edge}x{args.edge} uint8 ({mib:.0f} MiB), --jobs 2, "
-          f"LZ4HC; load average {os.getloadavg()[0]:.2f}; best of {args.repeat}", flush=True)
+          f"LZ4HC (wkview-lz4: LZ4); load average {os.getloadavg()[0]:.2f}; best of {args.repeat}", flush=True)
     rows = []
     work = Path(tempfile.mkdtemp(prefix="wkview-convert-bench-"))
     try:
