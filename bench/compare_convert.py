@@ -13,10 +13,11 @@ Input: a z-stack of ``--slices`` EM-like uint8 TIFF slices of ``--edge`` x ``--e
 ``${TMPDIR:-/tmp}/wkview-bench-cache`` (``$WKVIEW_BENCH_CACHE`` overrides).
 
 Each cell runs the real console script in a subprocess, with ``--jobs 2`` (multiprocessing),
-LZ4HC, into a fresh target, once without the pyramid (``--no-downsample``) and once with it:
+LZ4HC (LZ4 for ``wkview-lz4``), into a fresh target, once without the pyramid (``--no-downsample``) and once with it:
 
 * ``wkview``: ``wkview convert STACK OUT --voxel-size 11.24,11.24,25 --jobs 2 [--no-downsample]``
   (defaults: block_len 32, file_len 32, LZ4HC level 4);
+* ``wkview-lz4``: the same with ``--compression lz4`` (fast LZ4 blocks, larger files);
 * ``webknossos``: ``webknossos convert STACK OUT --voxel-size 11.24,11.24,25 --data-format wkw
   --jobs 2 [--no-downsample]`` (its defaults: chunk 32, shard 1024, LZ4HC via libwkw).
 
@@ -120,6 +121,8 @@ def command(tool: str, stack: Path, out: Path, pyramid: bool) -> list[str]:
         common.append("--no-downsample")
     if tool == "wkview":
         return [str(BIN / "wkview"), "convert", *common, "--quiet"]
+    if tool == "wkview-lz4":
+        return [str(BIN / "wkview"), "convert", *common, "--quiet", "--compression", "lz4"]
     return [str(BIN / "webknossos"), "convert", *common, "--data-format", "wkw"]
 
 
@@ -141,14 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, default=256)
     parser.add_argument("--edge", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--tools", default="wkview,webknossos")
+    parser.add_argument("--tools", default="wkview,wkview-lz4,webknossos")
     parser.add_argument("--json", type=Path, help="write all numbers to this file")
     args = parser.parse_args(argv)
     tools = args.tools.split(",")
     stack = make_stack(args.slices, args.edge)
     mib = args.slices * args.edge * args.edge / 2**20
     print(f"converting {args.slices} TIFF slices of {args.edge}x{args.edge} uint8 ({mib:.0f} MiB), --jobs 2, "
-          f"LZ4HC; load average {os.getloadavg()[0]:.2f}; best of {args.repeat}", flush=True)
+          f"LZ4HC (wkview-lz4: LZ4); load average {os.getloadavg()[0]:.2f}; best of {args.repeat}", flush=True)
     rows = []
     work = Path(tempfile.mkdtemp(prefix="wkview-convert-bench-"))
     try:
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                     seconds, peak = run_measured(command(tool, stack, out, pyramid))
                     if best is None or seconds < best[0]:
                         best = (seconds, peak, du(out))
-                    if tool == "wkview":
+                    if tool.startswith("wkview"):
                         check(stack, out, args.slices)
                 assert best is not None
                 rows.append({"tool": tool, "pyramid": pyramid, "seconds": best[0], "peak_rss": best[1], "on_disk": best[2]})

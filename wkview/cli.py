@@ -1,49 +1,65 @@
 """The ``wkview`` command: batch conversion into WKW and whole-dataset tools.
 
-A thin layer over :mod:`wkview.convert` and :mod:`wkview.tools`: each command parses
-its flags, builds an executor from ``--distribution-strategy`` / ``--jobs`` /
-``--job-resources`` / ``--dask-address`` (the names webknossos' own CLI uses), calls
-one library function and prints its result. User mistakes (missing input, an
-existing target, bad flags, a folder that is not a dataset) end with one line on
-stderr and exit status 2; ``check-equality`` and ``verify`` exit with 1 when they
-find a difference or damage.
+A thin layer over :mod:`wkview.convert`, :mod:`wkview.tools` and :mod:`wkview.preview`:
+each command parses its flags, builds an executor from ``--distribution-strategy`` /
+``--jobs`` / ``--job-resources`` / ``--dask-address`` (the names webknossos' own CLI
+uses) through :func:`wkview.executors.executor_for_strategy`, calls one library
+function and prints its result.
+
+Flags that several commands share are declared once: the engine flags (and
+``--quiet``) by :func:`engine_options`, which hands a command one :class:`EngineOptions`;
+the conversion flags of ``convert`` and ``convert-raw`` by :func:`conversion_options`,
+which hands it one frozen :class:`ConvertOptions` (whose fields are the keyword
+arguments of :func:`wkview.convert.convert`).
+
+Exit status: 0 done; 2 the user's mistake (bad flags, unreadable or missing input, an
+existing target, a folder that is not a dataset: one line on stderr); 1 anything else:
+damaged data, a full disk, a failed job, or an internal error of wkview (one line and a
+hint to rerun with ``WKVIEW_TRACEBACK=1``, which prints the traceback).
+``check-equality`` and ``verify`` exit with 1 when they find a difference or damage.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import inspect
 import json
 import logging
 import os
 import sys
 import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import click
 import typer
 
-
 from . import convert as _convert
 from . import tools
-from .errors import CorruptFileError, SourceError, TargetExistsError, WkviewError
-from .executors import JobError, available_cores, get_executor
+from .errors import CorruptFileError, DatasetError, SourceError, TargetExistsError, WkviewError
+from .executors import ExecutorOptionsError, JobError, executor_for_strategy
 from .geometry import BoundingBox, Mag
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "ConvertOptions", "EngineOptions", "TRACEBACK_ENV"]
+
+#: Set to 1 to get the traceback of an error (internal errors print a hint naming it).
+TRACEBACK_ENV = "WKVIEW_TRACEBACK"
 
 app = typer.Typer(
     name="wkview",
-    help="Fast batch conversion into WKW datasets (webKNOSSOS), and tools for them.",
+    help="Fast batch conversion into WKW datasets (webKNOSSOS), and tools for them. "
+    f"Exit status 2: a mistake in the command line or its input; 1: anything else "
+    f"({TRACEBACK_ENV}=1 prints the traceback).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class UserError(Exception):
-    """A mistake in the command line: one line on stderr, exit status 2."""
 
 
 # -- flag types ---------------------------------------------------------------------------
@@ -124,29 +140,79 @@ def _bbox(text: Optional[str]) -> Optional[BoundingBox]:
         raise typer.BadParameter(f"not a bounding box: {text!r} ({exc})", param_hint="--bbox") from None
 
 
-def _job_resources(text: Optional[str]) -> dict[str, Any]:
-    """``--job-resources``: JSON (as webknossos takes it) or ``KEY=VALUE,KEY=VALUE``."""
-    if not text:
-        return {}
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--job-resources") from None
-        if not isinstance(value, dict):
-            raise typer.BadParameter("must be a JSON object", param_hint="--job-resources")
-        return value
-    out = {}
-    for pair in text.split(","):
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE pairs, got {pair!r}", param_hint="--job-resources")
-        out[key.strip()] = value.strip()
-    return out
+class Compression(str, Enum):
+    lz4 = "lz4"
+    lz4hc = "lz4hc"
 
 
-# -- shared options -----------------------------------------------------------------------
+def _value(member: Enum) -> Any:
+    return member.value
+
+
+# -- declaring shared options once ------------------------------------------------------------
+
+
+def _with_options(
+    func: Callable[..., Any], name: str, params: list[inspect.Parameter], build: Callable[[dict[str, Any]], Any]
+) -> Callable[..., Any]:
+    """``func`` with its parameter ``name`` replaced by the command-line ``params``; the
+    wrapper hands ``func`` one ``build(values of params)`` as ``name``.
+
+    Typer reads a command's flags from its signature, so the signature is rewritten
+    (with evaluated annotations: Typer needs the ``Annotated`` options themselves).
+    """
+    signature = inspect.signature(func, eval_str=True)
+    if name not in signature.parameters:
+        raise TypeError(f"{func.__name__} has no parameter {name!r} to fill")
+    taken = set(signature.parameters) & {p.name for p in params}
+    if taken:
+        raise TypeError(f"{func.__name__} already has parameters {sorted(taken)}")
+    kept = [p for p in signature.parameters.values() if p.name != name]
+    # options with defaults may follow required ones: Typer maps them by name
+    new = signature.replace(parameters=kept + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params])
+    own = {p.name for p in params}
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        values = {key: kwargs.pop(key) for key in list(kwargs) if key in own}
+        return func(**kwargs, **{name: build(values)})
+
+    wrapper.__signature__ = new  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in new.parameters.values()}
+    return wrapper
+
+
+# -- engine options: where the jobs run -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where a command's jobs run, and how much it says (the flags of :func:`engine_options`)."""
+
+    distribution_strategy: str = "multiprocessing"
+    jobs: Optional[int] = None
+    job_resources: Optional[str] = None
+    dask_address: Optional[str] = None
+    quiet: bool = False
+
+    @contextlib.contextmanager
+    def executor(self) -> Iterator[Any]:
+        """The executor of these options (:func:`wkview.executors.executor_for_strategy`), shut down after."""
+        with executor_for_strategy(
+            self.distribution_strategy, jobs=self.jobs, job_resources=self.job_resources, dask_address=self.dask_address
+        ) as executor:
+            yield executor
+
+    @property
+    def progress(self) -> bool:
+        """Progress bars: unless quiet, when stderr is a terminal."""
+        return not self.quiet and sys.stderr is not None and sys.stderr.isatty()
+
+    def say(self, text: str) -> None:
+        """Print ``text`` unless quiet."""
+        if not self.quiet:
+            typer.echo(text)
+
 
 JobsOption = Annotated[
     Optional[int],
@@ -163,38 +229,150 @@ ResourcesOption = Annotated[
     ),
 ]
 DaskOption = Annotated[
-    Optional[str],
-    typer.Option("--dask-address", help="Dask scheduler (tcp://host:port); default: $DASK_ADDRESS."),
+    Optional[str], typer.Option("--dask-address", help="Dask scheduler (tcp://host:port); default: $DASK_ADDRESS.")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no summary.")]
 
 
-@contextlib.contextmanager
-def _executor(strategy: Strategy, jobs: Optional[int], resources: Optional[str], dask_address: Optional[str]) -> Iterator[Any]:
-    job_resources = _job_resources(resources)
-    if strategy == Strategy.sequential:
-        yield None
-        return
-    if strategy == Strategy.multiprocessing:
-        executor = get_executor("multiprocessing", max_workers=jobs or available_cores())
-    elif strategy == Strategy.slurm:
-        executor = get_executor("slurm", job_resources=job_resources)
-    else:
-        address = dask_address or job_resources.pop("address", None) or os.environ.get("DASK_ADDRESS")
-        if not address:
-            raise UserError("--distribution-strategy dask needs --dask-address (or DASK_ADDRESS)")
-        executor = get_executor("dask", address=address, job_resources=job_resources)
-    with executor:
-        yield executor
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def _progress(quiet: bool) -> bool:
-    return not quiet and sys.stderr is not None and sys.stderr.isatty()
+_ENGINE_PARAMS = [
+    _option("jobs", JobsOption, None),
+    _option("distribution_strategy", StrategyOption, Strategy.multiprocessing),
+    _option("job_resources", ResourcesOption, None),
+    _option("dask_address", DaskOption, None),
+    _option("quiet", QuietOption, False),
+]
 
 
-def _say(quiet: bool, text: str) -> None:
-    if not quiet:
-        typer.echo(text)
+def _engine(values: dict[str, Any]) -> EngineOptions:
+    return EngineOptions(
+        distribution_strategy=values["distribution_strategy"].value,
+        jobs=values["jobs"],
+        job_resources=values["job_resources"],
+        dask_address=values["dask_address"],
+        quiet=values["quiet"],
+    )
+
+
+def engine_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the flags ``--jobs``, ``--distribution-strategy``, ``--job-resources``,
+    ``--dask-address`` and ``--quiet``, handed to it as one ``engine: EngineOptions``."""
+    return _with_options(func, "engine", _ENGINE_PARAMS, _engine)
+
+
+# -- conversion options -------------------------------------------------------------------------
+
+
+def _flag(option: Any, cli_default: Any = dataclasses.MISSING, parse: Optional[Callable[[Any], Any]] = None) -> dict:
+    """Field metadata of a :class:`ConvertOptions` field: its Typer ``option`` (an
+    ``Annotated`` type), the flag's default when it differs from the field's (an enum
+    member), and ``parse``, which turns the flag's value into the field's."""
+    return {"cli": option, "cli_default": cli_default, "parse": parse}
+
+
+LayerNameOption = Annotated[str, typer.Option("--layer-name", "-l", help="Name of the new layer.")]
+CategoryOption = Annotated[Category, typer.Option("--category", help="Layer category.", case_sensitive=False)]
+DtypeOption = Annotated[
+    Optional[str],
+    typer.Option("--dtype", help="Voxel type of the layer (per channel); it must hold every source value."),
+]
+CompressOption = Annotated[bool, typer.Option("--compress/--no-compress", help="Compressed files (see --compression).")]
+CompressionOption = Annotated[
+    Compression,
+    typer.Option(
+        "--compression",
+        case_sensitive=False,
+        help="lz4hc: smaller files; lz4: several times faster to write, larger files (`wkview compress` "
+        "shrinks them to lz4hc later). webKNOSSOS and libwkw read both.",
+    ),
+]
+LevelOption = Annotated[
+    Optional[int], typer.Option("--compression-level", min=1, max=12, help="LZ4HC level (default 4; 9 = libwkw).")
+]
+BlockLenOption = Annotated[int, typer.Option("--block-len", help="Voxels per block edge (power of two).")]
+FileLenOption = Annotated[int, typer.Option("--file-len", help="Blocks per file edge (power of two).")]
+DownsampleOption = Annotated[bool, typer.Option("--downsample/--no-downsample", help="Build the mag pyramid.")]
+MaxMagOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--max-mag", help="Coarsest mag of the pyramid (e.g. 8 or 8-8-4). Default: x and y about 100 voxels, at least 4."
+    ),
+]
+InterpolationOption = Annotated[
+    Interpolation,
+    typer.Option(
+        "--interpolation-mode", help="How voxels are pooled (default: median, mode for segmentation).", case_sensitive=False
+    ),
+]
+SamplingOption = Annotated[
+    Sampling, typer.Option("--sampling-mode", help="Which axes each pyramid step halves.", case_sensitive=False)
+]
+VoxelSizeOption = Annotated[str, typer.Option("--voxel-size", help="Physical voxel size in nm: X,Y,Z (e.g. 11.24,11.24,25).")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", "--overwrite-existing", help="Replace what is at TARGET.")]
+NameOption = Annotated[Optional[str], typer.Option("--name", help="Dataset name (default: TARGET's folder name).")]
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """The settings of ``wkview convert`` and ``convert-raw``: the keyword arguments of
+    :func:`wkview.convert.convert`, as one frozen value.
+
+    To add a conversion flag, add a field: its ``metadata=_flag(...)`` declares the Typer
+    option (and how the flag's value becomes the field's); both commands get the flag
+    (unless one excludes it in :func:`conversion_options`) and the value reaches
+    :func:`wkview.convert.convert` under the field's name.
+    """
+
+    voxel_size: tuple[float, float, float] = field(metadata=_flag(VoxelSizeOption, parse=lambda t: _voxel_size(t)))
+    layer_name: str = field(default="color", metadata=_flag(LayerNameOption))
+    category: str = field(default="color", metadata=_flag(CategoryOption, Category.color, _value))
+    dtype: Optional[str] = field(default=None, metadata=_flag(DtypeOption))
+    compress: bool = field(default=True, metadata=_flag(CompressOption))
+    compression: str = field(default="lz4hc", metadata=_flag(CompressionOption, Compression.lz4hc, _value))
+    compression_level: Optional[int] = field(default=None, metadata=_flag(LevelOption))
+    block_len: int = field(default=32, metadata=_flag(BlockLenOption))
+    file_len: int = field(default=32, metadata=_flag(FileLenOption))
+    downsample: bool = field(default=True, metadata=_flag(DownsampleOption))
+    max_mag: Optional[Mag] = field(default=None, metadata=_flag(MaxMagOption, parse=lambda t: _mag(t, "--max-mag")))
+    interpolation_mode: str = field(default="default", metadata=_flag(InterpolationOption, Interpolation.default, _value))
+    sampling_mode: str = field(default="auto", metadata=_flag(SamplingOption, Sampling.auto, _value))
+    name: Optional[str] = field(default=None, metadata=_flag(NameOption))
+    overwrite: bool = field(default=False, metadata=_flag(OverwriteOption))
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`wkview.convert.convert`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def conversion_options(*, exclude: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command a flag per :class:`ConvertOptions` field (but those in ``exclude``,
+    which keep the field's default), handed to it as one ``options: ConvertOptions``."""
+    fields = [f for f in dataclasses.fields(ConvertOptions) if f.name not in exclude]
+    params = []
+    for f in fields:
+        meta = f.metadata
+        default = meta["cli_default"] if meta["cli_default"] is not dataclasses.MISSING else f.default
+        if default is dataclasses.MISSING:
+            default = inspect.Parameter.empty
+        params.append(_option(f.name, meta["cli"], default))
+
+    def build(values: dict[str, Any]) -> ConvertOptions:
+        parsed = {}
+        for f in fields:
+            parse = f.metadata["parse"]
+            parsed[f.name] = parse(values[f.name]) if parse is not None else values[f.name]
+        return ConvertOptions(**parsed)
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        return _with_options(func, "options", params, build)
+
+    return decorate
+
+
+# -- commands -------------------------------------------------------------------------------
 
 
 def _layer_summary(ds: Any, name: str) -> str:
@@ -204,71 +382,33 @@ def _layer_summary(ds: Any, name: str) -> str:
     return f"layer {name!r}: {size} voxels of {layer.num_channels} x {layer.dtype_per_channel}, mags {mags}"
 
 
-# -- commands -------------------------------------------------------------------------------
-
-LayerNameOption = Annotated[str, typer.Option("--layer-name", "-l", help="Name of the new layer.")]
-CategoryOption = Annotated[Category, typer.Option("--category", help="Layer category.", case_sensitive=False)]
-DtypeOption = Annotated[
-    Optional[str],
-    typer.Option("--dtype", help="Voxel type of the layer (per channel); it must hold every source value."),
+PreviewFlag = Annotated[
+    bool, typer.Option("--preview", help="Also write TARGET-preview.png beside the dataset (see `wkview preview`).")
 ]
-CompressOption = Annotated[bool, typer.Option("--compress/--no-compress", help="LZ4HC-compressed files.")]
-LevelOption = Annotated[
-    Optional[int], typer.Option("--compression-level", min=1, max=12, help="LZ4HC level (default 4; 9 = libwkw).")
-]
-BlockLenOption = Annotated[int, typer.Option("--block-len", help="Voxels per block edge (power of two).")]
-FileLenOption = Annotated[int, typer.Option("--file-len", help="Blocks per file edge (power of two).")]
-DownsampleOption = Annotated[bool, typer.Option("--downsample/--no-downsample", help="Build the mag pyramid.")]
-MaxMagOption = Annotated[
-    Optional[str], typer.Option("--max-mag", help="Coarsest mag of the pyramid (e.g. 8 or 8-8-4). Default: x and y about 100 voxels, at least 4.")
-]
-InterpolationOption = Annotated[
-    Interpolation,
-    typer.Option("--interpolation-mode", help="How voxels are pooled (default: median, mode for segmentation).", case_sensitive=False),
-]
-SamplingOption = Annotated[
-    Sampling, typer.Option("--sampling-mode", help="Which axes each pyramid step halves.", case_sensitive=False)
-]
-VoxelSizeOption = Annotated[
-    str, typer.Option("--voxel-size", help="Physical voxel size in nm: X,Y,Z (e.g. 11.24,11.24,25).")
-]
-OverwriteOption = Annotated[
-    bool, typer.Option("--overwrite", "--overwrite-existing", help="Replace what is at TARGET.")
-]
-NameOption = Annotated[Optional[str], typer.Option("--name", help="Dataset name (default: TARGET's folder name).")]
 
 
-def _run_convert(source: Any, target: Path, opts: dict[str, Any], quiet: bool, executor_args: tuple) -> None:
+def preview_path(target: Path) -> Path:
+    """Where ``convert --preview`` writes the preview of the dataset at ``target``: beside it."""
+    return target.with_name(target.name + "-preview.png")
+
+
+def _run_convert(source: Any, target: Path, options: ConvertOptions, engine: EngineOptions, preview: bool) -> None:
+    from .preview import write_preview
+
+    if preview and not options.overwrite and preview_path(target).exists():  # before hours of work
+        raise TargetExistsError(f"{preview_path(target)} exists (use --overwrite to replace it)")
     started = time.perf_counter()
-    with _executor(*executor_args) as executor:
-        ds = _convert.convert(source, target, executor=executor, progress=_progress(quiet), **opts)
-    _say(quiet, f"{target}: {_layer_summary(ds, opts['layer_name'])} ({time.perf_counter() - started:.1f} s)")
-
-
-def _convert_options(
-    voxel_size: str, layer_name: str, category: Category, dtype: Optional[str], compress: bool,
-    compression_level: Optional[int], block_len: int, file_len: int, downsample: bool, max_mag: Optional[str],
-    interpolation_mode: Interpolation, sampling_mode: Sampling, name: Optional[str], overwrite: bool,
-) -> dict[str, Any]:
-    return dict(
-        voxel_size=_voxel_size(voxel_size),
-        layer_name=layer_name,
-        category=category.value,
-        dtype=dtype,
-        compress=compress,
-        compression_level=compression_level,
-        block_len=block_len,
-        file_len=file_len,
-        downsample=downsample,
-        max_mag=_mag(max_mag, "--max-mag"),
-        interpolation_mode=interpolation_mode.value,
-        sampling_mode=sampling_mode.value,
-        name=name,
-        overwrite=overwrite,
-    )
+    with engine.executor() as executor:
+        ds = _convert.convert(source, target, executor=executor, progress=engine.progress, **options.as_kwargs())
+    engine.say(f"{target}: {_layer_summary(ds, options.layer_name)} ({time.perf_counter() - started:.1f} s)")
+    if preview:
+        written = write_preview(ds, preview_path(target), layer=options.layer_name, overwrite=True)
+        engine.say(f"preview: {written}")
 
 
 @app.command("convert")
+@engine_options
+@conversion_options()
 def convert_cmd(
     source: Annotated[
         str,
@@ -278,72 +418,37 @@ def convert_cmd(
         ),
     ],
     target: Annotated[Path, typer.Argument(help="The dataset folder to create.")],
-    voxel_size: VoxelSizeOption,
-    layer_name: LayerNameOption = "color",
-    category: CategoryOption = Category.color,
-    dtype: DtypeOption = None,
-    compress: CompressOption = True,
-    compression_level: LevelOption = None,
-    block_len: BlockLenOption = 32,
-    file_len: FileLenOption = 32,
-    downsample: DownsampleOption = True,
-    max_mag: MaxMagOption = None,
-    interpolation_mode: InterpolationOption = Interpolation.default,
-    sampling_mode: SamplingOption = Sampling.auto,
-    name: NameOption = None,
-    overwrite: OverwriteOption = False,
-    jobs: JobsOption = None,
-    distribution_strategy: StrategyOption = Strategy.multiprocessing,
-    job_resources: ResourcesOption = None,
-    dask_address: DaskOption = None,
-    quiet: QuietOption = False,
+    preview: PreviewFlag = False,
+    *,
+    options: ConvertOptions,
+    engine: EngineOptions,
 ) -> None:
     """Convert an image stack, tile mosaic, TIFF or .npy volume into a new WKW dataset."""
-    opts = _convert_options(
-        voxel_size, layer_name, category, dtype, compress, compression_level, block_len, file_len, downsample,
-        max_mag, interpolation_mode, sampling_mode, name, overwrite,
-    )
     from .sources import open_source
 
     src = open_source(source)  # checked before the executor starts
-    _run_convert(src, target, opts, quiet, (distribution_strategy, jobs, job_resources, dask_address))
+    _run_convert(src, target, options, engine, preview)
 
 
 @app.command("convert-raw")
+@engine_options
+@conversion_options(exclude=("dtype",))
 def convert_raw_cmd(
     source: Annotated[Path, typer.Argument(help="A raw binary volume (no header).")],
     target: Annotated[Path, typer.Argument(help="The dataset folder to create.")],
     shape: Annotated[str, typer.Option("--shape", help="Size of the volume in voxels: X,Y,Z.")],
-    voxel_size: VoxelSizeOption,
     source_dtype: Annotated[str, typer.Option("--dtype", help="Voxel type in the file (uint8, uint16, float32, ...).")] = "uint8",
     order: Annotated[Order, typer.Option("--order", help="F: x varies fastest in the file; C: z does.")] = Order.F,
-    layer_name: LayerNameOption = "color",
-    category: CategoryOption = Category.color,
-    compress: CompressOption = True,
-    compression_level: LevelOption = None,
-    block_len: BlockLenOption = 32,
-    file_len: FileLenOption = 32,
-    downsample: DownsampleOption = True,
-    max_mag: MaxMagOption = None,
-    interpolation_mode: InterpolationOption = Interpolation.default,
-    sampling_mode: SamplingOption = Sampling.auto,
-    name: NameOption = None,
-    overwrite: OverwriteOption = False,
-    jobs: JobsOption = None,
-    distribution_strategy: StrategyOption = Strategy.multiprocessing,
-    job_resources: ResourcesOption = None,
-    dask_address: DaskOption = None,
-    quiet: QuietOption = False,
+    preview: PreviewFlag = False,
+    *,
+    options: ConvertOptions,
+    engine: EngineOptions,
 ) -> None:
     """Convert a raw binary volume (memory-mapped, never loaded whole) into a new WKW dataset."""
     from .sources import RawVolume
 
-    opts = _convert_options(
-        voxel_size, layer_name, category, None, compress, compression_level, block_len, file_len, downsample,
-        max_mag, interpolation_mode, sampling_mode, name, overwrite,
-    )
     src = RawVolume.from_file(source, _numbers(shape, 3, int, "--shape"), source_dtype, order.value)
-    _run_convert(src, target, opts, quiet, (distribution_strategy, jobs, job_resources, dask_address))
+    _run_convert(src, target, options, engine, preview)
 
 
 DatasetArg = Annotated[Path, typer.Argument(help="A WKW dataset folder.")]
@@ -351,6 +456,7 @@ LayerOption = Annotated[Optional[str], typer.Option("--layer", "-l", help="Only 
 
 
 @app.command("downsample")
+@engine_options
 def downsample_cmd(
     dataset: DatasetArg,
     layer: LayerOption = None,
@@ -359,15 +465,12 @@ def downsample_cmd(
     interpolation_mode: InterpolationOption = Interpolation.default,
     sampling_mode: SamplingOption = Sampling.auto,
     compress: CompressOption = True,
-    jobs: JobsOption = None,
-    distribution_strategy: StrategyOption = Strategy.multiprocessing,
-    job_resources: ResourcesOption = None,
-    dask_address: DaskOption = None,
-    quiet: QuietOption = False,
+    *,
+    engine: EngineOptions,
 ) -> None:
     """Build the mag pyramid of a dataset's layers (existing mags are kept)."""
     started = time.perf_counter()
-    with _executor(distribution_strategy, jobs, job_resources, dask_address) as executor:
+    with engine.executor() as executor:
         made = tools.downsample_dataset(
             dataset,
             layer=layer,
@@ -377,61 +480,69 @@ def downsample_cmd(
             sampling_mode=sampling_mode.value,
             compress=compress,
             executor=executor,
-            progress=_progress(quiet),
+            progress=engine.progress,
         )
     for name, mags in made.items():
         new = ", ".join(m.to_layer_name() for m in mags) or "none (all present)"
-        _say(quiet, f"{dataset}: layer {name!r}: new mags {new}")
-    _say(quiet, f"({time.perf_counter() - started:.1f} s)")
+        engine.say(f"{dataset}: layer {name!r}: new mags {new}")
+    engine.say(f"({time.perf_counter() - started:.1f} s)")
 
 
 @app.command("compress")
+@engine_options
 def compress_cmd(
     dataset: DatasetArg,
     layer: LayerOption = None,
     mag: Annotated[Optional[str], typer.Option("--mag", help="Only this mag.")] = None,
-    level: Annotated[Optional[int], typer.Option("--level", min=1, max=12, help="LZ4HC level (default 4).")] = None,
-    jobs: JobsOption = None,
-    distribution_strategy: StrategyOption = Strategy.multiprocessing,
-    job_resources: ResourcesOption = None,
-    dask_address: DaskOption = None,
-    quiet: QuietOption = False,
+    compression: Annotated[
+        Compression,
+        typer.Option(
+            "--compression", case_sensitive=False,
+            help="lz4hc: raw and lz4 mags become lz4hc; lz4: raw mags become lz4 (fast).",
+        ),
+    ] = Compression.lz4hc,
+    level: Annotated[
+        Optional[int], typer.Option("--compression-level", "--level", min=1, max=12, help="LZ4HC level (default 4).")
+    ] = None,
+    *,
+    engine: EngineOptions,
 ) -> None:
-    """Compress the raw mags of a dataset in place (every file replaced atomically; rerun to finish)."""
-    with _executor(distribution_strategy, jobs, job_resources, dask_address) as executor:
+    """Compress the raw (and with lz4hc the LZ4) mags of a dataset in place (every file
+    replaced atomically; rerun to finish)."""
+    with engine.executor() as executor:
         results = tools.compress_dataset(
-            dataset, layer=layer, mag=_mag(mag, "--mag"), level=level, executor=executor, progress=_progress(quiet)
+            dataset, layer=layer, mag=_mag(mag, "--mag"), level=level, compression=compression.value,
+            executor=executor, progress=engine.progress,
         )
     if not results:
-        _say(quiet, f"{dataset}: nothing to compress")
+        engine.say(f"{dataset}: nothing to compress")
     for r in results:
         ratio = f"{r.bytes_before / r.bytes_after:.2f}x smaller" if r.bytes_after else "empty"
-        _say(quiet, f"{dataset}: {r.layer}/{r.mag}: {r.files} files, {r.bytes_before} -> {r.bytes_after} bytes ({ratio})")
+        engine.say(f"{dataset}: {r.layer}/{r.mag}: {r.files} files, {r.bytes_before} -> {r.bytes_after} bytes ({ratio})")
 
 
 @app.command("check-equality")
+@engine_options
 def check_equality_cmd(
     a: Annotated[Path, typer.Argument(help="First dataset.")],
     b: Annotated[Path, typer.Argument(help="Second dataset.")],
     layer: LayerOption = None,
     bbox: Annotated[Optional[str], typer.Option("--bbox", help="Only this box, in mag-1 voxels: X,Y,Z,SX,SY,SZ.")] = None,
-    jobs: JobsOption = None,
-    distribution_strategy: StrategyOption = Strategy.multiprocessing,
-    job_resources: ResourcesOption = None,
-    dask_address: DaskOption = None,
-    quiet: QuietOption = False,
+    *,
+    engine: EngineOptions,
 ) -> None:
     """Exit 0 when two datasets hold the same voxels, 1 with the first difference otherwise."""
-    with _executor(distribution_strategy, jobs, job_resources, dask_address) as executor:
-        diff = tools.check_equality(a, b, layer=layer, bbox=_bbox(bbox), executor=executor, progress=_progress(quiet))
+    with engine.executor() as executor:
+        diff = tools.check_equality(a, b, layer=layer, bbox=_bbox(bbox), executor=executor, progress=engine.progress)
     if diff is None:
-        _say(quiet, f"{a} and {b} are equal")
+        engine.say(f"{a} and {b} are equal")
         return
     typer.echo(f"{a} and {b} differ: {diff}")
     raise typer.Exit(1)
 
 
 @app.command("export")
+@engine_options
 def export_cmd(
     dataset: DatasetArg,
     out: Annotated[Path, typer.Argument(help="Folder for the TIFF stack, or the .npy file.")],
@@ -439,19 +550,39 @@ def export_cmd(
     mag: Annotated[str, typer.Option("--mag", help="The mag to export.")] = "1",
     bbox: Annotated[Optional[str], typer.Option("--bbox", help="Box in mag-1 voxels: X,Y,Z,SX,SY,SZ (default: the layer's).")] = None,
     format: Annotated[ExportFormat, typer.Option("--format", help="tiff: one file per z; npy: one array.")] = ExportFormat.tiff,
-    jobs: JobsOption = None,
-    distribution_strategy: StrategyOption = Strategy.multiprocessing,
-    job_resources: ResourcesOption = None,
-    dask_address: DaskOption = None,
-    quiet: QuietOption = False,
+    *,
+    engine: EngineOptions,
 ) -> None:
     """Export a region of a layer as a TIFF stack (one file per z) or one .npy array."""
-    with _executor(distribution_strategy, jobs, job_resources, dask_address) as executor:
+    box = _bbox(bbox)
+    if box is not None and box.is_empty():
+        raise typer.BadParameter(f"the box is empty: {bbox!r}", param_hint="--bbox")
+    with engine.executor() as executor:
         files = tools.export_region(
-            dataset, out, layer=layer, mag=_mag(mag, "--mag"), bbox=_bbox(bbox), format=format.value,
-            executor=executor, progress=_progress(quiet),
+            dataset, out, layer=layer, mag=_mag(mag, "--mag"), bbox=box, format=format.value,
+            executor=executor, progress=engine.progress,
         )
-    _say(quiet, f"wrote {len(files)} file(s) to {out}")
+    engine.say(f"wrote {len(files)} file(s) to {out}")
+
+
+@app.command("preview")
+def preview_cmd(
+    dataset: DatasetArg,
+    out: Annotated[Path, typer.Argument(help="The PNG to write.")],
+    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="The layer (needed when there are several).")] = None,
+    mag: Annotated[
+        Optional[str], typer.Option("--mag", help="The mag to show (default: the coarsest that gives about 1024 px).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing OUT.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Write one PNG with the central xy, xz and yz planes of a layer (color contrast-stretched
+    from the 1st to the 99th percentile, segments in colours of their ids)."""
+    from .preview import write_preview
+
+    written = write_preview(dataset, out, layer=layer, mag=_mag(mag, "--mag"), overwrite=overwrite)
+    if not quiet:
+        typer.echo(f"wrote {written}")
 
 
 @app.command("info")
@@ -473,9 +604,11 @@ def info_cmd(
         )
         for m in lay["mags"]:
             ratio = f"{m['compression_ratio']:.2f}x" if m["compression_ratio"] else "-"
+            stored = f"{m['stored_blocks_ratio']:.2f}x" if m["stored_blocks_ratio"] else "-"
             typer.echo(
                 f"    mag {m['mag']:>8}: {m['compression']:<5} block_len {m['block_len']}, file_len {m['file_len']}, "
-                f"{m['files']} files, {_human(m['bytes_on_disk'])} on disk, ratio {ratio}"
+                f"{m['files']} files, {_human(m['bytes_on_disk'])} on disk, ratio {ratio} over the box's voxels "
+                f"({stored} over the stored blocks)"
             )
 
 
@@ -488,26 +621,24 @@ def _human(n: int) -> str:
 
 
 @app.command("verify")
+@engine_options
 def verify_cmd(
     dataset: DatasetArg,
     layer: LayerOption = None,
     repair: Annotated[bool, typer.Option("--repair", help="Remove temporary files of interrupted writes.")] = False,
-    jobs: JobsOption = None,
-    distribution_strategy: StrategyOption = Strategy.multiprocessing,
-    job_resources: ResourcesOption = None,
-    dask_address: DaskOption = None,
-    quiet: QuietOption = False,
+    *,
+    engine: EngineOptions,
 ) -> None:
     """Check every data file (header, jump table, every block decoded once); exit 1 when any is damaged."""
-    with _executor(distribution_strategy, jobs, job_resources, dask_address) as executor:
-        damage = tools.verify_dataset(dataset, layer=layer, repair=repair, executor=executor, progress=_progress(quiet))
+    with engine.executor() as executor:
+        damage = tools.verify_dataset(dataset, layer=layer, repair=repair, executor=executor, progress=engine.progress)
     for d in damage:
         typer.echo(str(d))
     remaining = [d for d in damage if not d.repaired]
     if remaining:
         typer.echo(f"{dataset}: {len(remaining)} damaged or stray file(s)", err=True)
         raise typer.Exit(1)
-    _say(quiet, f"{dataset}: every data file is sound")
+    engine.say(f"{dataset}: every data file is sound")
 
 
 @app.command("sample-stack")
@@ -527,13 +658,31 @@ def sample_stack_cmd(
     if min(size) <= 0:
         raise typer.BadParameter(f"sizes must be positive, got {shape!r}", param_hint="--shape")
     files = write_image_stack(out, size, seed=seed, suffix="." + image_format)
-    _say(quiet, f"wrote {len(files)} images of {size[0]}x{size[1]} to {out}")
+    if not quiet:
+        typer.echo(f"wrote {len(files)} images of {size[0]}x{size[1]} to {out}")
 
 
 # -- entry point -------------------------------------------------------------------------------
 
-#: Exceptions that mean "the input or the flags are wrong", not "wkview failed".
-_USER_ERRORS = (UserError, SourceError, TargetExistsError, FileNotFoundError, NotADirectoryError, ValueError, TypeError)
+#: Exceptions that mean "the input or the flags are wrong", not "wkview failed": exit 2.
+#: Library checks of what the user gave raise these (DatasetError covers a folder that is
+#: not a dataset, a missing layer or mag, settings a dataset cannot be made with); a plain
+#: ValueError or TypeError from inside wkview is a bug and exits 1.
+USER_ERRORS = (
+    ExecutorOptionsError,
+    SourceError,
+    TargetExistsError,
+    DatasetError,
+    FileNotFoundError,
+    NotADirectoryError,
+)
+
+
+def _fail(where: str, message: str, status: int, exc: BaseException) -> int:
+    if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+        traceback.print_exception(exc)
+    typer.echo(f"{where}: {message}", err=True)
+    return status
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -547,35 +696,33 @@ def main(argv: Optional[list[str]] = None) -> int:
         result = command.main(args=args, prog_name="wkview", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         typer.echo(f"{where}: interrupted", err=True)
         return 130
     except click.exceptions.ClickException as exc:  # usage errors: bad or missing flags
-        typer.echo(f"{where}: error: {exc.format_message()}", err=True)
-        return exc.exit_code if exc.exit_code != 1 else 2
-    except KeyboardInterrupt:
-        typer.echo(f"{where}: interrupted", err=True)
-        return 130
+        return _fail(where, f"error: {exc.format_message()}", exc.exit_code if exc.exit_code != 1 else 2, exc)
     except JobError as exc:
         original = exc.original
+        if isinstance(original, USER_ERRORS):  # e.g. an input file found damaged by the job that read it
+            return _fail(where, f"error: {original}", 2, exc)
         if isinstance(original, (OSError, WkviewError)):
-            # a known failure inside a job (disk full, a damaged input file): its line is enough
-            typer.echo(f"{where}: error: {original}", err=True)
-            return 2 if isinstance(original, SourceError) else 1
-        typer.echo(f"{where}: a job failed: {exc}", err=True)  # unexpected: with the job's traceback
-        return 1
+            # a known failure inside a job (disk full, damaged data): its line is enough
+            return _fail(where, f"error: {original}", 1, exc)
+        return _fail(where, f"a job failed: {exc}", 1, exc)  # with the job's traceback
     except CorruptFileError as exc:
-        typer.echo(f"{where}: damaged data: {exc}", err=True)
-        return 1
-    except _USER_ERRORS as exc:
-        typer.echo(f"{where}: error: {exc}", err=True)
-        return 2
-    except WkviewError as exc:  # e.g. NotADatasetError, PropertiesError (DatasetError is a ValueError)
-        typer.echo(f"{where}: error: {exc}", err=True)
-        return 2
+        return _fail(where, f"damaged data: {exc}", 1, exc)
+    except USER_ERRORS as exc:
+        return _fail(where, f"error: {exc}", 2, exc)
     except OSError as exc:  # disk full, no permission, ...: nothing was replaced (see Reliability)
-        typer.echo(f"{where}: error: {exc}", err=True)
-        return 1
+        return _fail(where, f"error: {exc}", 1, exc)
+    except Exception as exc:  # a bug in wkview, not the user's mistake
+        return _fail(
+            where,
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            f"this is a bug in wkview; rerun with {TRACEBACK_ENV}=1 for the traceback and report it",
+            1,
+            exc,
+        )
     return result if isinstance(result, int) else 0
 
 

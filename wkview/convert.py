@@ -35,11 +35,12 @@ import numpy as np
 import wkw
 
 from . import properties as props
+from . import compression as _compression
 from . import pyramid, repair
-from ._storage import MagStore, _check_level
+from ._storage import MagStore
 from .dataset import Dataset, mag_header
 from .downsampling import resolve_mode
-from .errors import TargetExistsError
+from .errors import DatasetError, TargetExistsError
 from .executors import run_jobs, runs_here
 from .geometry import BoundingBox, Mag
 from .sources import RawVolume, VolumeSource, open_source
@@ -64,9 +65,9 @@ def _voxel_size(value: Any) -> tuple[float, float, float]:
     try:
         vs = tuple(float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"voxel_size must be three positive numbers, got {value!r}") from None
+        raise DatasetError(f"voxel_size must be three positive numbers, got {value!r}") from None
     if len(vs) != 3 or not all(v > 0 and np.isfinite(v) for v in vs):
-        raise ValueError(f"voxel_size must be three positive numbers, got {value!r}")
+        raise DatasetError(f"voxel_size must be three positive numbers, got {value!r}")
     return vs  # type: ignore[return-value]
 
 
@@ -77,9 +78,9 @@ def _target_dtype(source: VolumeSource, dtype: Any) -> np.dtype:
     try:
         target = np.dtype(dtype)
     except TypeError:
-        raise ValueError(f"not a voxel type: {dtype!r}") from None
+        raise DatasetError(f"not a voxel type: {dtype!r}") from None
     if not np.can_cast(source.dtype, target, "safe"):
-        raise ValueError(
+        raise DatasetError(
             f"converting {source.dtype} voxels to {target} could change values; give a dtype that "
             f"holds every {source.dtype} value (or none to keep {source.dtype})"
         )
@@ -172,10 +173,10 @@ def _prepare_target(target: Path, fingerprint: dict, overwrite: bool) -> Path:
             log.warning("%s holds an unfinished conversion with other input or settings: starting again", target)
             pyramid.remove_path(target)
         elif not target.is_dir():
-            raise TargetExistsError(f"{target} exists and is not a folder (use overwrite to replace it)")
+            raise TargetExistsError(f"{target} exists and is not a folder (use --overwrite, or overwrite=True, to replace it)")
         elif any(target.iterdir()):
             what = "a dataset" if (target / props.PROPERTIES_FILE_NAME).exists() else "files"
-            raise TargetExistsError(f"{target} already holds {what} (use overwrite to replace it)")
+            raise TargetExistsError(f"{target} already holds {what} (use --overwrite, or overwrite=True, to replace it)")
     (progress / "done").mkdir(parents=True, exist_ok=True)
     _mark_done(params, fingerprint)
     return progress
@@ -209,6 +210,7 @@ def convert(
     block_len: int = 32,
     file_len: int = 32,
     compression_level: Optional[int] = None,
+    compression: str = _compression.DEFAULT_COMPRESSION,
     downsample: bool = True,
     max_mag: Any = None,
     interpolation_mode: str = "default",
@@ -241,11 +243,15 @@ def convert(
         type (no value is changed). Default: the source's. RGB images become
         3 channels of uint8 (element class ``uint24``).
     compress : bool
-        LZ4HC-compressed files (default) or raw ones.
+        Compressed files (default) or raw ones.
     block_len, file_len : int
         Powers of two; files hold ``(block_len * file_len)**3`` voxels.
     compression_level : int, optional
         LZ4HC level (1-12; default 4; 9 gives libwkw's bytes).
+    compression : str
+        "lz4hc" (default: smaller files) or "lz4" (several times faster to write,
+        larger files, no level; :func:`wkview.tools.compress_dataset` re-encodes it to
+        LZ4HC later). Both are read by webKNOSSOS and libwkw.
     downsample : bool
         Also build the pyramid (default), up to ``max_mag``; by default up to the mag
         that brings x and y to about 100 voxels, at least mag 4, as webknossos' command
@@ -280,26 +286,28 @@ def convert(
     target = Path(target)
     scale = _voxel_size(voxel_size)
     if category not in _CATEGORIES:
-        raise ValueError(f"category must be 'color' or 'segmentation', got {category!r}")
+        raise DatasetError(f"category must be 'color' or 'segmentation', got {category!r}")
     props.validate_name(layer_name, "layer name")
-    level = None if compression_level is None else _check_level(compression_level)
+    level = _compression.check_level_for(compression, compression_level)
     layer_dtype = _target_dtype(src, dtype)
     header = mag_header(layer_dtype, src.num_channels, block_len, file_len, compress)  # checks the lengths
+    if compress:
+        header = _compression.compressed_header(header, compression)
     block_len, file_len = header.block_len, header.file_len
     element_class = props.element_class_from_dtype(layer_dtype, src.num_channels)
     if category == "segmentation" and (src.num_channels != 1 or layer_dtype.kind not in "ui"):
-        raise ValueError("a segmentation layer needs one channel of integers")
+        raise DatasetError("a segmentation layer needs one channel of integers")
     mode = resolve_mode(interpolation_mode, category)
     coarsest = pyramid.default_coarsest_mag(src.shape) if max_mag is None else Mag(max_mag)
     chain = pyramid.downsampling_chain(Mag(1), coarsest, sampling_mode, scale, src.shape) if downsample else []
     if batch_bytes < 1:
-        raise ValueError(f"batch_bytes must be positive, got {batch_bytes}")
+        raise DatasetError(f"batch_bytes must be positive, got {batch_bytes}")
     ds_name = props.validate_name(name if name is not None else target.resolve().name, "dataset name")
 
     fingerprint = {
         "source": src.fingerprint(),
         "layer": [layer_name, category, str(layer_dtype), src.num_channels],
-        "files": [block_len, file_len, bool(compress), level],
+        "files": [block_len, file_len, bool(compress), level] + ([compression] if compress else []),
         "pyramid": [m.to_layer_name() for m in chain] + [mode],
         "scale": list(scale),
         "name": ds_name,

@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -618,9 +618,3 @@ def _open_file(path: Path, single: bool) -> VolumeSource:
         return ImageStack.from_files([path])
     raise SourceError(f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(IMAGE_SUFFIXES)})")
 
-
-def source_from_args(source: PathLike, raw: Optional[dict] = None) -> VolumeSource:
-    """:func:`open_source`, or a :class:`RawVolume` when ``raw`` gives shape, dtype, order."""
-    if raw is not None:
-        return RawVolume.from_file(source, raw["shape"], raw["dtype"], raw.get("order", "F"))
-    return open_source(source)

@@ -19,6 +19,7 @@ import numpy as np
 import wkw
 
 from . import _durable, codec, pyramid
+from . import compression as _compression
 from . import repair as _repair
 from ._storage import MagStore
 from .dataset import Dataset, Layer, MagView
@@ -39,9 +40,6 @@ __all__ = [
 ]
 
 PathLike = Union[str, os.PathLike]
-
-_BLOCK_TYPE_NAMES = {1: "raw", 2: "lz4", 3: "lz4hc"}
-
 
 def open_dataset(dataset: Union[PathLike, Dataset]) -> Dataset:
     """``dataset`` as a :class:`Dataset` (opened from its folder when a path)."""
@@ -114,24 +112,28 @@ def compress_dataset(
     layer: Optional[str] = None,
     mag: Any = None,
     level: Optional[int] = None,
+    compression: str = _compression.DEFAULT_COMPRESSION,
     executor: Any = None,
     progress: Optional[bool] = None,
 ) -> list[CompressResult]:
-    """Compress the raw mags of a dataset in place with LZ4HC (level ``level``, default 4).
+    """Compress the mags of a dataset in place with ``compression`` ("lz4hc", the default, at
+    ``level``, default 4; or "lz4", which has no level).
 
-    Each mag through :meth:`wkview.MagView.compress`: every file replaced atomically
-    by its compressed version on a job, ``header.wkw`` last; an interrupted run,
-    started again, finishes the job. Mags that are compressed already are left as
-    they are. No other process may write to the mags meanwhile.
+    Raw mags are compressed, and with "lz4hc" LZ4 mags are re-encoded (convert fast with
+    LZ4 now, shrink later); mags that are compressed as asked or better are left as they
+    are. Each mag through :meth:`wkview.MagView.compress`: every file replaced atomically
+    by its new version on a job, ``header.wkw`` last; an interrupted run, started again,
+    finishes the job. No other process may write to the mags meanwhile.
     """
+    _compression.check_level_for(compression, level)  # before any mag is touched
     ds = open_dataset(dataset)
     results = []
     for lay in _wkw_layers(ds, layer):
         views = [lay.get_mag(mag)] if mag is not None else list(lay.mags.values())
         for view in views:
-            if view.is_compressed:
+            if not _compression.needs_compressing(view.header.block_type, compression):
                 continue
-            stats = view.compress(level=level, executor=executor, progress=progress)
+            stats = view.compress(level=level, compression=compression, executor=executor, progress=progress)
             results.append(CompressResult(lay.name, view.name, *(stats or (0, 0, 0))))
     return results
 
@@ -350,7 +352,13 @@ def _disk_usage(folder: Path) -> tuple[int, int]:
 
 def dataset_info(dataset: Union[PathLike, Dataset]) -> dict[str, Any]:
     """Layers, mags, bounding boxes, dtypes, compression, bytes on disk and compression
-    ratios of a dataset, as plain JSON-serialisable data."""
+    ratios of a dataset, as plain JSON-serialisable data.
+
+    Per mag, ``compression_ratio`` is the bytes of the voxels in the layer's bounding box
+    (``bytes_in_bounding_box``) over the bytes of the data files on disk;
+    ``stored_blocks_ratio`` is the decoded bytes of every block the files hold
+    (``bytes_decoded``: whole files, padding beyond the box included) over the same.
+    """
     ds = open_dataset(dataset)
     layers = []
     for lay in ds.layers.values():
@@ -372,6 +380,10 @@ def dataset_info(dataset: Union[PathLike, Dataset]) -> dict[str, Any]:
                 header = view.header
                 files, on_disk = _disk_usage(view.path)
                 box = lay.bounding_box.align_with_mag(mag, ceil=True).in_mag(mag)
+                # the ratio people mean is over the layer's voxels: over the whole file grid a
+                # small box in big files (a 6144x2048x40 mosaic in 1024^3-voxel files) would
+                # count gigabytes of padding as compressed data
+                in_box = box.volume() * voxel_bytes
                 stored = files * (header.block_len * header.file_len) ** 3 * voxel_bytes
                 entry["mags"].append(
                     {
@@ -379,12 +391,14 @@ def dataset_info(dataset: Union[PathLike, Dataset]) -> dict[str, Any]:
                         "path": str(view.path),
                         "block_len": header.block_len,
                         "file_len": header.file_len,
-                        "compression": _BLOCK_TYPE_NAMES.get(header.block_type, str(header.block_type)),
+                        "compression": _compression.block_type_name(header.block_type),
                         "voxels": box.volume(),
                         "files": files,
                         "bytes_on_disk": on_disk,
+                        "bytes_in_bounding_box": in_box,
                         "bytes_decoded": stored,
-                        "compression_ratio": round(stored / on_disk, 3) if on_disk else None,
+                        "compression_ratio": round(in_box / on_disk, 3) if on_disk else None,
+                        "stored_blocks_ratio": round(stored / on_disk, 3) if on_disk else None,
                     }
                 )
         layers.append(entry)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Optional
 
 from .errors import WkviewError
-from .executors import EXECUTOR_NAMES, available_cores, get_executor
+from .executors import executor_for_strategy
 
 __all__ = ["get_executor_for_args", "named_partial"]
 
@@ -35,7 +34,10 @@ def get_executor_for_args(args: Optional[argparse.Namespace]) -> Any:
         ``"multiprocessing"`` (``args.jobs`` workers, default: the cores),
         ``"slurm"`` (``args.job_resources``, a JSON object as a string such
         as ``'{"mem": "2G"}'``, is required), or any other name
-        :func:`wkview.get_executor` knows (``"sequential"``, ``"dask"``, ...).
+        :func:`wkview.get_executor` knows (``"sequential"``, ``"dask"`` with
+        ``args.dask_address``, ...). The executor comes from
+        :func:`wkview.executors.executor_for_strategy`, as the ``wkview``
+        command's does.
 
     Returns
     -------
@@ -47,30 +49,23 @@ def get_executor_for_args(args: Optional[argparse.Namespace]) -> Any:
     ValueError
         For an unknown ``distribution_strategy``, or ``"slurm"`` without
         ``job_resources`` (that error is also an ``argparse.ArgumentTypeError``,
-        as in 0.8.13) or with one that is not a JSON object.
+        as in 0.8.13) or with one that is not a JSON object
+        (:class:`wkview.executors.ExecutorOptionsError`).
     """
     if args is None:
-        return get_executor("multiprocessing", max_workers=available_cores())
+        return executor_for_strategy("multiprocessing")
     strategy = getattr(args, "distribution_strategy", None)
-    if strategy == "multiprocessing":
-        jobs = getattr(args, "jobs", None)
-        return get_executor("multiprocessing", max_workers=int(jobs) if jobs is not None else available_cores())
-    if strategy == "slurm":
-        raw = getattr(args, "job_resources", None)
-        if raw is None:
-            raise MissingJobResourcesError(
-                "job_resources (--job_resources, a JSON object such as '{\"mem\": \"2G\"}') is required "
-                "with distribution_strategy 'slurm'"
-            )
-        resources = json.loads(raw) if isinstance(raw, str) else raw
-        if not isinstance(resources, dict):
-            raise ValueError(f"job_resources must be a JSON object, got {raw!r}")
-        return get_executor("slurm", job_resources=resources)
-    if strategy in EXECUTOR_NAMES:
-        return get_executor(strategy)
-    raise ValueError(
-        f"unknown distribution_strategy {strategy!r}; expected 'multiprocessing', 'slurm' or one of "
-        f"{', '.join(EXECUTOR_NAMES)}"
+    if strategy == "slurm" and getattr(args, "job_resources", None) is None:
+        raise MissingJobResourcesError(
+            "job_resources (--job_resources, a JSON object such as '{\"mem\": \"2G\"}') is required "
+            "with distribution_strategy 'slurm'"
+        )
+    jobs = getattr(args, "jobs", None) if strategy == "multiprocessing" else None
+    return executor_for_strategy(
+        strategy,
+        jobs=int(jobs) if jobs is not None else None,
+        job_resources=getattr(args, "job_resources", None),
+        dask_address=getattr(args, "dask_address", None),
     )
 
 

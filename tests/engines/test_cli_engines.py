@@ -60,3 +60,20 @@ def test_convert_and_downsample_on_engine(tmp_path, engine):
     _run("convert", str(tmp_path / "stack"), str(tmp_path / "local"), "--voxel-size", "1,1,1", *small,
          "--distribution-strategy", "sequential", "--max-mag", "4")
     _run("check-equality", str(tmp_path / "ds"), str(tmp_path / "local"), "--distribution-strategy", "sequential")
+
+
+@pytest.mark.parametrize("engine", [pytest.param("dask", marks=pytest.mark.dask), pytest.param("slurm", marks=pytest.mark.slurm)])
+def test_lz4_convert_then_compress_to_lz4hc_on_engine(tmp_path, engine):
+    """The throughput option on the engines: LZ4 batches, then the LZ4 -> LZ4HC re-encoding
+    jobs (each opens the mag itself on the worker)."""
+    flags = _engine_flags(engine)
+    vol = em_like((48, 32, 40), seed=4)
+    np.save(tmp_path / "vol.npy", vol)
+    small = ["--block-len", "8", "--file-len", "2", "--quiet"]
+    _run("convert", str(tmp_path / "vol.npy"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", "--compression", "lz4",
+         *small, *flags, "--max-mag", "2")
+    files = sorted((tmp_path / "ds" / "color").rglob("x*.wkw"))
+    assert files and {f.read_bytes()[5] for f in files} == {2}
+    _run("compress", str(tmp_path / "ds"), *flags)
+    assert {f.read_bytes()[5] for f in files} == {3}
+    assert np.array_equal(Dataset(tmp_path / "ds").get_layer("color").get_mag(1).get_view().read()[0], vol)

@@ -18,6 +18,7 @@ import wkw
 
 from .. import _durable, compression, properties as props, repair
 from .._storage import MagStore, _FileCheck
+from ..compression import DEFAULT_COMPRESSION, CompressStats, compress_in_place
 from ..copying import is_inside as _is_inside
 from ..errors import DatasetError, ReadOnlyError
 from ..geometry import BoundingBox, Mag, Vec3Int
@@ -197,26 +198,32 @@ class MagView(View):
         level: Optional[int] = None,
         executor: Any = None,
         progress: Optional[bool] = None,
-    ) -> Optional[compression.CompressStats]:
+        compression: str = DEFAULT_COMPRESSION,
+    ) -> Optional[CompressStats]:
         """Convert this raw mag to LZ4HC, in place or into ``target_path``.
 
         In place (see :mod:`wkview.compression`), each file is encoded at ``level``
-        (default 4) on a job of ``executor`` and renamed over the raw one, and
+        (default 4) on a job of ``executor`` and renamed over the old one, and
         ``header.wkw`` switches last: every file stays whole, and after a kill a
         second call finishes the job. No other process may write to the mag meanwhile.
-        Returns what was done in place (None into ``target_path``).
+        In place, ``compression="lz4"`` writes fast LZ4 blocks instead (no level), and
+        an LZ4 mag is re-encoded to LZ4HC. Returns what was done in place (None into
+        ``target_path``).
         """
         src = self._path
         if self._read_only:
             raise ReadOnlyError(f"cannot compress {src}: it lies outside the dataset folder")
         if target_path is not None:
+            if compression != DEFAULT_COMPRESSION:
+                raise DatasetError(f"compress() into target_path writes LZ4HC only, not {compression!r}")
             if not self._store.is_compressed:
                 self._compress_files(Path(target_path))
             return None
         if repair.has_swap_leftovers(src):
             repair.recover_mag_folder(src)  # folders of a killed compress() of older wkview versions
-        stats = compression.compress_in_place(
-            self._store, level, executor, progress=progress, desc=f"compress {self._layer.name}/{self.name}"
+        stats = compress_in_place(  # the parameter ``compression`` hides the module here
+            self._store, level, executor, progress=progress, desc=f"compress {self._layer.name}/{self.name}",
+            compression=compression,
         )
         self._store = MagStore(src)
         self._header = self._store.header

@@ -5,7 +5,9 @@ order. It runs in the calling process (``executor=None``), on any
 :mod:`concurrent.futures` executor and on every ``cluster_tools`` executor
 (sequential, multiprocessing, Dask, Slurm, PBS, Kubernetes).
 :func:`get_executor` creates those executors with defaults that suit chunk
-jobs.
+jobs; :func:`executor_for_strategy` is the one factory that turns a distribution
+strategy and its options (``--jobs``, ``--job-resources``, ``--dask-address``) into
+one, for the ``wkview`` command and :mod:`wkview.utils` alike.
 
 Starting a task costs far more than a chunk job on the cluster engines (about
 1 s per Slurm job and 0.1-0.3 s per Dask task on a small machine), so
@@ -37,17 +39,20 @@ worker processes), ``_run`` (:func:`run_jobs`) and ``_errors``.
 from __future__ import annotations
 
 from ._batching import default_batch_size, runs_here
-from ._create import EXECUTOR_NAMES, available_cores, get_executor
-from ._errors import JobError, JobTimeoutError
+from ._create import EXECUTOR_NAMES, available_cores, executor_for_strategy, get_executor, parse_job_resources
+from ._errors import ExecutorOptionsError, JobError, JobTimeoutError
 from ._run import run_jobs
 
 __all__ = [
+    "ExecutorOptionsError",
     "JobError",
     "JobTimeoutError",
     "EXECUTOR_NAMES",
     "available_cores",
     "default_batch_size",
+    "executor_for_strategy",
     "get_executor",
+    "parse_job_resources",
     "run_jobs",
     "runs_here",
 ]

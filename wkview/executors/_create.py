@@ -1,21 +1,25 @@
-"""Creating executors: :func:`get_executor` and its defaults."""
+"""Creating executors: :func:`get_executor` and its defaults, and :func:`executor_for_strategy`,
+the one factory that turns a distribution strategy and its options into an executor."""
 
 from __future__ import annotations
 
 import getpass
+import json
 import multiprocessing
 import os
 import signal
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import cluster_tools
 
-__all__ = ["EXECUTOR_NAMES", "available_cores", "get_executor"]
+from ._errors import ExecutorOptionsError
+
+__all__ = ["EXECUTOR_NAMES", "available_cores", "executor_for_strategy", "get_executor", "parse_job_resources"]
 
 _T = TypeVar("_T")
 
@@ -196,3 +200,95 @@ def _get_cluster_executor(name: str, kwargs: dict[str, Any], keep_sigint: bool) 
     if poll_interval is not None:
         executor.wait_thread.interval = poll_interval
     return executor
+
+
+def parse_job_resources(value: Any) -> dict[str, Any]:
+    """Cluster job resources as a dict: from a mapping, a JSON object text (as webknossos'
+    command line takes them) or ``KEY=VALUE,KEY=VALUE`` text; None or "" give ``{}``.
+
+    Raises
+    ------
+    ExecutorOptionsError
+        For text that is neither, or JSON that is not an object.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    if not isinstance(value, str):
+        raise ExecutorOptionsError(f"job_resources must be a dict or text, got {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError as exc:
+            raise ExecutorOptionsError(f"job_resources is not valid JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise ExecutorOptionsError(f"job_resources must be a JSON object, got {value!r}")
+        return parsed
+    resources = {}
+    for pair in text.split(","):
+        key, sep, item = pair.partition("=")
+        if not sep or not key.strip():
+            raise ExecutorOptionsError(f"job_resources: expected KEY=VALUE pairs or a JSON object, got {pair!r}")
+        resources[key.strip()] = item.strip()
+    return resources
+
+
+def executor_for_strategy(
+    strategy: str,
+    *,
+    jobs: int | None = None,
+    job_resources: Any = None,
+    dask_address: str | None = None,
+) -> Any:
+    """The executor a distribution strategy and its options name: the one factory behind
+    the ``wkview`` command's engine flags, :func:`wkview.utils.get_executor_for_args`
+    and :func:`wkview.utils.executor_for`.
+
+    Parameters
+    ----------
+    strategy : str
+        A name of :data:`EXECUTOR_NAMES` (``"sequential"``, ``"multiprocessing"``,
+        ``"slurm"``, ``"dask"``, ...).
+    jobs : int, optional
+        Workers of a ``"multiprocessing"`` pool (default: :func:`available_cores`).
+    job_resources : dict or str, optional
+        Resources of cluster jobs (``"slurm"``, ``"pbs"``, ``"kubernetes"``) and Dask
+        tasks: a dict, JSON object text or ``KEY=VALUE,...`` (:func:`parse_job_resources`).
+    dask_address : str, optional
+        Scheduler of ``"dask"``; else ``job_resources["address"]``, else ``DASK_ADDRESS``.
+
+    Returns
+    -------
+    Executor
+        Use it as a context manager.
+
+    Raises
+    ------
+    ExecutorOptionsError
+        An unknown strategy, ``jobs`` below 1, unreadable ``job_resources`` or Dask
+        without a scheduler address: a mistake in the options, not a failure.
+    """
+    if strategy not in EXECUTOR_NAMES:
+        raise ExecutorOptionsError(
+            f"unknown distribution_strategy {strategy!r}; expected one of {', '.join(EXECUTOR_NAMES)}"
+        )
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ExecutorOptionsError(f"jobs must be a positive int, got {jobs!r}")
+    resources = parse_job_resources(job_resources)
+    if strategy == "multiprocessing":
+        return get_executor(strategy, max_workers=jobs or available_cores())
+    if strategy == "dask":
+        address = dask_address or resources.pop("address", None) or os.environ.get("DASK_ADDRESS")
+        if not address:
+            raise ExecutorOptionsError(
+                "the dask strategy needs a scheduler address (--dask-address, job_resources "
+                "address=tcp://host:port, or the environment variable DASK_ADDRESS)"
+            )
+        return get_executor(strategy, address=address, job_resources=resources)
+    if strategy in ("slurm", "pbs", "kubernetes"):
+        return get_executor(strategy, job_resources=resources)
+    return get_executor(strategy)

@@ -1,10 +1,10 @@
-"""The errors :func:`~wkview.executors.run_jobs` raises."""
+"""The errors of executor creation and of :func:`~wkview.executors.run_jobs`."""
 
 from __future__ import annotations
 
 from ..errors import WkviewError
 
-__all__ = ["JobError", "JobTimeoutError"]
+__all__ = ["ExecutorOptionsError", "JobError", "JobTimeoutError"]
 
 
 class JobError(WkviewError, RuntimeError):
@@ -46,3 +46,8 @@ class JobError(WkviewError, RuntimeError):
 
 class JobTimeoutError(JobError, TimeoutError):
     """:func:`run_jobs` did not finish within its ``timeout``."""
+
+
+class ExecutorOptionsError(WkviewError, ValueError):
+    """Options that name no executor: an unknown distribution strategy, a bad job count,
+    unreadable job resources, Dask without a scheduler address (a mistake of the caller)."""
