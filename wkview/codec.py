@@ -22,7 +22,6 @@ import contextlib
 import errno
 import os
 import struct
-import tempfile
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -74,18 +73,8 @@ VOXEL_TYPES = tuple(
 HEADER_SIZE = 16
 _HEADER = struct.Struct("<3sBBBBBQ")  # magic, version, lens, block type, voxel type, voxel size, data offset
 
-#: chunk of a plain copy of unchanged blocks when copy_file_range is not available
-COPY_CHUNK = 8 << 20
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-#: new files get the mode open() would give them (mkstemp makes them 0600)
-_FILE_MODE = 0o666 & ~_read_umask()
+#: bytes of zero blocks written at once into a file that had none
+COPY_CHUNK = _durable.COPY_CHUNK
 
 
 def _lz4_bound(n: int) -> int:
@@ -653,44 +642,6 @@ class WriteStats:
     size: int  #: bytes of the new file
 
 
-def _copy_range(src_fd: int, dst_fd: int, src_pos: int, dst_pos: int, count: int) -> None:
-    """Copy ``count`` bytes between files without holding them in memory."""
-    copy_file_range = getattr(os, "copy_file_range", None)
-    while count > 0 and copy_file_range is not None:
-        try:
-            done = copy_file_range(src_fd, dst_fd, count, src_pos, dst_pos)
-        except OSError:
-            break  # cross-device, unsupported fs, ...: plain copy below
-        if done == 0:
-            break
-        src_pos, dst_pos, count = src_pos + done, dst_pos + done, count - done
-    while count > 0:
-        chunk = os.pread(src_fd, min(count, COPY_CHUNK), src_pos)
-        if not chunk:
-            raise CorruptFileError(f"unexpected end of file while copying blocks at byte {src_pos}")
-        _pwrite_all(dst_fd, chunk, dst_pos)
-        src_pos, dst_pos, count = src_pos + len(chunk), dst_pos + len(chunk), count - len(chunk)
-
-
-def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, pos: int) -> None:
-    view = memoryview(data)
-    while len(view):
-        done = os.pwrite(fd, view, pos)
-        view, pos = view[done:], pos + done
-
-
-def _disk_error(exc: OSError, paths: Sequence[str]) -> OSError:
-    """A clear error for a write that ran out of space or quota (the old files are unchanged)."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # pragma: no branch
-        names = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
-        return OSError(
-            exc.errno,
-            f"{exc.strerror} while writing {names}: nothing was replaced, the old files are "
-            "unchanged and the temporary files removed",
-        )
-    return exc
-
-
 _zero_blocks: dict[tuple[int, int, int], bytes] = {}
 
 
@@ -703,8 +654,8 @@ def _zero_block(layout: Layout, level: int) -> bytes:
 
 
 class _NewFile:
-    """A data file being written: a temporary file beside ``path``, filled block by
-    block in Morton order, renamed over ``path`` by :meth:`finish`."""
+    """A data file being written: a :class:`~wkview._durable.Replacement` of ``path``,
+    filled block by block in Morton order, renamed over ``path`` by :meth:`commit`."""
 
     def __init__(self, path: str, layout: Layout, old: CompressedFile | None, level: int) -> None:
         self.path = path
@@ -717,14 +668,8 @@ class _NewFile:
         self.encoded = 0
         self.merged: list[int] = []
         self.copied = 0
-        folder = os.path.dirname(path) or "."
-        _durable.makedirs_durable(folder)
-        self.fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=_durable.temp_prefix(path), suffix=_durable.TEMP_SUFFIX)
-        try:
-            os.fchmod(self.fd, (os.fstat(old.fd).st_mode & 0o7777) if old is not None else _FILE_MODE)
-        except BaseException:
-            self.abort()
-            raise
+        self.file = _durable.Replacement(path)
+        self.fd = self.file.fd
 
     def fill_untouched(self, stop: int) -> None:
         """Blocks ``next_block .. stop - 1``, which the box does not touch: their old
@@ -734,7 +679,7 @@ class _NewFile:
             return
         if self.old is not None:
             start, end = int(self.old.starts[first]), int(self.old.ends[stop - 1])
-            _copy_range(self.old.fd, self.fd, start, self.pos, end - start)
+            _durable.copy_range(self.old.fd, self.fd, start, self.pos, end - start)
             self.lengths[first:stop] = self.old.ends[first:stop] - self.old.starts[first:stop]
             self.pos += end - start
             self.copied += stop - first
@@ -745,7 +690,7 @@ class _NewFile:
             per_write = max(1, COPY_CHUNK // len(blob))
             while count:
                 k = min(count, per_write)
-                _pwrite_all(self.fd, blob * k, self.pos)
+                _durable.pwrite_all(self.fd, blob * k, self.pos)
                 self.pos += k * len(blob)
                 count -= k
         self.next_block = stop
@@ -760,7 +705,7 @@ class _NewFile:
         for first, stop in zip(bounds[:-1], bounds[1:]):
             self.fill_untouched(int(indices[first]))
             chunk = view[int(offsets[first]) : int(offsets[stop])]
-            _pwrite_all(self.fd, chunk, self.pos)
+            _durable.pwrite_all(self.fd, chunk, self.pos)
             self.pos += len(chunk)
             self.next_block = int(indices[stop - 1]) + 1
         self.lengths[indices] = lengths
@@ -770,30 +715,16 @@ class _NewFile:
         """Write the untouched blocks after the last touched one, the header and the jump table."""
         self.fill_untouched(self.layout.num_blocks)
         ends = _codec.block_ends(self.lengths, self.layout.data_offset)
-        _pwrite_all(self.fd, self.layout.file_header().pack() + ends.astype("<u8").tobytes(), 0)
+        _durable.pwrite_all(self.fd, self.layout.file_header().pack() + ends.astype("<u8").tobytes(), 0)
 
     def commit(self) -> WriteStats:
-        """fsync the complete new file (unless fsync is off) and rename it over the old one."""
-        _durable.fsync_fd(self.fd)  # the new bytes are on disk before the name points at them
-        os.close(self.fd)
-        self.fd = -1
-        os.replace(self.tmp, self.path)
+        """fsync the complete new file (unless fsync is off) and rename it over the old one
+        (the caller fsyncs the folder, once for all files of a call)."""
+        self.file.commit(sync_folder=False)
         return WriteStats(self.path, self.encoded, tuple(self.merged), self.copied, self.pos)
 
-    def finish(self) -> WriteStats:
-        self.complete()
-        stats = self.commit()
-        _durable.fsync_folder(os.path.dirname(self.path) or ".")
-        return stats
-
     def abort(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
+        self.file.abort()
 
 
 def _encode_task(
@@ -876,9 +807,7 @@ def write_boxes(
 
     def tasks() -> Iterator[Callable[[], Any]]:
         for path, pieces, data in jobs:
-            locks.acquire(path)
-            if locks.enabled:  # under the lock: temporary files of this path are a dead writer's
-                _durable.remove_stale_temps_locked(path)
+            locks.acquire(path)  # _NewFile then removes a dead writer's temporary files of path
             old = None
             if len(pieces) < layout.num_blocks or not pieces[:, P_FULL].all():
                 try:
@@ -937,7 +866,7 @@ def write_boxes(
                 new.old.close()
         locks.close()
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise _disk_error(exc, locks.order) from exc
+            raise _durable.disk_full_error(exc, locks.order) from exc
         raise
     finally:
         if committer is not None:
