@@ -463,8 +463,10 @@ def verify_dataset(
 
     Leftovers of killed writers (temporary files, undo journals of raw writes) are
     listed too; ``repair=True`` first cleans them up with
-    :func:`wkview.repair.remove_stale_temp_files` (rolling back unfinished raw writes)
-    and lists what it removed as repaired. Damaged data files are never removed.
+    :func:`wkview.repair.remove_stale_temp_files` (rolling back unfinished raw writes,
+    removing the per-file lock files of earlier wkview versions) and lists what it
+    removed as repaired. Damaged data files are never removed; the lock files in use
+    (``.wkview-locks``) are no damage and are not listed.
     """
     ds = open_dataset(dataset)
     damage: list[Damage] = []
@@ -472,7 +474,12 @@ def verify_dataset(
     if repair:
         for lay in layers:
             for removed in _repair.remove_stale_temp_files(lay.path):
-                damage.append(Damage(str(removed), "left by an interrupted write", repaired=True))
+                reason = (
+                    "lock file of an earlier wkview version"
+                    if _durable.is_legacy_lock(removed.name)
+                    else "left by an interrupted write"
+                )
+                damage.append(Damage(str(removed), reason, repaired=True))
     for lay in layers:
         for mag, view in sorted(lay.mags.items()):
             store = view._store
