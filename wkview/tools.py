@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 import numpy as np
-import wkw
 
-from . import _durable, codec, pyramid
+from . import _durable, codec, pyramid, wkw_format
 from . import repair as _repair
 from ._storage import MagStore
 from .dataset import Dataset, Layer, MagView
@@ -409,24 +408,13 @@ class Damage:
 def _verify_file(store: MagStore, index: tuple[int, int, int]) -> Optional[str]:
     """None when the file's header, jump table and every block are sound, else why not."""
     path = store.file_path(index)
-    header = store.header
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            found = codec.parse_header(f.read(codec.HEADER_SIZE), path)
-        expected = (int(header.block_len), int(header.file_len), np.dtype(header.voxel_type), int(header.num_channels))
-        if (found.block_len, found.file_len, found.dtype, found.num_channels) != expected:
-            return (
-                f"its header (block_len {found.block_len}, file_len {found.file_len}, {found.num_channels} x "
-                f"{found.dtype}) does not match the mag's header.wkw"
-            )
+        layout = wkw_format.layout_of(store.header)
+        found = wkw_format.validate_data_file(path, layout, os.path.getsize(path))
+        if found.block_type == wkw_format.BLOCK_TYPE_RAW:
+            return None  # every block is there: the size matches the header
         blen = found.block_len
         edge = blen * found.file_len
-        if found.block_type == wkw.Header.BLOCK_TYPE_RAW:
-            need = found.data_offset + found.num_blocks * blen**3 * found.voxel_size
-            if size < need:
-                return f"raw file of {size} bytes, {need} expected"
-            return None
         with codec.CompressedFile.open(path, found) as opened:
             out = np.empty((found.num_channels, edge, edge, blen), dtype=found.dtype, order="F")
             for z in range(0, edge, blen):  # one layer of blocks at a time: every block decoded once
