@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +187,34 @@ def test_umask_is_read_once_without_changing_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, preexec_fn=lambda: os.umask(0o027)
     ).stdout.split()
     assert out == [oct(0o640), oct(0o027)]
+
+
+def test_webknossos_reads_a_mag_with_the_lock_folder(tmp_path: Path) -> None:
+    """webknossos 4.3.3 opens, lists, reads and writes a dataset wkview wrote: the hidden
+    lock folder in each mag is no mag, no data file and no damage."""
+    os.environ.setdefault("WEBKNOSSOS_SKIP_VERSION_CHECK", "True")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wk = pytest.importorskip("webknossos")
+        from webknossos.version import __version__ as wk_version
+    if wk_version != "4.3.3":
+        pytest.skip(f"pins webknossos 4.3.3, found {wk_version}")
+    path = tmp_path / "ds"
+    ds = Dataset.create(path, scale=(1, 1, 1))
+    data = (np.arange(32 * 32 * 16) % 251).astype(np.uint8).reshape(32, 32, 16)
+    for name, compress in (("raw", False), ("lz4", True)):
+        ds.add_layer(name, "color").add_mag(1, block_len=8, file_len=2, compress=compress).write(data, offset=(0, 0, 0))
+        assert (path / name / "1" / _durable.LOCK_FOLDER).is_dir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = wk.Dataset.open(path)
+        for name in ("raw", "lz4"):
+            layer = other.get_layer(name)
+            assert [str(m) for m in layer.mags] == [str(wk.Mag(1))]
+            mag = layer.get_mag(1)
+            assert np.array_equal(mag.read(absolute_offset=(0, 0, 0), size=(32, 32, 16))[0], data)
+            mag.write(np.full((16, 16, 16), 5, np.uint8), absolute_offset=(16, 16, 0))
+    for name in ("raw", "lz4"):
+        got = Dataset(path).get_layer(name).get_mag(1).read(size=(32, 32, 16))[0]
+        assert np.all(got[16:, 16:, :] == 5) and np.array_equal(got[:16], data[:16])
+    assert verify_dataset(path) == []
