@@ -51,6 +51,7 @@ def test_lock_path_is_a_stripe_of_the_mag() -> None:
     assert a.startswith("/data/ds/color/1/.wkview-locks/") and a.endswith(".lock")
     # the stripe depends on the name inside the mag only: every spelling of the mag agrees
     assert os.path.basename(_durable.lock_path("color/1/z3/y2/x1.wkw")) == os.path.basename(a)
+    assert _durable.lock_path("z3/y2/x1.wkw") == os.path.join(".", ".wkview-locks", os.path.basename(a))
     stripes = {_durable.lock_path(f"m/z0/y{y}/x{x}.wkw") for x in range(64) for y in range(64)}
     assert len(stripes) == _durable.LOCK_STRIPES
     # files that are no data files keep a lock file beside them

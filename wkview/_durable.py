@@ -132,6 +132,8 @@ def _mode_for(path: str) -> int:
 def _stripe_of(path: str) -> tuple[str, int] | None:
     """``(mag folder, stripe)`` of a data file ``<mag>/z1/y2/x3.wkw``; None for other files."""
     parts = path.rsplit(os.sep, 3)
+    if len(parts) == 3:
+        parts.insert(0, ".")  # relative to the mag folder: the same lock as any other spelling
     if len(parts) != 4:
         return None
     mag, z, y, x = parts
