@@ -83,7 +83,8 @@ def test_lock_cost(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untype
     from wkview import _durable
 
     benchmark.group = "reliability lock"
-    folder = tmp_path / "color" / "1" / "z0" / "y0"
+    mag = tmp_path / "color" / "1"
+    folder = mag / "z0" / "y0"
     folder.mkdir(parents=True)
     for x in range(8):  # a y-folder of 8 files, as the 512^3 cube of compare.py has
         (folder / f"x{x}.wkw").write_bytes(b"")
@@ -94,5 +95,5 @@ def test_lock_cost(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untype
             _durable.remove_stale_temps_locked(path)
 
     benchmark(lock_once)
-    assert sorted(os.listdir(folder.parent.parent.parent)) == [_durable.LOCK_FOLDER, "z0"]
+    assert sorted(os.listdir(mag)) == [_durable.LOCK_FOLDER, "z0"]
     assert sorted(os.listdir(folder)) == [f"x{x}.wkw" for x in range(8)]  # no lock file beside them
