@@ -75,3 +75,25 @@ def test_aligned_write(benchmark, tmp_path: Path, data: np.ndarray, safety: str)
     benchmark.pedantic(lambda target: lib.write_aligned(target, data), setup=setup, rounds=3 if FULL else 5)
     path, target = made[-1]
     assert np.array_equal(lib.read_box(target, (0, 0, 0), GEO.shape), data)
+
+
+def test_lock_cost(benchmark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What the lock of one data file costs a write: its stripe, the lock file opened and
+    flocked, the scan for a dead writer's temporary files, the release."""
+    from wkview import _durable
+
+    benchmark.group = "reliability lock"
+    mag = tmp_path / "color" / "1"
+    folder = mag / "z0" / "y0"
+    folder.mkdir(parents=True)
+    for x in range(8):  # a y-folder of 8 files, as the 512^3 cube of compare.py has
+        (folder / f"x{x}.wkw").write_bytes(b"")
+    path = str(folder / "x3.wkw")
+
+    def lock_once() -> None:
+        with _durable.locked([path]):
+            _durable.remove_stale_temps_locked(path)
+
+    benchmark(lock_once)
+    assert sorted(os.listdir(mag)) == [_durable.LOCK_FOLDER, "z0"]
+    assert sorted(os.listdir(folder)) == [f"x{x}.wkw" for x in range(8)]  # no lock file beside them

@@ -1,21 +1,36 @@
 """Safe replacement of files shared by processes: advisory locks, fsync, stale temp files.
 
-Every read-modify-write of a data file or of ``datasource-properties.json`` runs
-under an exclusive ``flock`` on a lock file beside it (``.x3.wkw.lock`` for
-``x3.wkw``); reads take no lock (files are replaced by rename, readers see the
-old or the new file). A call that touches several files locks them in one
-global order (sorted by name), so two writers never wait on
-each other in a cycle. Lock files are never deleted: removing one while another
-process waits on it would let a third process lock a new file of the same name.
+Every file wkview replaces as a whole (compressed data files, byte copies of data
+files, ``datasource-properties.json``) goes through :func:`replacing` (or, for the
+codec's many files at once, :class:`Locks` and :class:`Replacement`): under the
+file's lock a hidden temporary file ``.x3.wkw.<random>.tmp`` is made beside it with
+the mode ``open()`` would give a new file (the umask's, read once at import; an
+existing file keeps its mode), written, fsynced and renamed over the file, then
+the folder is fsynced; on any error the temporary file is removed and the old file
+is unchanged. Raw data files, which libwkw edits in place, are guarded by an undo
+journal instead (below).
 
-A writer creates its temporary file (``.x3.wkw.<random>.tmp``) only while it
-holds the file's lock, so a temporary file whose lock is free belongs to a
-writer that died: the next write of that file removes it, and so does
-:func:`remove_stale_temps` (``wkview.repair``).
+Locks are exclusive ``flock`` locks on lock files, taken for every read-modify-write
+(reads take none: files are replaced by rename, readers see the old or the new file).
+A data file ``<mag>/z1/y2/x3.wkw`` is guarded by one of :data:`LOCK_STRIPES` lock
+files of its mag, ``<mag>/.wkview-locks/<stripe>.lock``, the stripe chosen by a
+stable hash of ``z1/y2/x3.wkw``: a mag holds at most 256 lock files however many
+data files it has. Any other file (``datasource-properties.json``, a mag folder)
+has its own lock file beside it, ``.<name>.lock``. A call that touches several files
+takes their lock files in one global order (sorted by lock file), each once, so two
+writers never wait on each other in a cycle. Lock files are never deleted: removing
+one while another process waits on it would let a third process lock a new file of
+the same name. (Earlier wkview versions made one ``.x3.wkw.lock`` beside every data file;
+they are ignored, and ``wkview verify --repair`` removes them.)
+
+A writer creates its temporary file only while it holds the file's lock, so a
+temporary file whose lock is free belongs to a writer that died: the next write of
+that file removes it, and so does :func:`wkview.repair.remove_stale_temp_files`.
 
 ``flock`` holds between processes on one machine and, on Linux, on NFSv4 (the
-client maps it to a whole-file ``fcntl`` lock the server enforces) and on
-Lustre mounted with ``-o flock``. Settings: :mod:`wkview._settings`.
+client maps it to a whole-file ``fcntl`` lock the server enforces) and on Lustre
+mounted with ``-o flock``. wkview runs on POSIX systems only (this module imports
+``fcntl``). Settings: :mod:`wkview._settings`.
 """
 
 from __future__ import annotations
@@ -24,33 +39,124 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import struct
+import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ._settings import fsync_enabled, locking_enabled
+from .errors import CorruptFileError
 
 __all__ = [
     "lock_path",
     "locked",
     "try_lock",
+    "Locks",
+    "Replacement",
+    "replacing",
+    "new_file_mode",
     "temp_prefix",
     "stale_temps",
     "remove_stale_temps_locked",
+    "is_legacy_lock",
+    "remove_legacy_lock",
+    "disk_full_error",
+    "copy_range",
+    "pwrite_all",
     "fsync_fd",
     "fsync_path",
     "fsync_folder",
+    "makedirs_durable",
     "TEMP_SUFFIX",
     "LOCK_SUFFIX",
+    "LOCK_FOLDER",
+    "LOCK_STRIPES",
 ]
 
 TEMP_SUFFIX = ".tmp"
 LOCK_SUFFIX = ".lock"
 
+#: the hidden folder of a mag that holds the lock files of its data files
+LOCK_FOLDER = ".wkview-locks"
+
+#: lock files per mag: a data file's lock is one of them, chosen by a hash of its name
+LOCK_STRIPES = 256
+
+#: chunk of a plain copy between files when copy_file_range is not available
+COPY_CHUNK = 8 << 20
+
+
+# -- the mode of new files ---------------------------------------------------------------
+
+
+def _read_umask() -> int:
+    """The process umask. Linux shows it in /proc without changing it; elsewhere it can
+    only be read by setting it, which this module does once, at import."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file in this process (``0o666`` less the umask).
+
+    The umask is read once, when wkview is imported.
+    """
+    return 0o666 & ~_UMASK
+
+
+def _mode_for(path: str) -> int:
+    """The mode of a new version of ``path``: the old file's, or a new file's."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return new_file_mode()
+
+
+# -- lock files --------------------------------------------------------------------------
+
+
+def _stripe_of(path: str) -> tuple[str, int] | None:
+    """``(mag folder, stripe)`` of a data file ``<mag>/z1/y2/x3.wkw``; None for other files."""
+    parts = path.rsplit(os.sep, 3)
+    if len(parts) == 3:
+        parts.insert(0, ".")  # relative to the mag folder: the same lock as any other spelling
+    if len(parts) != 4:
+        return None
+    mag, z, y, x = parts
+    if not (
+        z[:1] == "z" and z[1:].isdigit() and y[:1] == "y" and y[1:].isdigit()
+        and x[:1] == "x" and x.endswith(".wkw") and x[1:-4].isdigit()
+    ):  # fmt: skip
+        return None
+    # crc32 of the name inside the mag: the same stripe in every process and Python version
+    return mag, zlib.crc32(f"{z}/{y}/{x}".encode("ascii")) % LOCK_STRIPES
+
 
 def lock_path(path: str) -> str:
-    """The lock file of ``path``: a hidden sibling ``.<name>.lock``."""
+    """The lock file that guards ``path``.
+
+    A data file ``<mag>/zZ/yY/xX.wkw`` shares one of its mag's :data:`LOCK_STRIPES`
+    lock files in ``<mag>/.wkview-locks/``; any other file has a hidden sibling
+    ``.<name>.lock``.
+    """
+    striped = _stripe_of(path)
+    if striped is not None:
+        mag, stripe = striped
+        return os.path.join(mag, LOCK_FOLDER, f"{stripe:02x}{LOCK_SUFFIX}")
     folder, name = os.path.split(path)
     return os.path.join(folder, "." + name + LOCK_SUFFIX)
 
@@ -60,17 +166,18 @@ def temp_prefix(path: str) -> str:
     return "." + os.path.basename(path) + "."
 
 
-def _open_lock(path: str) -> int:
-    lock = lock_path(path)
+def _open_lock(lock: str, path: str) -> int:
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
     try:
-        return os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            return os.open(lock, flags, 0o666)
+        except FileNotFoundError:
+            makedirs_durable(os.path.dirname(lock) or ".")
+            return os.open(lock, flags, 0o666)
     except PermissionError as exc:
         raise PermissionError(
             exc.errno, f"cannot write {path}: no permission to create its lock file ({exc.strerror})", lock
         ) from None
-    except FileNotFoundError:
-        makedirs_durable(os.path.dirname(lock) or ".")
-        return os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
 
 
 def _flock(fd: int, path: str, blocking: bool = True) -> bool:
@@ -97,45 +204,59 @@ def _flock(fd: int, path: str, blocking: bool = True) -> bool:
 class Locks:
     """Exclusive locks of several files, taken one by one in the global order.
 
-    :attr:`order` lists the paths in the order they must be locked: sorted by name.
-    The files of one call share their folder prefix (one mag, one dataset), so the
-    order is the same in every process, whatever spelling of the prefix it uses.
-    :meth:`acquire` must be called in that order (earlier locks may still be held),
-    :meth:`release` in any order and from any thread. A lock file is open only while
-    its lock is held. With locking off every call is a no-op.
+    :attr:`order` lists the paths in the order they must be locked: sorted by lock
+    file (:func:`lock_path`), so the paths sharing a lock file come together. The files
+    of one call share their folder prefix (one mag, one dataset), so the order is the
+    same in every process, whatever spelling of the prefix it uses. :meth:`acquire`
+    must be called in that order from one thread (earlier locks may still be held);
+    :meth:`release` in any order and from any thread. A lock file is taken once however
+    many of the paths share it, and is released (closed) when the last of them is. With
+    locking off every call is a no-op.
     """
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.enabled = locking_enabled()
         self._mutex = threading.Lock()  # release() may run on another thread than acquire()
-        self._fds: dict[str, int] = {}
-        self.order: list[str] = sorted(set(paths))
+        self._lock_of = {path: lock_path(path) for path in set(paths)}
+        self.order: list[str] = sorted(self._lock_of, key=lambda path: (self._lock_of[path], path))
+        self._fds: dict[str, int] = {}  # lock file -> its descriptor, while held
+        self._holders: dict[str, set[str]] = {}  # lock file -> the paths acquired under it
 
     def acquire(self, path: str) -> None:
         if not self.enabled:
             return
+        lock = self._lock_of[path]
         with self._mutex:
-            if path in self._fds:
+            if lock in self._fds:
+                self._holders[lock].add(path)
                 return
-        fd = _open_lock(path)
+        fd = _open_lock(lock, path)
         try:
             _flock(fd, path)
         except BaseException:
             os.close(fd)
             raise
         with self._mutex:
-            self._fds[path] = fd
+            self._fds[lock] = fd
+            self._holders[lock] = {path}
 
     def release(self, path: str) -> None:
+        lock = self._lock_of.get(path)
         with self._mutex:
-            fd = self._fds.pop(path, None)
-        if fd is not None:
-            os.close(fd)  # closing the only descriptor releases its flock
+            holders = self._holders.get(lock) if lock is not None else None
+            if holders is None or path not in holders:
+                return
+            holders.discard(path)
+            if holders:
+                return  # another path of this call still needs the lock file
+            del self._holders[lock]
+            fd = self._fds.pop(lock)
+        os.close(fd)  # closing the only descriptor releases its flock
 
     def close(self) -> None:
         """Release every lock still held."""
         with self._mutex:
-            fds, self._fds = self._fds, {}
+            fds, self._fds, self._holders = self._fds, {}, {}
         for fd in fds.values():
             os.close(fd)
 
@@ -157,14 +278,38 @@ def locked(paths: Iterable[str]) -> Iterator[None]:
 
 @contextlib.contextmanager
 def try_lock(path: str) -> Iterator[bool]:
-    """Lock ``path`` without waiting; yields False when a live process holds the lock."""
+    """Lock ``path`` without waiting; yields False when a live process holds the lock.
+
+    Files sharing a lock file count as held while any of them is written (a leftover
+    is then left for a later repair).
+    """
     try:
-        fd = os.open(lock_path(path), os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(lock_path(path), os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         yield True  # nobody ever locked it: no writer can be running
         return
     try:
         yield _flock(fd, path, blocking=False)
+    finally:
+        os.close(fd)
+
+
+def is_legacy_lock(name: str) -> bool:
+    """Whether ``name`` is the per-file lock of a data file of earlier wkview versions."""
+    return name.startswith(".x") and name.endswith(".wkw" + LOCK_SUFFIX) and name[2 : -len(".wkw.lock")].isdigit()
+
+
+def remove_legacy_lock(lock: str) -> bool:
+    """Remove an old per-file lock file unless a live process holds it; True if removed."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        if not _flock(fd, lock, blocking=False):
+            return False
+        os.unlink(lock)
+        return True
     finally:
         os.close(fd)
 
@@ -192,6 +337,118 @@ def remove_stale_temps_locked(path: str) -> list[str]:
     return removed
 
 
+# -- replacing a file ----------------------------------------------------------------------
+
+
+class Replacement:
+    """A new version of ``path`` being written: a hidden temporary file beside it.
+
+    The caller holds ``path``'s lock (see :class:`Locks`); with locking on, the
+    temporary files of ``path`` found here are a dead writer's and are removed first.
+    The new file gets the old file's mode, or a new file's (:func:`new_file_mode`).
+    Write through :attr:`fd`, then :meth:`commit` (fsync, rename) or :meth:`abort`.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        folder = os.path.dirname(self.path) or "."
+        if locking_enabled():
+            remove_stale_temps_locked(self.path)
+        makedirs_durable(folder)
+        try:
+            self.fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=temp_prefix(self.path), suffix=TEMP_SUFFIX)
+        except PermissionError as exc:
+            raise PermissionError(exc.errno, f"cannot write {self.path}: no write permission in {folder}") from None
+        try:
+            os.fchmod(self.fd, _mode_for(self.path))  # mkstemp makes 0600
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self, sync_folder: bool = True) -> None:
+        """fsync the new file (unless fsync is off), rename it over ``path``, and fsync
+        the folder (unless ``sync_folder`` is False: the caller syncs it once for many files)."""
+        fsync_fd(self.fd)  # the new bytes are on disk before the name points at them
+        os.close(self.fd)
+        self.fd = -1
+        os.replace(self.tmp, self.path)
+        if sync_folder:
+            fsync_folder(os.path.dirname(self.path) or ".")
+
+    def abort(self) -> None:
+        """Close and remove the temporary file (the old file stays as it is)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, *, lock: bool = True) -> Iterator[Replacement]:
+    """Replace ``path`` by what the block writes to the yielded :class:`Replacement`'s ``fd``.
+
+    Under ``path``'s lock (``lock=False``: the caller holds it already), a temporary file
+    is written beside ``path``, fsynced and renamed over it, and the folder is fsynced.
+    On any error the temporary file is removed and ``path`` is unchanged; a full disk
+    raises an :class:`OSError` that says so.
+    """
+    path = os.fspath(path)
+    with locked([path] if lock else []):
+        new = Replacement(path)
+        try:
+            yield new
+            new.commit()
+        except BaseException as exc:
+            new.abort()
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise disk_full_error(exc, [path], single=True) from exc
+            raise
+
+
+def disk_full_error(exc: OSError, paths: Sequence[str], single: bool = False) -> OSError:
+    """The error of a replacement that ran out of space or quota (the old files are unchanged).
+
+    ``single``: the call replaces one file by nature (not one of a set of files).
+    """
+    names = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    old = "the old file is unchanged" if single else "the old files are unchanged"
+    return OSError(
+        exc.errno, f"{exc.strerror} while writing {names}: nothing was replaced, {old} and the temporary files removed"
+    )
+
+
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, pos: int) -> None:
+    """Write all of ``data`` at ``pos`` (``os.pwrite`` may write less)."""
+    view = memoryview(data)
+    while len(view):
+        done = os.pwrite(fd, view, pos)
+        view, pos = view[done:], pos + done
+
+
+def copy_range(src_fd: int, dst_fd: int, src_pos: int, dst_pos: int, count: int) -> None:
+    """Copy ``count`` bytes between files in the kernel where it can (``copy_file_range``),
+    else in chunks of :data:`COPY_CHUNK`; :class:`CorruptFileError` if the source ends early."""
+    copy_file_range = getattr(os, "copy_file_range", None)  # Linux only
+    while count > 0 and copy_file_range is not None:
+        try:
+            done = copy_file_range(src_fd, dst_fd, count, src_pos, dst_pos)
+        except OSError:
+            break  # cross-device, unsupported fs, ...: plain copy below
+        if done == 0:
+            break
+        src_pos, dst_pos, count = src_pos + done, dst_pos + done, count - done
+    while count > 0:
+        chunk = os.pread(src_fd, min(count, COPY_CHUNK), src_pos)
+        if not chunk:
+            raise CorruptFileError(f"unexpected end of file while copying at byte {src_pos}")
+        pwrite_all(dst_fd, chunk, dst_pos)
+        src_pos, dst_pos, count = src_pos + len(chunk), dst_pos + len(chunk), count - len(chunk)
+
+
+# -- fsync ---------------------------------------------------------------------------------
+
+
 def fsync_fd(fd: int) -> None:
     """fsync ``fd`` when fsync is on."""
     if fsync_enabled():
@@ -202,7 +459,7 @@ def fsync_path(path: str) -> None:
     """fsync an existing file by name when fsync is on (for files another library wrote)."""
     if not fsync_enabled():
         return
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -211,10 +468,10 @@ def fsync_path(path: str) -> None:
 
 def fsync_folder(folder: str | os.PathLike) -> None:
     """fsync a folder (makes renames and new entries in it durable) when fsync is on."""
-    if not fsync_enabled() or os.name == "nt":
+    if not fsync_enabled():
         return
     try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return
     try:
@@ -267,12 +524,10 @@ def _write_journal(path: str, payload: bytes) -> str:
     journal = undo_path(path)
     tmp = journal + ".part"
     makedirs_durable(os.path.dirname(journal) or ".")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         try:
-            view = memoryview(payload)
-            while len(view):
-                view = view[os.write(fd, view):]
+            pwrite_all(fd, payload, 0)
             fsync_fd(fd)
         finally:
             os.close(fd)
@@ -299,7 +554,7 @@ def begin_raw_undo(path: str, ranges: Any) -> str:
         journal = _write_journal(path, _UNDO_ASIDE)
         os.replace(path, aside_path(path))  # the writer makes a new file; the old one waits here
         return journal
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     parts = [_UNDO_MAGIC, struct.pack("<QQ", len(ranges), os.fstat(fd).st_size)]
     try:
         for offset, length in ranges:
@@ -345,16 +600,13 @@ def roll_back_raw(path: str) -> bool:
     elif payload.startswith(_UNDO_MAGIC):
         count, size = struct.unpack_from("<QQ", payload, 8)
         pos = 24
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
             os.ftruncate(fd, size)
             for _ in range(count):
                 offset, length = struct.unpack_from("<QQ", payload, pos)
                 pos += 16
-                view = memoryview(payload)[pos : pos + length]
-                while len(view):
-                    done = os.pwrite(fd, view, offset)
-                    view, offset = view[done:], offset + done
+                pwrite_all(fd, memoryview(payload)[pos : pos + length], offset)
                 pos += length
             fsync_fd(fd)
         finally:

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 import wkw
 
-from . import _codec, _core, _durable, codec
+from . import _codec, _core, _durable, codec, wkw_format
 from ._settings import get_io_threads, set_io_threads_value
 from .errors import CorruptFileError, DatasetError, ShapeError
 
@@ -180,7 +180,8 @@ class _FileCheck:
 
     libwkw reads an empty, truncated-to-nothing or garbage file as zeros
     without an error; a file damaged by a crash would look like valid empty
-    data. Every read and partial write checks the files it touches first.
+    data. Every read and partial write checks the files it touches first
+    (:func:`wkview.wkw_format.validate_data_file`).
     """
 
     def __init__(self) -> None:
@@ -200,7 +201,7 @@ class _FileCheck:
             return True
         if _roll_back_dead_writer(path):
             return self.check(path, header)
-        _validate_data_file(path, st.st_size, header)
+        wkw_format.validate_data_file(path, wkw_format.layout_of(header), st.st_size)
         with self._lock:
             self._ok[path] = key
         return True
@@ -217,45 +218,6 @@ def _roll_back_dead_writer(path: str) -> bool:
         return _durable.roll_back_if_stale(path)
     except OSError:
         return False
-
-
-def _validate_data_file(path: str, file_size: int, header: wkw.Header) -> None:
-    """Raise :class:`CorruptFileError` unless ``path`` is a complete WKW file of this mag.
-
-    The header is parsed by the codec's :func:`~wkview.codec.parse_header`; the size must
-    match the header (raw files) or the jump table's last entry (compressed files).
-    """
-    with open(path, "rb") as f:
-        found = codec.parse_header(f.read(codec.HEADER_SIZE), path)
-        if (
-            found.block_len != header.block_len
-            or found.file_len != header.file_len
-            or found.voxel_size != header.num_channels * np.dtype(header.voxel_type).itemsize
-            or found.dtype != np.dtype(header.voxel_type)
-        ):
-            raise CorruptFileError(
-                f"{path} does not match the mag's header.wkw: block_len {found.block_len}, "
-                f"file_len {found.file_len}, voxel type {found.voxel_type}, voxel size {found.voxel_size}"
-            )
-        n_blocks = found.num_blocks
-        if found.block_type == wkw.Header.BLOCK_TYPE_RAW:
-            expected = found.data_offset + n_blocks * found.block_len**3 * found.voxel_size
-            if file_size != expected:
-                raise CorruptFileError(
-                    f"{path} is truncated or damaged: {file_size} bytes, a raw file of this "
-                    f"mag has {expected}"
-                )
-            return
-        table_end = codec.HEADER_SIZE + 8 * n_blocks
-        if file_size < table_end:
-            raise CorruptFileError(f"{path} is truncated: {file_size} bytes, shorter than its jump table")
-        f.seek(table_end - 8)
-        (last_block_end,) = struct.unpack("<Q", f.read(8))
-        if last_block_end != file_size:
-            raise CorruptFileError(
-                f"{path} is truncated or damaged: the jump table ends the last block at "
-                f"byte {last_block_end}, the file has {file_size} bytes"
-            )
 
 
 class MagStore:
@@ -376,9 +338,9 @@ class MagStore:
     # -- geometry of the files ----------------------------------------------------
 
     @functools.cached_property
-    def _layout(self) -> codec.Layout:
+    def _layout(self) -> wkw_format.Layout:
         """The header as the codec takes it (checked once)."""
-        return codec.as_layout(self.header)
+        return wkw_format.as_layout(self.header)
 
     @property
     def file_edge(self) -> int:
@@ -580,10 +542,10 @@ class MagStore:
         if self.is_compressed:  # libwkw rewrites the whole (compressed) file
             return [(0, os.stat(path).st_size)]
         with open(path, "rb") as f:
-            found = codec.parse_header(f.read(codec.HEADER_SIZE), path)
+            found = wkw_format.parse_header(f.read(wkw_format.HEADER_SIZE), path)
         block_bytes = found.block_len**3 * found.voxel_size
         indices = sorted(int(i) for i in _codec.block_pieces(*part.local_offset, *part.size, found.block_len)[:, 0])
-        ranges: list[tuple[int, int]] = [(0, codec.HEADER_SIZE)]
+        ranges: list[tuple[int, int]] = [(0, wkw_format.HEADER_SIZE)]
         for index in indices:
             start = found.data_offset + index * block_bytes
             last = ranges[-1]

@@ -3,7 +3,9 @@
 Reads and writes single data files, byte-compatible with libwkw: a 16-byte header,
 a jump table of ``file_len**3`` uint64 block end offsets, then the blocks in Morton
 order, each an independent raw LZ4 block (no size prefix) of one ``block_len**3``
-Fortran-ordered voxel cube with the channels interleaved.
+Fortran-ordered voxel cube with the channels interleaved. The format itself (headers,
+layouts, jump tables, checks) is :mod:`wkview.wkw_format`; this module is the block
+pipeline. New files are written through :mod:`wkview._durable`.
 
 Unlike libwkw, writes need not cover whole files: :func:`write_box` re-encodes only
 the blocks a box touches and copies the compressed bytes of every other block as
@@ -21,8 +23,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import struct
-import tempfile
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +35,18 @@ import numpy as np
 from . import _codec, _durable
 from ._settings import fsync_enabled, get_io_threads
 from .errors import CorruptFileError
+from .wkw_format import (  # the file format; re-exported, see __all__
+    BLOCK_TYPE_LZ4,
+    BLOCK_TYPE_LZ4HC,
+    BLOCK_TYPE_RAW,
+    HEADER_SIZE,
+    FileHeader,
+    Layout,
+    as_layout,
+    check_matches,
+    parse_header,
+    read_jump_table,
+)
 
 __all__ = [
     "FileHeader",
@@ -57,248 +69,11 @@ __all__ = [
     "LIBWKW_LZ4HC_LEVEL",
 ]
 
-BLOCK_TYPE_RAW = 1
-BLOCK_TYPE_LZ4 = 2
-BLOCK_TYPE_LZ4HC = 3
-COMPRESSED_BLOCK_TYPES = (BLOCK_TYPE_LZ4, BLOCK_TYPE_LZ4HC)
-
 #: The LZ4HC level libwkw writes with: encoding at this level gives byte-identical blocks.
 LIBWKW_LZ4HC_LEVEL = 9
 
-#: voxel type codes of the header (libwkw's order, 1-based).
-VOXEL_TYPES = tuple(
-    np.dtype(t)
-    for t in ("u1", "<u2", "<u4", "<u8", "<f4", "<f8", "i1", "<i2", "<i4", "<i8")
-)
-
-HEADER_SIZE = 16
-_HEADER = struct.Struct("<3sBBBBBQ")  # magic, version, lens, block type, voxel type, voxel size, data offset
-
-#: chunk of a plain copy of unchanged blocks when copy_file_range is not available
-COPY_CHUNK = 8 << 20
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-#: new files get the mode open() would give them (mkstemp makes them 0600)
-_FILE_MODE = 0o666 & ~_read_umask()
-
-
-def _lz4_bound(n: int) -> int:
-    return n + n // 255 + 16  # LZ4_COMPRESSBOUND
-
-
-# -- headers -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FileHeader:
-    """The parsed 16-byte header of a WKW file."""
-
-    block_len: int
-    file_len: int
-    block_type: int
-    voxel_type: int  # code 1..10, see VOXEL_TYPES
-    voxel_size: int  # bytes per voxel (all channels)
-    data_offset: int
-
-    @property
-    def dtype(self) -> np.dtype:
-        return VOXEL_TYPES[self.voxel_type - 1]
-
-    @property
-    def num_channels(self) -> int:
-        return self.voxel_size // self.dtype.itemsize
-
-    @property
-    def num_blocks(self) -> int:
-        return self.file_len**3
-
-    def pack(self) -> bytes:
-        lens = (self.block_len.bit_length() - 1) | ((self.file_len.bit_length() - 1) << 4)
-        return _HEADER.pack(
-            b"WKW", 1, lens, self.block_type, self.voxel_type, self.voxel_size, self.data_offset
-        )
-
-
-def parse_header(raw: bytes, path: str) -> FileHeader:
-    """Parse and check a 16-byte WKW header; :class:`CorruptFileError` names ``path``."""
-    if len(raw) < HEADER_SIZE:
-        raise CorruptFileError(
-            f"{path} is not a valid WKW file: {len(raw)} bytes, shorter than the "
-            f"{HEADER_SIZE}-byte header (empty or truncated file)"
-        )
-    magic, version, lens, block_type, voxel_type, voxel_size, data_offset = _HEADER.unpack(
-        bytes(raw[:HEADER_SIZE])
-    )
-    if magic != b"WKW" or version != 1:
-        raise CorruptFileError(f"{path} is not a WKW file (magic {magic!r}, version {version})")
-    log_block, log_file = lens & 0x0F, lens >> 4
-    if log_block > 10 or log_file > 10:
-        raise CorruptFileError(
-            f"{path} has an invalid header: block_len 2**{log_block}, file_len 2**{log_file}"
-        )
-    if block_type not in (BLOCK_TYPE_RAW, BLOCK_TYPE_LZ4, BLOCK_TYPE_LZ4HC):
-        raise CorruptFileError(f"{path} has an unknown block type {block_type}")
-    if not 1 <= voxel_type <= len(VOXEL_TYPES):
-        raise CorruptFileError(f"{path} has an unknown voxel type {voxel_type}")
-    itemsize = VOXEL_TYPES[voxel_type - 1].itemsize
-    if voxel_size == 0 or voxel_size % itemsize:
-        raise CorruptFileError(
-            f"{path} has an invalid header: voxel size {voxel_size} for voxel type "
-            f"{VOXEL_TYPES[voxel_type - 1]}"
-        )
-    return FileHeader(1 << log_block, 1 << log_file, block_type, voxel_type, voxel_size, data_offset)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What a codec call needs to know of a mag's header (see :func:`as_layout`)."""
-
-    block_len: int
-    file_len: int
-    block_type: int
-    dtype: np.dtype
-    channels: int
-
-    @property
-    def itemsize(self) -> int:
-        return self.dtype.itemsize
-
-    @property
-    def voxel_size(self) -> int:
-        return self.channels * self.dtype.itemsize
-
-    @property
-    def block_bytes(self) -> int:
-        return self.block_len**3 * self.voxel_size
-
-    @property
-    def num_blocks(self) -> int:
-        return self.file_len**3
-
-    @property
-    def edge(self) -> int:
-        return self.block_len * self.file_len
-
-    @property
-    def data_offset(self) -> int:
-        return HEADER_SIZE + 8 * self.num_blocks
-
-    def file_header(self) -> FileHeader:
-        return FileHeader(
-            self.block_len,
-            self.file_len,
-            self.block_type,
-            VOXEL_TYPES.index(self.dtype) + 1,
-            self.voxel_size,
-            self.data_offset,
-        )
-
-
-def as_layout(header: Any) -> Layout:
-    """The checked :class:`Layout` of a :class:`FileHeader` or a ``wkw.Header`` (a
-    :class:`Layout` is returned as it is: callers that run many small reads keep one)."""
-    if isinstance(header, Layout):
-        return header
-    if isinstance(header, FileHeader):
-        layout = Layout(header.block_len, header.file_len, header.block_type, header.dtype, header.num_channels)
-    else:
-        dtype = np.dtype(header.voxel_type).newbyteorder("<")
-        layout = Layout(
-            int(header.block_len), int(header.file_len), int(header.block_type), dtype, int(header.num_channels)
-        )
-    if layout.dtype not in VOXEL_TYPES:
-        raise ValueError(f"WKW stores no voxel type {layout.dtype}")
-    for name in ("block_len", "file_len"):
-        value = getattr(layout, name)
-        if value < 1 or value & (value - 1) or value > 1024:
-            raise ValueError(f"{name} must be a power of two <= 1024, got {value}")
-    if layout.channels < 1 or layout.voxel_size > 255:
-        raise ValueError(f"invalid channel count {layout.channels} for {layout.dtype}")
-    if layout.block_type not in COMPRESSED_BLOCK_TYPES:
-        raise ValueError(
-            f"the codec handles block types 2 (LZ4) and 3 (LZ4HC), not {layout.block_type}"
-        )
-    return layout
-
-
-def _check_matches(found: FileHeader, layout: Layout, path: str) -> None:
-    if (
-        found.block_len != layout.block_len
-        or found.file_len != layout.file_len
-        or found.dtype != layout.dtype
-        or found.voxel_size != layout.voxel_size
-    ):
-        raise CorruptFileError(
-            f"{path} does not match the mag's header.wkw: block_len {found.block_len}, "
-            f"file_len {found.file_len}, voxel type {found.dtype}, voxel size "
-            f"{found.voxel_size} (expected {layout.block_len}, {layout.file_len}, "
-            f"{layout.dtype}, {layout.voxel_size})"
-        )
-    if found.block_type not in COMPRESSED_BLOCK_TYPES:
-        raise CorruptFileError(
-            f"{path} has block type {found.block_type}, the mag stores compressed (LZ4) files"
-        )
-
-
-def _pread_exact(fd: int, n: int, offset: int, path: str) -> bytes:
-    data = os.pread(fd, n, offset)
-    while len(data) < n:  # pread may return short on some file systems
-        more = os.pread(fd, n - len(data), offset + len(data))
-        if not more:
-            raise CorruptFileError(
-                f"{path} is truncated: could not read {n} bytes at byte {offset}"
-            )
-        data += more
-    return data
-
-
-def read_jump_table(f: Any, header: FileHeader, path: str, file_size: int) -> np.ndarray:
-    """Read and validate the jump table: ``uint64[N]``, the end offset of every block.
-
-    ``f`` is a binary file object or an int file descriptor. The first block must start
-    after the table, every block must be 1 to LZ4_COMPRESSBOUND(block bytes) long, and
-    the last one must end at ``file_size``; :class:`CorruptFileError` otherwise.
-    """
-    n = header.num_blocks
-    table_end = HEADER_SIZE + 8 * n
-    if file_size < table_end:
-        raise CorruptFileError(
-            f"{path} is truncated: {file_size} bytes, shorter than its jump table ({table_end} bytes)"
-        )
-    if header.data_offset < table_end:
-        raise CorruptFileError(
-            f"{path} is damaged: data offset {header.data_offset} lies inside the jump table "
-            f"(which ends at byte {table_end})"
-        )
-    if isinstance(f, int):
-        raw = _pread_exact(f, 8 * n, HEADER_SIZE, path)
-    else:
-        f.seek(HEADER_SIZE)
-        raw = f.read(8 * n)
-        if len(raw) != 8 * n:
-            raise CorruptFileError(f"{path} is truncated inside its jump table")
-    ends = np.frombuffer(raw, dtype="<u8").astype(np.uint64)
-    block_bytes = header.block_len**3 * header.voxel_size
-    bad = _codec.check_ends(ends, header.data_offset, file_size, _lz4_bound(block_bytes))
-    if bad >= 0:
-        start = header.data_offset if bad == 0 else int(ends[bad - 1])
-        raise CorruptFileError(
-            f"{path} has a damaged jump table: block {bad} spans bytes {start} to "
-            f"{int(ends[bad])} (file of {file_size} bytes, blocks of at most "
-            f"{_lz4_bound(block_bytes)} compressed bytes)"
-        )
-    if n and int(ends[-1]) != file_size:
-        raise CorruptFileError(
-            f"{path} is truncated or damaged: the jump table ends the last block at "
-            f"byte {int(ends[-1])}, the file has {file_size} bytes"
-        )
-    return ends
+#: bytes of zero blocks written at once into a file that had none
+COPY_CHUNK = _durable.COPY_CHUNK
 
 
 # -- blocks ----------------------------------------------------------------------------
@@ -486,7 +261,7 @@ class CompressedFile:
         try:
             size = os.fstat(fd).st_size
             header = parse_header(os.pread(fd, HEADER_SIZE, 0), path)
-            _check_matches(header, layout, path)
+            check_matches(header, layout, path)
             ends = read_jump_table(fd, header, path, size)
         except BaseException:
             os.close(fd)
@@ -653,44 +428,6 @@ class WriteStats:
     size: int  #: bytes of the new file
 
 
-def _copy_range(src_fd: int, dst_fd: int, src_pos: int, dst_pos: int, count: int) -> None:
-    """Copy ``count`` bytes between files without holding them in memory."""
-    copy_file_range = getattr(os, "copy_file_range", None)
-    while count > 0 and copy_file_range is not None:
-        try:
-            done = copy_file_range(src_fd, dst_fd, count, src_pos, dst_pos)
-        except OSError:
-            break  # cross-device, unsupported fs, ...: plain copy below
-        if done == 0:
-            break
-        src_pos, dst_pos, count = src_pos + done, dst_pos + done, count - done
-    while count > 0:
-        chunk = os.pread(src_fd, min(count, COPY_CHUNK), src_pos)
-        if not chunk:
-            raise CorruptFileError(f"unexpected end of file while copying blocks at byte {src_pos}")
-        _pwrite_all(dst_fd, chunk, dst_pos)
-        src_pos, dst_pos, count = src_pos + len(chunk), dst_pos + len(chunk), count - len(chunk)
-
-
-def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, pos: int) -> None:
-    view = memoryview(data)
-    while len(view):
-        done = os.pwrite(fd, view, pos)
-        view, pos = view[done:], pos + done
-
-
-def _disk_error(exc: OSError, paths: Sequence[str]) -> OSError:
-    """A clear error for a write that ran out of space or quota (the old files are unchanged)."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # pragma: no branch
-        names = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
-        return OSError(
-            exc.errno,
-            f"{exc.strerror} while writing {names}: nothing was replaced, the old files are "
-            "unchanged and the temporary files removed",
-        )
-    return exc
-
-
 _zero_blocks: dict[tuple[int, int, int], bytes] = {}
 
 
@@ -703,8 +440,8 @@ def _zero_block(layout: Layout, level: int) -> bytes:
 
 
 class _NewFile:
-    """A data file being written: a temporary file beside ``path``, filled block by
-    block in Morton order, renamed over ``path`` by :meth:`finish`."""
+    """A data file being written: a :class:`~wkview._durable.Replacement` of ``path``,
+    filled block by block in Morton order, renamed over ``path`` by :meth:`commit`."""
 
     def __init__(self, path: str, layout: Layout, old: CompressedFile | None, level: int) -> None:
         self.path = path
@@ -717,14 +454,8 @@ class _NewFile:
         self.encoded = 0
         self.merged: list[int] = []
         self.copied = 0
-        folder = os.path.dirname(path) or "."
-        _durable.makedirs_durable(folder)
-        self.fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=_durable.temp_prefix(path), suffix=_durable.TEMP_SUFFIX)
-        try:
-            os.fchmod(self.fd, (os.fstat(old.fd).st_mode & 0o7777) if old is not None else _FILE_MODE)
-        except BaseException:
-            self.abort()
-            raise
+        self.file = _durable.Replacement(path)
+        self.fd = self.file.fd
 
     def fill_untouched(self, stop: int) -> None:
         """Blocks ``next_block .. stop - 1``, which the box does not touch: their old
@@ -734,7 +465,7 @@ class _NewFile:
             return
         if self.old is not None:
             start, end = int(self.old.starts[first]), int(self.old.ends[stop - 1])
-            _copy_range(self.old.fd, self.fd, start, self.pos, end - start)
+            _durable.copy_range(self.old.fd, self.fd, start, self.pos, end - start)
             self.lengths[first:stop] = self.old.ends[first:stop] - self.old.starts[first:stop]
             self.pos += end - start
             self.copied += stop - first
@@ -745,7 +476,7 @@ class _NewFile:
             per_write = max(1, COPY_CHUNK // len(blob))
             while count:
                 k = min(count, per_write)
-                _pwrite_all(self.fd, blob * k, self.pos)
+                _durable.pwrite_all(self.fd, blob * k, self.pos)
                 self.pos += k * len(blob)
                 count -= k
         self.next_block = stop
@@ -760,7 +491,7 @@ class _NewFile:
         for first, stop in zip(bounds[:-1], bounds[1:]):
             self.fill_untouched(int(indices[first]))
             chunk = view[int(offsets[first]) : int(offsets[stop])]
-            _pwrite_all(self.fd, chunk, self.pos)
+            _durable.pwrite_all(self.fd, chunk, self.pos)
             self.pos += len(chunk)
             self.next_block = int(indices[stop - 1]) + 1
         self.lengths[indices] = lengths
@@ -770,30 +501,16 @@ class _NewFile:
         """Write the untouched blocks after the last touched one, the header and the jump table."""
         self.fill_untouched(self.layout.num_blocks)
         ends = _codec.block_ends(self.lengths, self.layout.data_offset)
-        _pwrite_all(self.fd, self.layout.file_header().pack() + ends.astype("<u8").tobytes(), 0)
+        _durable.pwrite_all(self.fd, self.layout.file_header().pack() + ends.astype("<u8").tobytes(), 0)
 
     def commit(self) -> WriteStats:
-        """fsync the complete new file (unless fsync is off) and rename it over the old one."""
-        _durable.fsync_fd(self.fd)  # the new bytes are on disk before the name points at them
-        os.close(self.fd)
-        self.fd = -1
-        os.replace(self.tmp, self.path)
+        """fsync the complete new file (unless fsync is off) and rename it over the old one
+        (the caller fsyncs the folder, once for all files of a call)."""
+        self.file.commit(sync_folder=False)
         return WriteStats(self.path, self.encoded, tuple(self.merged), self.copied, self.pos)
 
-    def finish(self) -> WriteStats:
-        self.complete()
-        stats = self.commit()
-        _durable.fsync_folder(os.path.dirname(self.path) or ".")
-        return stats
-
     def abort(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
+        self.file.abort()
 
 
 def _encode_task(
@@ -845,7 +562,8 @@ def write_boxes(
     copied as they are. Each new file is written beside the old one and renamed into
     place (atomic per file). Blocks of all files are encoded on the codec threads
     while the calling thread writes the finished ones out in order; memory stays
-    bounded by a few tasks' blocks per thread. Returns what was done to each file.
+    bounded by a few tasks' blocks per thread. Returns what was done to each file, in
+    the order of ``boxes`` (boxes that touch no block are left out).
     """
     layout = as_layout(header)
     level = _check_level(layout.block_type, level)
@@ -870,15 +588,14 @@ def write_boxes(
     remaining: dict[_NewFile, int] = {}  # tasks of each file not yet written out
     # each file is locked from before its old version is read until its new one is renamed
     # into place; files are taken in the locks' global order, so two writers never deadlock
-    locks = _durable.Locks(path for path, _, _ in jobs)
+    given = {path: i for i, (path, _, _) in enumerate(jobs)}
+    locks = _durable.Locks(given)
     rank = {path: i for i, path in enumerate(locks.order)}
     jobs.sort(key=lambda job: rank[job[0]])
 
     def tasks() -> Iterator[Callable[[], Any]]:
         for path, pieces, data in jobs:
-            locks.acquire(path)
-            if locks.enabled:  # under the lock: temporary files of this path are a dead writer's
-                _durable.remove_stale_temps_locked(path)
+            locks.acquire(path)  # _NewFile then removes a dead writer's temporary files of path
             old = None
             if len(pieces) < layout.num_blocks or not pieces[:, P_FULL].all():
                 try:
@@ -937,12 +654,13 @@ def write_boxes(
                 new.old.close()
         locks.close()
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise _disk_error(exc, locks.order) from exc
+            raise _durable.disk_full_error(exc, locks.order) from exc
         raise
     finally:
         if committer is not None:
             committer.shutdown(wait=True)
     locks.close()
+    stats.sort(key=lambda s: given[s.path])  # in the order of the boxes, not of the locks
     return stats
 
 

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Optional
 
 import wkw
 
-from . import codec, repair
+from . import repair, wkw_format
 from ._storage import MagStore, _check_level
 from .errors import DatasetError
 from .executors import run_jobs
@@ -114,7 +114,7 @@ def lz4hc_header(header: wkw.Header) -> wkw.Header:
 
 def _block_type(path: str) -> int:
     with open(path, "rb") as f:
-        return codec.parse_header(f.read(codec.HEADER_SIZE), path).block_type
+        return wkw_format.parse_header(f.read(wkw_format.HEADER_SIZE), path).block_type
 
 
 def _compress_file(raw: MagStore, packed: MagStore, level: int, index: tuple[int, int, int]) -> tuple[int, int]:

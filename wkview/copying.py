@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from itertools import product
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any, Optional
 import numpy as np
 import wkw
 
-from . import properties as props
+from . import _durable, properties as props
 from ._storage import _FileCheck, get_io_threads
 from .errors import DatasetError, DTypeMismatchError, ShapeError
 from .executors import get_executor, run_jobs
@@ -82,17 +81,10 @@ class CopyFilesJob:
         source = os.path.join(self.source, rel)
         _FileCheck().check(source, self.header)  # CorruptFileError names a damaged file
         target = os.path.join(self.target, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".x{x}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)  # sendfile / copy_file_range: no pass through Python
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return os.path.getsize(target)
+        with open(source, "rb") as src, _durable.replacing(target) as new:
+            size = os.fstat(src.fileno()).st_size
+            _durable.copy_range(src.fileno(), new.fd, 0, 0, size)  # copy_file_range: no pass through Python
+        return size
 
 
 def write_in_slabs(

@@ -77,19 +77,15 @@ Safety:
 Code layout: the data model and the helpers loading and saving share live in
 ``wkview._properties_model``, the parsing and validation of a loaded document in
 ``wkview._properties_load``, its validation and serialisation for saving in
-``wkview._properties_dump``. This module keeps the public functions and the atomic
-write and re-exports every public name, so import them from here.
+``wkview._properties_dump``; the atomic write is :func:`wkview._durable.replacing`.
+This module keeps the public functions and re-exports every public name, so import
+them from here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
-import stat
-import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -227,8 +223,8 @@ def save_properties(
     if not folder.is_dir():
         raise NotADatasetError(f"cannot save {PROPERTIES_FILE_NAME}: {folder} is not an existing folder")
     data = _serialise(file, folder, props, allow_external_paths)
-    with _durable.locked([str(file)]):
-        _atomic_write(file, data)
+    with _durable.replacing(file) as new:
+        _durable.pwrite_all(new.fd, data, 0)
 
 
 def update_properties(
@@ -271,81 +267,10 @@ def update_properties(
     locking = locking_enabled()
     with _durable.locked([str(file)]):
         current = None
-        if locking:
-            _durable.remove_stale_temps_locked(str(file))
-            if file.exists():
-                current = load_properties(folder, allow_external_paths=allow_external_paths)
+        if locking and file.exists():
+            current = load_properties(folder, allow_external_paths=allow_external_paths)
         result = change(current)
-        _atomic_write(file, _serialise(file, folder, result, allow_external_paths))
+        data = _serialise(file, folder, result, allow_external_paths)
+        with _durable.replacing(file, lock=False) as new:  # the lock is held since the read
+            _durable.pwrite_all(new.fd, data, 0)
     return result
-
-
-# -- atomic write -------------------------------------------------------------------
-
-
-def _umask() -> int:
-    """The process umask without changing it (``os.umask`` would race with other threads)."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
-
-
-def _new_file_mode(file: Path) -> int:
-    try:
-        return stat.S_IMODE(os.stat(file).st_mode)
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-def _atomic_write(file: Path, data: bytes) -> None:
-    """Write ``data`` to ``file`` via a temp file in the same folder and an atomic rename.
-
-    The temp file is fsynced before the rename and the folder after it (unless fsync is
-    off, ``WKVIEW_FSYNC=0``); on any error (a full disk, no permission) the old file is
-    untouched and the temp file removed.
-    """
-    folder = file.parent
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{file.name}.", suffix=".tmp")
-    except PermissionError as exc:
-        raise PermissionError(exc.errno, f"cannot write {file}: no write permission in {folder}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            _durable.fsync_fd(f.fileno())
-        with contextlib.suppress(OSError):  # mkstemp creates 0600; match a normal file
-            os.chmod(tmp, _new_file_mode(file))
-        _replace(tmp, file)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OSError(
-                exc.errno, f"{exc.strerror} while writing {file}: the old file is unchanged"
-            ) from exc
-        raise
-    _durable.fsync_folder(folder)
-
-
-def _replace(tmp: str, file: Path) -> None:
-    # On Windows, os.replace fails while another process has the target open; retry briefly.
-    attempts = 20 if os.name == "nt" else 1
-    for attempt in range(attempts):
-        try:
-            os.replace(tmp, file)
-            return
-        except PermissionError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.01 * (attempt + 1))
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX), unless fsync is off."""
-    _durable.fsync_folder(folder)

@@ -8,7 +8,10 @@ writer never leaves a damaged data file, but it may leave hidden leftovers:
 * ``.x3.wkw.undo`` (and ``.x3.wkw.old``): the undo journal of an in-place write of a
   raw file that did not finish; rolling it back restores the old file;
 * ``.<mag>-compress-<random>``, ``.<mag>-compressed``, ``.<mag>-raw-old``: folders of a
-  :meth:`~wkview.MagView.compress` that did not finish.
+  :meth:`~wkview.MagView.compress` that did not finish;
+* ``.x3.wkw.lock``: the per-file lock files of earlier wkview versions (data files now
+  share the lock files of their mag's ``.wkview-locks`` folder); not damage, but one
+  inode per data file.
 
 The next write of the same file removes its leftovers anyway;
 :func:`remove_stale_temp_files` cleans a whole dataset at once (``wkview verify
@@ -60,8 +63,9 @@ def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
     """Remove what killed writers left in a dataset, layer or mag folder.
 
     Walks ``path`` and removes temporary files no live writer holds, rolls back
-    unfinished in-place writes of raw files (removing their journals) and finishes
-    or undoes interrupted :meth:`~wkview.MagView.compress` runs. Data files and
+    unfinished in-place writes of raw files (removing their journals), finishes
+    or undoes interrupted :meth:`~wkview.MagView.compress` runs and removes the
+    per-file lock files of earlier wkview versions that no process holds. Data files and
     ``datasource-properties.json`` are only ever replaced by complete versions.
 
     Parameters
@@ -79,6 +83,8 @@ def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
         raise FileNotFoundError(f"{root} is not a folder")
     removed: list[Path] = []
     for folder, dirs, files in os.walk(root):
+        if _durable.LOCK_FOLDER in dirs:
+            dirs.remove(_durable.LOCK_FOLDER)  # the lock files in use: nothing to clean up
         mags = set()
         for name in list(dirs):
             mag = _mag_of_leftover(name)
@@ -97,6 +103,10 @@ def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
                 dirs.remove(name)
         for name in files:
             full = os.path.join(folder, name)
+            if _durable.is_legacy_lock(name):
+                if _durable.remove_legacy_lock(full):
+                    removed.append(Path(full))
+                continue
             journal_target = None
             if name.startswith("."):
                 for suffix in (_durable.UNDO_SUFFIX, _durable.UNDO_SUFFIX + ".part", ".old"):

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 import numpy as np
-import wkw
 
-from . import _durable, codec, pyramid
+from . import _durable, codec, pyramid, wkw_format
 from . import compression as _compression
 from . import repair as _repair
 from ._storage import MagStore
@@ -423,24 +422,13 @@ class Damage:
 def _verify_file(store: MagStore, index: tuple[int, int, int]) -> Optional[str]:
     """None when the file's header, jump table and every block are sound, else why not."""
     path = store.file_path(index)
-    header = store.header
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            found = codec.parse_header(f.read(codec.HEADER_SIZE), path)
-        expected = (int(header.block_len), int(header.file_len), np.dtype(header.voxel_type), int(header.num_channels))
-        if (found.block_len, found.file_len, found.dtype, found.num_channels) != expected:
-            return (
-                f"its header (block_len {found.block_len}, file_len {found.file_len}, {found.num_channels} x "
-                f"{found.dtype}) does not match the mag's header.wkw"
-            )
+        layout = wkw_format.layout_of(store.header)
+        found = wkw_format.validate_data_file(path, layout, os.path.getsize(path))
+        if found.block_type == wkw_format.BLOCK_TYPE_RAW:
+            return None  # every block is there: the size matches the header
         blen = found.block_len
         edge = blen * found.file_len
-        if found.block_type == wkw.Header.BLOCK_TYPE_RAW:
-            need = found.data_offset + found.num_blocks * blen**3 * found.voxel_size
-            if size < need:
-                return f"raw file of {size} bytes, {need} expected"
-            return None
         with codec.CompressedFile.open(path, found) as opened:
             out = np.empty((found.num_channels, edge, edge, blen), dtype=found.dtype, order="F")
             for z in range(0, edge, blen):  # one layer of blocks at a time: every block decoded once
@@ -477,8 +465,10 @@ def verify_dataset(
 
     Leftovers of killed writers (temporary files, undo journals of raw writes) are
     listed too; ``repair=True`` first cleans them up with
-    :func:`wkview.repair.remove_stale_temp_files` (rolling back unfinished raw writes)
-    and lists what it removed as repaired. Damaged data files are never removed.
+    :func:`wkview.repair.remove_stale_temp_files` (rolling back unfinished raw writes,
+    removing the per-file lock files of earlier wkview versions) and lists what it
+    removed as repaired. Damaged data files are never removed; the lock files in use
+    (``.wkview-locks``) are no damage and are not listed.
     """
     ds = open_dataset(dataset)
     damage: list[Damage] = []
@@ -486,7 +476,12 @@ def verify_dataset(
     if repair:
         for lay in layers:
             for removed in _repair.remove_stale_temp_files(lay.path):
-                damage.append(Damage(str(removed), "left by an interrupted write", repaired=True))
+                reason = (
+                    "lock file of an earlier wkview version"
+                    if _durable.is_legacy_lock(removed.name)
+                    else "left by an interrupted write"
+                )
+                damage.append(Damage(str(removed), reason, repaired=True))
     for lay in layers:
         for mag, view in sorted(lay.mags.items()):
             store = MagStore(view.path, view.header)  # its own: jobs pickle it
