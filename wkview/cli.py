@@ -242,7 +242,8 @@ def _run_convert(source: Any, target: Path, opts: dict[str, Any], quiet: bool, e
     started = time.perf_counter()
     with _executor(*executor_args) as executor:
         ds = _convert.convert(source, target, executor=executor, progress=_progress(quiet), **opts)
-    _say(quiet, f"{target}: {_layer_summary(ds, opts['layer_name'])} ({time.perf_counter() - started:.1f} s)")
+    layers = "; ".join(_layer_summary(ds, name) for name in ds.layers)
+    _say(quiet, f"{target}: {layers} ({time.perf_counter() - started:.1f} s)")
 
 
 def _convert_options(
@@ -274,7 +275,8 @@ def convert_cmd(
         str,
         typer.Argument(
             help="A folder of 2D images (TIFF, PNG, JPEG, .npy; natural order), a glob, a tile pattern "
-            "with {x}, {y}, {z} (e.g. 'tiles/{z}/{y}/{x}.jpg'), a multi-page TIFF or a .npy volume."
+            "with {x}, {y}, {z} (e.g. 'tiles/{z}/{y}/{x}.jpg'), a TIFF (z-stack, RGB, ImageJ hyperstack, "
+            "OME-TIFF; compressed or BigTIFF) or a .npy volume."
         ),
     ],
     target: Annotated[Path, typer.Argument(help="The dataset folder to create.")],
@@ -297,15 +299,28 @@ def convert_cmd(
     job_resources: ResourcesOption = None,
     dask_address: DaskOption = None,
     quiet: QuietOption = False,
+    channels_as_one_layer: Annotated[
+        bool,
+        typer.Option(
+            "--channels-as-one-layer",
+            help="Keep the channels of a multi-channel image in one layer (default: one layer per channel, "
+            "named LAYER__channelN or LAYER__NAME with OME channel names, as webknossos does).",
+        ),
+    ] = False,
+    timepoint: Annotated[
+        Optional[int],
+        typer.Option("--timepoint", min=0, help="Which timepoint (T) of a TIFF holding several to convert."),
+    ] = None,
 ) -> None:
     """Convert an image stack, tile mosaic, TIFF or .npy volume into a new WKW dataset."""
     opts = _convert_options(
         voxel_size, layer_name, category, dtype, compress, compression_level, block_len, file_len, downsample,
         max_mag, interpolation_mode, sampling_mode, name, overwrite,
     )
+    opts["channels_as_one_layer"] = channels_as_one_layer
     from .sources import open_source
 
-    src = open_source(source)  # checked before the executor starts
+    src = open_source(source, timepoint=timepoint)  # checked before the executor starts
     _run_convert(src, target, opts, quiet, (distribution_strategy, jobs, job_resources, dask_address))
 
 
