@@ -241,12 +241,18 @@ def test_empty_folder(tmp_path):
 
 
 def test_slice_of_another_size(tmp_path):
-    files = write_tiff_stack(tmp_path / "s", volume((16, 16, 5)))
-    tifffile.imwrite(files[3], np.zeros((16, 17), np.uint8))
-    proc = run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", check=2)
-    line = _one_line_error(proc)
-    assert "3.tif" in line and "17x16" in line
-    assert not (tmp_path / "ds").exists()
+    """Placed at x = y = 0 and padded with zeros, as webknossos 4.3.3 does, with a warning."""
+    data = volume((16, 16, 5))
+    files = write_tiff_stack(tmp_path / "s", data)
+    tifffile.imwrite(files[3], np.full((16, 17), 7, np.uint8))  # 17 wide: x grows to 17
+    proc = run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", "--no-downsample")
+    assert "3.tif is 17x16" in proc.stderr and "padded with zeros to 17x16" in proc.stderr
+    layer = Dataset(tmp_path / "ds").get_layer("color")
+    assert layer.bounding_box.size == (17, 16, 5)
+    got = layer.get_mag(1).read()[0]
+    data[..., 3] = 7
+    np.testing.assert_array_equal(got[:16], data)
+    assert (got[16, :, 3] == 7).all() and not got[16, :, [0, 1, 2, 4]].any()
 
 
 def test_slice_of_another_dtype(tmp_path):
@@ -508,7 +514,7 @@ def test_webknossos_reads_a_converted_dataset(tmp_path):
     write_tiff_stack(tmp_path / "s", vol)
     run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), "--voxel-size", "11.24,11.24,25", *SEQ,
         "--max-mag", "4")
-    ds = wk.Dataset.open(tmp_path / "ds")
+    ds = wk.Dataset(tmp_path / "ds")
     layer = ds.get_layer("color")
     assert tuple(layer.bounding_box.size) == (70, 50, 40)
     got = layer.get_mag(1).read(absolute_offset=(0, 0, 0), size=(70, 50, 40))

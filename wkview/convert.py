@@ -315,20 +315,22 @@ def _write_batch(
     level: Optional[int],
     done_dir: str,
     item: tuple[int, Box],
-) -> Optional[int]:
+) -> list[Optional[int]]:
     """Read one batch from the source once, write its files of every layer (each
     layer's channels), record it as done.
 
-    Returns the largest value of the batch for integer data (segment ids), else None.
+    Returns the largest value of the batch per layer for integer data (segment ids),
+    else None per layer.
     """
     number, (offset, size) = item
     data = source.read(offset, size)
     if data.dtype != dtype:
         data = data.astype(dtype, order="F")
+    largest: list[Optional[int]] = []
     for store, channels in stores:
         part = data if len(channels) == data.shape[0] else np.asfortranarray(data[list(channels)])
         store.write(offset, part, level)
-    largest = int(data.max()) if data.dtype.kind in "ui" and data.size else None
+        largest.append(int(part.max()) if part.dtype.kind in "ui" and part.size else None)
     _mark_done(Path(done_dir) / f"batch-{number}", {"largest": largest})
     return largest
 
@@ -388,8 +390,11 @@ def _fresh_or_resumed_mag(path: Path, header: wkw.Header, resumed: bool) -> MagS
 # -- the steps of a conversion ---------------------------------------------------------------
 
 
-def _write_mag1(plan: ConversionPlan, done_dir: Path, executor: Any, progress: Optional[bool]) -> list[Optional[int]]:
-    """Write the batches of mag 1 not done yet (of every layer); the largest value of each batch."""
+def _write_mag1(
+    plan: ConversionPlan, done_dir: Path, executor: Any, progress: Optional[bool]
+) -> list[list[Optional[int]]]:
+    """Write the batches of mag 1 not done yet (of every layer); the largest value of
+    each batch per layer."""
     resumed = any(done_dir.iterdir())
     stores = []
     for layer in plan.layers:
@@ -397,7 +402,7 @@ def _write_mag1(plan: ConversionPlan, done_dir: Path, executor: Any, progress: O
         if plan.level is not None:
             store.compression_level = plan.level
         stores.append((store, layer.channels))
-    largest: list[Optional[int]] = []
+    largest: list[list[Optional[int]]] = []
     todo = []
     for number, box in enumerate(plan.batches):
         record = _read_done(done_dir / f"batch-{number}")
@@ -449,9 +454,10 @@ def _build_pyramid(plan: ConversionPlan, done_dir: Path, executor: Any, progress
             previous = mag
 
 
-def _publish(plan: ConversionPlan, largest: Sequence[Optional[int]]) -> None:
-    """Write the properties file that makes the dataset visible (the last step)."""
-    largest_id = max((v for v in largest if v is not None), default=0)
+def _publish(plan: ConversionPlan, largest: Sequence[Sequence[Optional[int]]]) -> None:
+    """Write the properties file that makes the dataset visible (the last step);
+    ``largest`` holds each batch's largest value per layer."""
+    largest_ids = [max((batch[i] for batch in largest if batch[i] is not None), default=0) for i in range(len(plan.layers))]
     layers = [
         props.LayerProperties(
             name=layer.name,
@@ -466,10 +472,10 @@ def _publish(plan: ConversionPlan, largest: Sequence[Optional[int]]) -> None:
                 )
                 for m in (Mag(1), *plan.chain)
             ],
-            largest_segment_id=largest_id if plan.category == "segmentation" else None,
+            largest_segment_id=largest_ids[i] if plan.category == "segmentation" else None,
             extra={} if layer.color is None else {"defaultViewConfiguration": {"color": list(layer.color)}},
         )
-        for layer in plan.layers
+        for i, layer in enumerate(plan.layers)
     ]
     dataset_props = props.DatasetProperties(
         name=plan.dataset_name, team="", scale=plan.scale, scale_unit=None, layers=layers, extra={}
