@@ -560,3 +560,18 @@ def test_disk_full_is_one_line_and_no_dataset(tmp_path, small_disk):
     assert "No space left on device" in _one_line_error(proc)
     assert not (small_disk / "ds" / "datasource-properties.json").exists()
     assert not list((small_disk / "ds").rglob("*.tmp"))
+
+
+def test_timepoint_and_channels_as_one_layer(tmp_path):
+    """A TIFF of several timepoints is one line naming --timepoint; with it, one timepoint
+    converts, its channels in one layer with --channels-as-one-layer."""
+    stack = np.random.default_rng(5).integers(0, 255, (3, 4, 2, 16, 24), dtype=np.uint8)  # t, z, c, y, x
+    tifffile.imwrite(tmp_path / "t.tif", stack, imagej=True, metadata={"axes": "TZCYX"})
+    proc = run("convert", str(tmp_path / "t.tif"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", check=2)
+    assert "holds 3 timepoints: convert one with --timepoint N (0 to 2)" in _one_line_error(proc)
+    assert not (tmp_path / "ds").exists()
+    run("convert", str(tmp_path / "t.tif"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", "--no-downsample",
+        "--timepoint", "2", "--channels-as-one-layer", *SEQ)
+    layer = Dataset(tmp_path / "ds").get_layer("color")
+    assert layer.num_channels == 2
+    np.testing.assert_array_equal(layer.get_mag(1).read(), stack[2].transpose(1, 3, 2, 0))
