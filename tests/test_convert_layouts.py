@@ -22,31 +22,20 @@ Where the two tools differ on purpose, the test pins both behaviours:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pytest
 
 from wkview.convert import convert
 
+from .test_interop import quiet, wk  # webknossos 4.3.3 (the module skips without it)
 from .tiff_layouts import LAYOUTS, Layout, make
 
 pytestmark = pytest.mark.interop
-
-os.environ.setdefault("WEBKNOSSOS_SKIP_VERSION_CHECK", "True")
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    wk = pytest.importorskip("webknossos")
-    from webknossos.version import __version__ as WK_VERSION
-
-if WK_VERSION != "4.3.3":
-    pytest.skip(f"these tests pin webknossos 4.3.3, found {WK_VERSION}", allow_module_level=True)
 
 FAST = ("rgb_file", "yxq_file", "imagej_hyperstack", "ome_czyx_named", "lzw_folder", "mixed_sizes")
 SLOW = tuple(n for n in LAYOUTS if n not in FAST and n != "imagej_timeseries")
@@ -66,14 +55,6 @@ for source, target in zip(pairs[::2], pairs[1::2]):
     except Exception as exc:
         print("REFUSED", target, type(exc).__name__, exc, flush=True)
 """
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """Silence the warnings of webknossos (never used around wkview calls)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
 
 
 class Converted:

@@ -264,15 +264,16 @@ class TileMosaic(VolumeSource):
             m = regex.match(name)
             if m is None:
                 continue
-            index = tuple(int(m.group(a)) if a in names else 0 for a in "xyz")
+            ix, iy, iz = (int(m.group(a)) if a in names else 0 for a in "xyz")
+            index = (ix, iy, iz)
             if index in found:
                 raise SourceError(f"tiles {found[index]} and {name} have the same indices {index}")
-            found[index] = Path(name)  # type: ignore[index]
+            found[index] = Path(name)
         if not found:
             raise SourceError(f"no files match the pattern {pattern!r}")
         low = [min(i[a] for i in found) for a in range(3)]
         high = [max(i[a] for i in found) for a in range(3)]
-        counts = tuple(high[a] - low[a] + 1 for a in range(3))
+        counts = (high[0] - low[0] + 1, high[1] - low[1] + 1, high[2] - low[2] + 1)
         ordered = sorted(found.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][0]))
         first = image_info(ordered[0][1])
         for _, p in ordered[1:]:
@@ -283,7 +284,7 @@ class TileMosaic(VolumeSource):
                     f"{ordered[0][1]} has {first.size[0]}x{first.size[1]} {first.dtype} x {first.channels}"
                 )
         tiles = tuple(((i[0] - low[0], i[1] - low[1], i[2] - low[2]), p) for i, p in ordered)
-        return cls(pattern, tiles, counts, first)  # type: ignore[arg-type]
+        return cls(pattern, tiles, counts, first)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -408,7 +409,8 @@ class NpyVolume(VolumeSource):
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.array_shape[-3:])  # type: ignore[return-value]
+        x, y, z = self.array_shape[-3:]
+        return (x, y, z)
 
     @property
     def dtype(self) -> np.dtype:
@@ -472,7 +474,7 @@ class RawVolume(VolumeSource):
                 f"{path}: holds {actual} bytes, but {shape3[0]}x{shape3[1]}x{shape3[2]} voxels of {dt} "
                 f"need {expected}"
             )
-        return cls(path, shape3, dt, order)  # type: ignore[arg-type]
+        return cls(path, (shape3[0], shape3[1], shape3[2]), dt, order)
 
     @property
     def shape(self) -> tuple[int, int, int]:
