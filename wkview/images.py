@@ -20,6 +20,7 @@ OME-TIFF channel names (``Channel/@Name``) are reported as the channel names.
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,10 +113,7 @@ class TiffLayout:
 
     def read(self, tif: Any, z0: int, depth: int, x0: int, width: int, y0: int, height: int) -> np.ndarray:
         """The box as a ``(channels, x, y, z)`` array, from the open ``tifffile.TiffFile``."""
-        series = tif.series[0]
         out = np.zeros((self.channels, width, height, depth), dtype=self.dtype, order="F")
-        channel_shape = [self.shape[a] for a in self.channel_axes]
-        whole = None if self.lead is not None else series.asarray().reshape(self.shape)
         pages: dict[int, np.ndarray] = {}
         # a z that picks a page: keep only the pages of the current slice in memory
         z_picks_page = self.z_axis is not None and self.lead is not None and self.z_axis < self.lead
@@ -123,29 +121,34 @@ class TiffLayout:
             if z_picks_page:
                 pages.clear()
             for c in range(self.channels):
-                position = [0] * len(self.shape)
-                if self.z_axis is not None:
-                    position[self.z_axis] = z0 + k
-                if self.t_axis is not None:
-                    position[self.t_axis] = self.timepoint
-                for axis, index in zip(self.channel_axes, np.unravel_index(c, channel_shape) if channel_shape else ()):
-                    position[axis] = int(index)
-                if whole is not None:
-                    data, first = whole, 0
-                else:
-                    lead = self.lead or 0
-                    number = int(np.ravel_multi_index(position[:lead], self.shape[:lead])) if lead else 0
-                    if number not in pages:
-                        pages[number] = series.pages[number].asarray().reshape(self.shape[lead:])
-                    data, first = pages[number], lead
-                index = tuple(
-                    slice(y0, y0 + height) if a == self.y_axis
-                    else slice(x0, x0 + width) if a == self.x_axis
-                    else position[a]
-                    for a in range(first, len(self.shape))
-                )
-                out[c, :, :, k] = data[index].T
+                out[c, :, :, k] = self.plane(tif, z0 + k, c, pages)[y0 : y0 + height, x0 : x0 + width].T
         return out
+
+    def plane(self, tif: Any, z: int, channel: int, pages: dict[int, np.ndarray]) -> np.ndarray:
+        """Slice ``z`` of ``channel`` as a ``(y, x)`` array (a view of the decoded page, which
+        ``pages`` keeps by number for the next call; -1 holds a series read whole)."""
+        position = [0] * len(self.shape)
+        if self.z_axis is not None:
+            position[self.z_axis] = z
+        if self.t_axis is not None:
+            position[self.t_axis] = self.timepoint
+        if self.channel_axes:
+            indices = np.unravel_index(channel, [self.shape[a] for a in self.channel_axes])
+            for axis, index in zip(self.channel_axes, indices):
+                position[axis] = int(index)
+        series = tif.series[0]
+        if self.lead is None:
+            if -1 not in pages:
+                pages[-1] = series.asarray().reshape(self.shape)
+            data, first = pages[-1], 0
+        else:
+            first = self.lead
+            number = int(np.ravel_multi_index(position[:first], self.shape[:first])) if first else 0
+            if number not in pages:
+                pages[number] = series.pages[number].asarray().reshape(self.shape[first:])
+            data = pages[number]
+        index = tuple(slice(None) if a in (self.y_axis, self.x_axis) else position[a] for a in range(first, len(self.shape)))
+        return data[index]
 
 
 def tiff_layout(path: Path, timepoint: Optional[int] = None) -> TiffLayout:
@@ -206,7 +209,7 @@ def _layout_of(tif: Any, path: Path, timepoint: Optional[int]) -> TiffLayout:
     photometric_rgb = series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB
     samples = [i for i in channel_axes if axes[i] == "S"]
     has_c = any(axes[i] == "C" for i in channel_axes)
-    channels = int(np.prod([shape[i] for i in channel_axes])) if channel_axes else 1
+    channels = int(math.prod([shape[i] for i in channel_axes])) if channel_axes else 1
     rgb = False
     if photometric_rgb and samples and not has_c and shape[samples[0]] in (3, 4):
         channels = 3  # RGBA: the colour, not its alpha
@@ -216,9 +219,9 @@ def _layout_of(tif: Any, path: Path, timepoint: Optional[int]) -> TiffLayout:
         names = None
 
     pages = len(series.pages)
-    page_pixels = int(np.prod(series.keyframe.shape))
+    page_pixels = int(math.prod(series.keyframe.shape))
     lead = next(
-        (k for k in range(len(shape) + 1) if int(np.prod(shape[:k])) == pages and int(np.prod(shape[k:])) == page_pixels),
+        (k for k in range(len(shape) + 1) if int(math.prod(shape[:k])) == pages and int(math.prod(shape[k:])) == page_pixels),
         None,
     )
     return TiffLayout(
@@ -328,8 +331,9 @@ def read_image(path: Path, info: ImageInfo) -> np.ndarray:
 
             with tifffile.TiffFile(path) as tif:
                 layout = _layout_of(tif, path, None)
-                x, y = layout.size
-                array = layout.read(tif, 0, 1, 0, x, 0, y)[..., 0]
+                pages: dict[int, np.ndarray] = {}
+                planes = [layout.plane(tif, 0, c, pages).T for c in range(layout.channels)]
+            array = planes[0][None] if len(planes) == 1 else np.stack(planes)
         elif kind == ".npy":
             array = np.load(path, allow_pickle=False)
             array = array[None] if array.ndim == 2 else array
