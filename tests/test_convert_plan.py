@@ -47,8 +47,8 @@ def test_plan_layers_names_as_webknossos():
     assert [layer.channels for layer in split] == [(0,), (1,), (2,), (3,)]
     assert {layer.element_class for layer in split} == {"uint16"}
     assert [layer.color for layer in split] == [(255, 0, 0), (0, 255, 0), (0, 0, 255), None]
-    named = plan_layers("c", 2, ["DAPI 405", "../GFP"], u8, one_layer=False)
-    assert [layer.name for layer in named] == ["c__DAPI405", "c__GFP"]
+    named = plan_layers("c", 2, ["DAPI 405", "../GFP@2"], u8, one_layer=False)
+    assert [layer.name for layer in named] == ["c__DAPI405", "c__GFP@2"]
     # names that would collide or vanish: numbered instead
     assert [layer.name for layer in plan_layers("c", 2, ["A", "A"], u8, False)] == ["c__channel0", "c__channel1"]
     assert [layer.name for layer in plan_layers("c", 2, ["A", "/"], u8, False)] == ["c__channel0", "c__channel1"]

@@ -139,7 +139,7 @@ def plan_batches(
 #: Layer colours webknossos gives the first three layers split from one source's channels.
 _CHANNEL_COLORS = ((255, 0, 0), (0, 255, 0), (0, 0, 255))
 
-_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_.\-]")
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_$@.\-]")  # the characters webknossos allows
 
 
 @dataclass(frozen=True)
