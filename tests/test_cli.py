@@ -514,7 +514,7 @@ def test_webknossos_reads_a_converted_dataset(tmp_path):
     write_tiff_stack(tmp_path / "s", vol)
     run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), "--voxel-size", "11.24,11.24,25", *SEQ,
         "--max-mag", "4")
-    ds = wk.Dataset(tmp_path / "ds")
+    ds = wk.Dataset.open(tmp_path / "ds")  # Dataset(path) creates, and refuses an existing one
     layer = ds.get_layer("color")
     assert tuple(layer.bounding_box.size) == (70, 50, 40)
     got = layer.get_mag(1).read(absolute_offset=(0, 0, 0), size=(70, 50, 40))
