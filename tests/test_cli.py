@@ -241,12 +241,18 @@ def test_empty_folder(tmp_path):
 
 
 def test_slice_of_another_size(tmp_path):
-    files = write_tiff_stack(tmp_path / "s", volume((16, 16, 5)))
-    tifffile.imwrite(files[3], np.zeros((16, 17), np.uint8))
-    proc = run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", check=2)
-    line = _one_line_error(proc)
-    assert "3.tif" in line and "17x16" in line
-    assert not (tmp_path / "ds").exists()
+    """Placed at x = y = 0 and padded with zeros, as webknossos 4.3.3 does, with a warning."""
+    data = volume((16, 16, 5))
+    files = write_tiff_stack(tmp_path / "s", data)
+    tifffile.imwrite(files[3], np.full((16, 17), 7, np.uint8))  # 17 wide: x grows to 17
+    proc = run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", "--no-downsample")
+    assert "3.tif is 17x16" in proc.stderr and "padded with zeros to 17x16" in proc.stderr
+    layer = Dataset(tmp_path / "ds").get_layer("color")
+    assert layer.bounding_box.size == (17, 16, 5)
+    got = layer.get_mag(1).read()[0]
+    data[..., 3] = 7
+    np.testing.assert_array_equal(got[:16], data)
+    assert (got[16, :, 3] == 7).all() and not got[16, :, [0, 1, 2, 4]].any()
 
 
 def test_slice_of_another_dtype(tmp_path):
@@ -508,7 +514,7 @@ def test_webknossos_reads_a_converted_dataset(tmp_path):
     write_tiff_stack(tmp_path / "s", vol)
     run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), "--voxel-size", "11.24,11.24,25", *SEQ,
         "--max-mag", "4")
-    ds = wk.Dataset.open(tmp_path / "ds")
+    ds = wk.Dataset.open(tmp_path / "ds")  # Dataset(path) creates, and refuses an existing one
     layer = ds.get_layer("color")
     assert tuple(layer.bounding_box.size) == (70, 50, 40)
     got = layer.get_mag(1).read(absolute_offset=(0, 0, 0), size=(70, 50, 40))
@@ -554,3 +560,18 @@ def test_disk_full_is_one_line_and_no_dataset(tmp_path, small_disk):
     assert "No space left on device" in _one_line_error(proc)
     assert not (small_disk / "ds" / "datasource-properties.json").exists()
     assert not list((small_disk / "ds").rglob("*.tmp"))
+
+
+def test_timepoint_and_channels_as_one_layer(tmp_path):
+    """A TIFF of several timepoints is one line naming --timepoint; with it, one timepoint
+    converts, its channels in one layer with --channels-as-one-layer."""
+    stack = np.random.default_rng(5).integers(0, 255, (3, 4, 2, 16, 24), dtype=np.uint8)  # t, z, c, y, x
+    tifffile.imwrite(tmp_path / "t.tif", stack, imagej=True, metadata={"axes": "TZCYX"})
+    proc = run("convert", str(tmp_path / "t.tif"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", check=2)
+    assert "holds 3 timepoints: convert one with --timepoint N (0 to 2)" in _one_line_error(proc)
+    assert not (tmp_path / "ds").exists()
+    run("convert", str(tmp_path / "t.tif"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", "--no-downsample",
+        "--timepoint", "2", "--channels-as-one-layer", *SEQ)
+    layer = Dataset(tmp_path / "ds").get_layer("color")
+    assert layer.num_channels == 2
+    np.testing.assert_array_equal(layer.get_mag(1).read(), stack[2].transpose(1, 3, 2, 0))

@@ -160,11 +160,13 @@ def test_conversion_options_are_one_frozen_dataclass_and_reach_convert():
     params = inspect.signature(convert).parameters
     assert set(options.as_kwargs()) <= set(params)
     assert options.as_kwargs()["compression"] == "lz4" and options.as_kwargs()["voxel_size"] == (1.0, 2.0, 3.0)
-    # every field is a flag of convert; convert-raw takes all but the layer's --dtype
+    # every field is a flag of convert; convert-raw takes all but the layer's --dtype and the
+    # channel split (a raw volume has one channel)
     fields = {f.name for f in dataclasses.fields(ConvertOptions)}
     convert_params = {p.name for p in typer.main.get_command(cli.app).commands["convert"].params}
     raw_params = {p.name for p in typer.main.get_command(cli.app).commands["convert-raw"].params}
-    assert fields <= convert_params and fields - {"dtype"} <= raw_params
+    assert fields <= convert_params and fields - {"dtype", "channels_as_one_layer"} <= raw_params
+    assert "channels_as_one_layer" not in raw_params
 
 
 def test_a_new_field_becomes_a_flag(monkeypatch):

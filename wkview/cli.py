@@ -313,6 +313,14 @@ SamplingOption = Annotated[
 VoxelSizeOption = Annotated[str, typer.Option("--voxel-size", help="Physical voxel size in nm: X,Y,Z (e.g. 11.24,11.24,25).")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", "--overwrite-existing", help="Replace what is at TARGET.")]
 NameOption = Annotated[Optional[str], typer.Option("--name", help="Dataset name (default: TARGET's folder name).")]
+ChannelsAsOneLayerOption = Annotated[
+    bool,
+    typer.Option(
+        "--channels-as-one-layer",
+        help="Keep the channels of a multi-channel image in one layer (default: one layer per channel, "
+        "named LAYER__channelN or LAYER__NAME with OME channel names, as webknossos does).",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -341,6 +349,7 @@ class ConvertOptions:
     sampling_mode: str = field(default="auto", metadata=_flag(SamplingOption, Sampling.auto, _value))
     name: Optional[str] = field(default=None, metadata=_flag(NameOption))
     overwrite: bool = field(default=False, metadata=_flag(OverwriteOption))
+    channels_as_one_layer: bool = field(default=False, metadata=_flag(ChannelsAsOneLayerOption))
 
     def as_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`wkview.convert.convert`."""
@@ -400,9 +409,10 @@ def _run_convert(source: Any, target: Path, options: ConvertOptions, engine: Eng
     started = time.perf_counter()
     with engine.executor() as executor:
         ds = _convert.convert(source, target, executor=executor, progress=engine.progress, **options.as_kwargs())
-    engine.say(f"{target}: {_layer_summary(ds, options.layer_name)} ({time.perf_counter() - started:.1f} s)")
-    if preview:
-        written = write_preview(ds, preview_path(target), layer=options.layer_name, overwrite=True)
+    layers = "; ".join(_layer_summary(ds, name) for name in ds.layers)
+    engine.say(f"{target}: {layers} ({time.perf_counter() - started:.1f} s)")
+    if preview:  # of the first layer when the channels became layers of their own
+        written = write_preview(ds, preview_path(target), layer=next(iter(ds.layers)), overwrite=True)
         engine.say(f"preview: {written}")
 
 
@@ -414,11 +424,16 @@ def convert_cmd(
         str,
         typer.Argument(
             help="A folder of 2D images (TIFF, PNG, JPEG, .npy; natural order), a glob, a tile pattern "
-            "with {x}, {y}, {z} (e.g. 'tiles/{z}/{y}/{x}.jpg'), a multi-page TIFF or a .npy volume."
+            "with {x}, {y}, {z} (e.g. 'tiles/{z}/{y}/{x}.jpg'), a TIFF (z-stack, RGB, ImageJ hyperstack, "
+            "OME-TIFF; compressed or BigTIFF) or a .npy volume."
         ),
     ],
     target: Annotated[Path, typer.Argument(help="The dataset folder to create.")],
     preview: PreviewFlag = False,
+    timepoint: Annotated[
+        Optional[int],
+        typer.Option("--timepoint", min=0, help="Which timepoint (T) of a TIFF holding several to convert."),
+    ] = None,
     *,
     options: ConvertOptions,
     engine: EngineOptions,
@@ -426,13 +441,13 @@ def convert_cmd(
     """Convert an image stack, tile mosaic, TIFF or .npy volume into a new WKW dataset."""
     from .sources import open_source
 
-    src = open_source(source)  # checked before the executor starts
+    src = open_source(source, timepoint=timepoint)  # checked before the executor starts
     _run_convert(src, target, options, engine, preview)
 
 
 @app.command("convert-raw")
 @engine_options
-@conversion_options(exclude=("dtype",))
+@conversion_options(exclude=("dtype", "channels_as_one_layer"))
 def convert_raw_cmd(
     source: Annotated[Path, typer.Argument(help="A raw binary volume (no header).")],
     target: Annotated[Path, typer.Argument(help="The dataset folder to create.")],

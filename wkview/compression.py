@@ -73,10 +73,12 @@ def compression_block_type(compression: str) -> int:
 
 
 def check_level_for(compression: str, level: Optional[int]) -> Optional[int]:
-    """``level`` checked for ``compression``: 1-12 for LZ4HC; LZ4 has no level (None only)."""
+    """``level`` checked for ``compression`` (which is checked too): 1-12 for LZ4HC; LZ4 has no
+    level (None only)."""
+    block_type = compression_block_type(compression)
     if level is None:
         return None
-    if compression_block_type(compression) == wkw.Header.BLOCK_TYPE_LZ4:
+    if block_type == wkw.Header.BLOCK_TYPE_LZ4:
         raise DatasetError(f"compression 'lz4' has no level (got compression_level={level!r}); levels are for 'lz4hc'")
     return _check_level(level)
 

@@ -1,10 +1,12 @@
 """Readers of the volumes ``wkview convert`` ingests: image stacks, tile mosaics,
-multi-page TIFFs, ``.npy`` files and raw binary volumes.
+TIFFs of any layout, ``.npy`` files and raw binary volumes. Decoding one image
+file (and what a TIFF holds) is :mod:`wkview.images`' job; this module places
+images in a volume.
 
 Every reader is a small picklable object (paths and metadata, no open files or
 pixel data), so conversion jobs can carry it to worker processes and cluster
-nodes. Each one knows its ``shape`` (x, y, z), its ``dtype`` (per channel) and
-``num_channels``, and reads any box with :meth:`VolumeSource.read` as a
+nodes. Each one is a :class:`VolumeSource`: it knows its ``shape`` (x, y, z), its
+``dtype`` (per channel), ``num_channels`` and maybe ``channel_names``, and reads any box with :meth:`VolumeSource.read` as a
 ``(channels, x, y, z)`` array, the layout :meth:`wkview.View.write` takes.
 
 Images follow the usual convention: rows are y, columns are x (an image of
@@ -20,16 +22,30 @@ written, and raise :class:`~wkview.errors.SourceError` naming the file.
 
 from __future__ import annotations
 
+import abc
 import glob
+import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from .errors import SourceError
+from .images import (
+    IMAGE_SUFFIXES,
+    PIL_SUFFIXES,
+    TIFF_SUFFIXES,
+    ImageInfo,
+    TiffLayout,
+    check_dtype,
+    image_info,
+    read_image,
+    suffix,
+    tiff_layout,
+)
 
 __all__ = [
     "VolumeSource",
@@ -43,13 +59,11 @@ __all__ = [
     "IMAGE_SUFFIXES",
 ]
 
+log = logging.getLogger(__name__)
+
 PathLike = Union[str, os.PathLike]
 Box = tuple[tuple[int, int, int], tuple[int, int, int]]
 
-#: File name endings read as 2D images (case-insensitive).
-TIFF_SUFFIXES = (".tif", ".tiff")
-PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
-IMAGE_SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES + (".npy",)
 
 _PLACEHOLDER = re.compile(r"\{([xyz])\}")
 
@@ -57,113 +71,6 @@ _PLACEHOLDER = re.compile(r"\{([xyz])\}")
 def natural_sort_key(name: str) -> list[Any]:
     """Sort key that orders embedded numbers by value: ``2.tif`` before ``10.tif``."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-# -- 2D images ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _ImageInfo:
-    """What one 2D image holds: ``(x, y)`` size, dtype per channel, channels."""
-
-    size: tuple[int, int]
-    dtype: np.dtype
-    channels: int
-
-
-_PIL_MODES = {
-    "L": (np.dtype(np.uint8), 1),
-    "I;16": (np.dtype(np.uint16), 1),
-    "I;16L": (np.dtype(np.uint16), 1),
-    "I;16B": (np.dtype(np.uint16), 1),
-    "I": (np.dtype(np.int32), 1),
-    "F": (np.dtype(np.float32), 1),
-    "RGB": (np.dtype(np.uint8), 3),
-}
-
-
-def _suffix(path: Path) -> str:
-    return path.suffix.lower()
-
-
-def _image_info(path: Path) -> _ImageInfo:
-    """Size and pixel type of a 2D image, from its header only (no pixel data)."""
-    suffix = _suffix(path)
-    try:
-        if suffix in TIFF_SUFFIXES:
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
-                shape, dtype = tuple(series.shape), np.dtype(series.dtype)
-            return _info_from_array_shape(path, shape, dtype, image=True)
-        if suffix == ".npy":
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-            return _info_from_array_shape(path, tuple(array.shape), array.dtype, image=False)
-        if suffix in PIL_SUFFIXES:
-            from PIL import Image
-
-            with Image.open(path) as img:
-                mode, size = img.mode, img.size
-            if mode not in _PIL_MODES:
-                raise SourceError(
-                    f"{path}: images of mode {mode!r} are not supported (use grayscale 8/16-bit, "
-                    "32-bit float or RGB)"
-                )
-            dtype, channels = _PIL_MODES[mode]
-            return _ImageInfo((int(size[0]), int(size[1])), dtype, channels)
-    except SourceError:
-        raise
-    except Exception as exc:  # any reader failure on a damaged file
-        raise SourceError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
-    raise SourceError(f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(IMAGE_SUFFIXES)})")
-
-
-def _info_from_array_shape(path: Path, shape: tuple[int, ...], dtype: np.dtype, image: bool) -> _ImageInfo:
-    """Image arrays are (rows=y, cols=x[, channels]); npy slices are ([channels,] x, y)."""
-    _check_dtype(path, dtype)
-    if len(shape) == 2:
-        return _ImageInfo((shape[1], shape[0]) if image else (shape[0], shape[1]), dtype, 1)
-    if len(shape) == 3 and image and shape[2] in (3,):
-        return _ImageInfo((shape[1], shape[0]), dtype, shape[2])
-    if len(shape) == 3 and not image:
-        return _ImageInfo((shape[1], shape[2]), dtype, shape[0])
-    raise SourceError(f"{path}: expected one 2D slice, found an array of shape {shape}")
-
-
-def _check_dtype(path: Any, dtype: np.dtype) -> None:
-    if dtype.kind not in "uif" or dtype.itemsize > 8 or dtype == np.float16:
-        raise SourceError(f"{path}: voxel type {dtype} is not supported (unsigned/signed int up to 64 bit, float32, float64)")
-
-
-def _read_image(path: Path, info: _ImageInfo) -> np.ndarray:
-    """The image as ``(channels, x, y)``, checked against ``info``."""
-    suffix = _suffix(path)
-    try:
-        if suffix in TIFF_SUFFIXES:
-            import tifffile
-
-            array = tifffile.imread(path, series=0)
-            array = array.T if array.ndim == 2 else array.transpose(2, 1, 0)
-        elif suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-            array = array[None] if array.ndim == 2 else array
-        else:
-            from PIL import Image
-
-            with Image.open(path) as img:
-                array = np.asarray(img)
-            array = array.T if array.ndim == 2 else array.transpose(2, 1, 0)
-    except Exception as exc:
-        raise SourceError(f"{path}: cannot read the image ({type(exc).__name__}: {exc})") from None
-    if array.ndim == 2:
-        array = array[None]
-    if array.shape != (info.channels, *info.size) or array.dtype != info.dtype:
-        raise SourceError(
-            f"{path}: holds {array.shape[1:]} pixels of {array.dtype} x {array.shape[0]}, "
-            f"expected {info.size} of {info.dtype} x {info.channels}"
-        )
-    return array
 
 
 def _for_each_slice(load: Any, n: int) -> None:
@@ -187,28 +94,56 @@ READ_THREADS = 4
 # -- the reader interface -------------------------------------------------------------------
 
 
-class VolumeSource:
-    """A volume to convert: ``shape`` (x, y, z), ``dtype`` per channel, ``num_channels``."""
+class VolumeSource(abc.ABC):
+    """A volume to convert: ``shape`` (x, y, z), ``dtype`` per channel, ``num_channels``.
 
-    shape: tuple[int, int, int]
-    dtype: np.dtype
-    num_channels: int
+    Subclasses are small picklable objects (paths and metadata): conversion jobs carry
+    them to other processes, where :meth:`read` opens the files.
+    """
 
+    @property
+    @abc.abstractmethod
+    def shape(self) -> tuple[int, int, int]:
+        """Size in voxels (x, y, z)."""
+
+    @property
+    @abc.abstractmethod
+    def dtype(self) -> np.dtype:
+        """Voxel type per channel."""
+
+    @property
+    @abc.abstractmethod
+    def num_channels(self) -> int:
+        """Channels per voxel."""
+
+    @property
+    def channel_names(self) -> Optional[list[str]]:
+        """A name per channel from the file's metadata (OME channel names), or None."""
+        return None
+
+    @property
+    def channels_in_one_layer(self) -> bool:
+        """Whether the channels belong together in one layer (an RGB picture's colours,
+        or a ``.npy`` in wkview's own ``(channels, x, y, z)`` layout). Otherwise
+        :func:`wkview.convert.convert` writes one layer per channel by default."""
+        return False
+
+    @abc.abstractmethod
     def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
         """The box ``offset .. offset + size`` as a ``(channels, x, y, z)`` array."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def describe(self) -> str:
         """One line naming the source (for messages)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def fingerprint(self) -> list[Any]:
         """JSON-serialisable identity of the input (paths, sizes, times): a changed input
         makes an unfinished conversion start again instead of resuming."""
-        raise NotImplementedError
 
     @property
     def nbytes_per_voxel(self) -> int:
+        """Bytes of one voxel with all its channels."""
         return int(self.dtype.itemsize) * self.num_channels
 
 
@@ -226,46 +161,68 @@ def _empty(channels: int, size: Sequence[int], dtype: np.dtype) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ImageStack(VolumeSource):
-    """2D images, one per z, in the given order (TIFF, PNG, JPEG or 2D ``.npy``)."""
+    """2D images, one per z, in the given order (TIFF, PNG, JPEG or 2D ``.npy``).
+
+    Images of different sizes are placed at x = y = 0 of their slice and padded with
+    zeros to the largest width and height, as webknossos 4.3.3 does (with a warning);
+    a different pixel type or channel count is an error.
+    """
 
     files: tuple[Path, ...]
-    info: _ImageInfo
+    info: ImageInfo  # the first image's; ``size`` of the largest one
+    sizes: tuple[tuple[int, int], ...] = ()  # (x, y) per file when they differ
 
     @classmethod
     def from_files(cls, files: Sequence[PathLike]) -> "ImageStack":
         paths = tuple(Path(f) for f in files)
         if not paths:
             raise SourceError("no images to convert")
-        first = _image_info(paths[0])
+        first = image_info(paths[0])
+        sizes = [first.size]
         for p in paths[1:]:
-            info = _image_info(p)
-            if info != first:
+            info = image_info(p)
+            if not info.same_kind(first):
                 raise SourceError(
-                    f"{p}: {info.size[0]}x{info.size[1]} pixels of {info.dtype} x {info.channels}, "
-                    f"but the first slice {paths[0].name} has {first.size[0]}x{first.size[1]} of "
-                    f"{first.dtype} x {first.channels}"
+                    f"{p}: pixels of {info.dtype} x {info.channels}, but the first slice {paths[0].name} "
+                    f"has {first.dtype} x {first.channels}"
                 )
-        return cls(paths, first)
+            sizes.append(info.size)
+        if len(set(sizes)) == 1:
+            return cls(paths, first)
+        largest = (max(x for x, _ in sizes), max(y for _, y in sizes))
+        odd = next(p for p, size in zip(paths, sizes) if size != sizes[0])
+        log.warning(
+            "%s: images of different sizes (%s is %dx%d, %s is %dx%d): each is placed at x=0, y=0 and padded "
+            "with zeros to %dx%d", paths[0].parent, paths[0].name, *sizes[0], odd.name,
+            *sizes[paths.index(odd)], *largest,
+        )
+        return cls(paths, ImageInfo(largest, first.dtype, first.channels, first.rgb), tuple(sizes))
 
     @property
-    def shape(self) -> tuple[int, int, int]:  # type: ignore[override]
+    def shape(self) -> tuple[int, int, int]:
         return (self.info.size[0], self.info.size[1], len(self.files))
 
     @property
-    def dtype(self) -> np.dtype:  # type: ignore[override]
+    def dtype(self) -> np.dtype:
         return self.info.dtype
 
     @property
-    def num_channels(self) -> int:  # type: ignore[override]
+    def num_channels(self) -> int:
         return self.info.channels
+
+    @property
+    def channels_in_one_layer(self) -> bool:
+        return self.info.rgb
 
     def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
         out = _empty(self.num_channels, size, self.dtype)
         x0, y0, z0 = offset
 
         def load(k: int) -> None:
-            image = _read_image(self.files[z0 + k], self.info)
-            out[:, :, :, k] = image[:, x0 : x0 + size[0], y0 : y0 + size[1]]
+            z = z0 + k
+            info = self.info if not self.sizes else ImageInfo(self.sizes[z], self.dtype, self.num_channels, self.info.rgb)
+            image = read_image(self.files[z], info)[:, x0 : x0 + size[0], y0 : y0 + size[1]]
+            out[:, : image.shape[1], : image.shape[2], k] = image
 
         _for_each_slice(load, size[2])
         return out
@@ -288,7 +245,7 @@ class TileMosaic(VolumeSource):
     pattern: str
     tiles: tuple[tuple[tuple[int, int, int], Path], ...]  # ((ix, iy, iz), path), indices from 0
     counts: tuple[int, int, int]
-    info: _ImageInfo
+    info: ImageInfo
 
     @classmethod
     def from_pattern(cls, pattern: str) -> "TileMosaic":
@@ -307,38 +264,43 @@ class TileMosaic(VolumeSource):
             m = regex.match(name)
             if m is None:
                 continue
-            index = tuple(int(m.group(a)) if a in names else 0 for a in "xyz")
+            ix, iy, iz = (int(m.group(a)) if a in names else 0 for a in "xyz")
+            index = (ix, iy, iz)
             if index in found:
                 raise SourceError(f"tiles {found[index]} and {name} have the same indices {index}")
-            found[index] = Path(name)  # type: ignore[index]
+            found[index] = Path(name)
         if not found:
             raise SourceError(f"no files match the pattern {pattern!r}")
         low = [min(i[a] for i in found) for a in range(3)]
         high = [max(i[a] for i in found) for a in range(3)]
-        counts = tuple(high[a] - low[a] + 1 for a in range(3))
+        counts = (high[0] - low[0] + 1, high[1] - low[1] + 1, high[2] - low[2] + 1)
         ordered = sorted(found.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][0]))
-        first = _image_info(ordered[0][1])
+        first = image_info(ordered[0][1])
         for _, p in ordered[1:]:
-            info = _image_info(p)
+            info = image_info(p)
             if info != first:
                 raise SourceError(
                     f"{p}: a tile of {info.size[0]}x{info.size[1]} {info.dtype} x {info.channels}, but "
                     f"{ordered[0][1]} has {first.size[0]}x{first.size[1]} {first.dtype} x {first.channels}"
                 )
         tiles = tuple(((i[0] - low[0], i[1] - low[1], i[2] - low[2]), p) for i, p in ordered)
-        return cls(pattern, tiles, counts, first)  # type: ignore[arg-type]
+        return cls(pattern, tiles, counts, first)
 
     @property
-    def shape(self) -> tuple[int, int, int]:  # type: ignore[override]
+    def shape(self) -> tuple[int, int, int]:
         return (self.counts[0] * self.info.size[0], self.counts[1] * self.info.size[1], self.counts[2])
 
     @property
-    def dtype(self) -> np.dtype:  # type: ignore[override]
+    def dtype(self) -> np.dtype:
         return self.info.dtype
 
     @property
-    def num_channels(self) -> int:  # type: ignore[override]
+    def num_channels(self) -> int:
         return self.info.channels
+
+    @property
+    def channels_in_one_layer(self) -> bool:
+        return self.info.rgb
 
     def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
         out = _empty(self.num_channels, size, self.dtype)
@@ -356,7 +318,7 @@ class TileMosaic(VolumeSource):
 
         def load(k: int) -> None:
             path, tx0, ty0, ax0, ax1, ay0, ay1, iz = wanted[k]
-            image = _read_image(path, self.info)
+            image = read_image(path, self.info)
             out[:, ax0 - x0 : ax1 - x0, ay0 - y0 : ay1 - y0, iz - z0] = image[
                 :, ax0 - tx0 : ax1 - tx0, ay0 - ty0 : ay1 - ty0
             ]
@@ -373,69 +335,54 @@ class TileMosaic(VolumeSource):
 
 @dataclass(frozen=True)
 class TiffVolume(VolumeSource):
-    """One multi-page TIFF (a page per z) or a 3D TIFF series."""
+    """One TIFF file of any layout :func:`wkview.images.tiff_layout` places: a 2D image,
+    a multi-page z-stack, an ImageJ hyperstack or an OME-TIFF (one timepoint of it)."""
 
     path: Path
-    series_shape: tuple[int, ...]  # (z, y, x) or (z, y, x, 3)
-    series_dtype: np.dtype
-    paged: bool  # one page per z: reads load only the pages they need
+    layout: TiffLayout
 
     @classmethod
-    def from_file(cls, path: PathLike) -> "TiffVolume":
-        import tifffile
-
+    def from_file(cls, path: PathLike, timepoint: Optional[int] = None) -> "TiffVolume":
         path = Path(path)
-        try:
-            with tifffile.TiffFile(path) as tif:
-                series = tif.series[0]
-                shape, dtype = tuple(int(s) for s in series.shape), np.dtype(series.dtype)
-                paged = len(series.pages) == (shape[0] if len(shape) >= 3 else 1)
-        except Exception as exc:
-            raise SourceError(f"{path}: not a readable TIFF ({type(exc).__name__}: {exc})") from None
-        _check_dtype(path, dtype)
-        if len(shape) == 2:
-            shape = (1, *shape)
-        rgb = len(shape) == 4 and shape[3] == 3
-        if len(shape) != 3 and not rgb:
-            raise SourceError(f"{path}: a TIFF series of shape {shape} is not a z-stack (expected z, y, x[, 3])")
-        return cls(path, shape, dtype, paged)
+        return cls(path, tiff_layout(path, timepoint))
 
     @property
-    def shape(self) -> tuple[int, int, int]:  # type: ignore[override]
-        return (self.series_shape[2], self.series_shape[1], self.series_shape[0])
+    def shape(self) -> tuple[int, int, int]:
+        return (*self.layout.size, self.layout.depth)
 
     @property
-    def dtype(self) -> np.dtype:  # type: ignore[override]
-        return self.series_dtype
+    def dtype(self) -> np.dtype:
+        return self.layout.dtype
 
     @property
-    def num_channels(self) -> int:  # type: ignore[override]
-        return 3 if len(self.series_shape) == 4 else 1
+    def num_channels(self) -> int:
+        return self.layout.channels
+
+    @property
+    def channel_names(self) -> Optional[list[str]]:
+        names = self.layout.channel_names
+        return None if names is None else list(names)
+
+    @property
+    def channels_in_one_layer(self) -> bool:
+        return self.layout.rgb
 
     def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
         import tifffile
 
-        x0, y0, z0 = offset
+        (x0, y0, z0), (sx, sy, sz) = offset, size
         try:
-            if self.paged:
-                pages = tifffile.imread(self.path, series=0, key=range(z0, z0 + size[2]))
-                if size[2] == 1:
-                    pages = pages[None]
-            else:  # the whole series is one block of pixel data: read it, keep the box
-                pages = tifffile.imread(self.path, series=0)[z0 : z0 + size[2]]
+            with tifffile.TiffFile(self.path) as tif:
+                return self.layout.read(tif, z0, sz, x0, sx, y0, sy)
         except Exception as exc:
-            raise SourceError(f"{self.path}: cannot read pages {z0}..{z0 + size[2] - 1} ({exc})") from None
-        pages = pages.reshape((size[2], self.series_shape[1], self.series_shape[2], self.num_channels))
-        box = pages[:, y0 : y0 + size[1], x0 : x0 + size[0], :]
-        out = _empty(self.num_channels, size, self.dtype)
-        out[...] = box.transpose(3, 2, 1, 0)
-        return out
+            raise SourceError(f"{self.path}: cannot read slices {z0}..{z0 + sz - 1} ({type(exc).__name__}: {exc})") from None
 
     def describe(self) -> str:
-        return f"the TIFF {self.path} ({self.shape[2]} slices of {self.shape[0]}x{self.shape[1]})"
+        x, y, z = self.shape
+        return f"the TIFF {self.path} ({z} slices of {x}x{y}, axes {self.layout.axes})"
 
     def fingerprint(self) -> list[Any]:
-        return ["tiff", _stat_list([self.path])]
+        return ["tiff", self.layout.timepoint, _stat_list([self.path])]
 
 
 @dataclass(frozen=True)
@@ -457,20 +404,25 @@ class NpyVolume(VolumeSource):
             raise SourceError(
                 f"{path}: a .npy volume must be (x, y, z) or (channels, x, y, z), found shape {array.shape}"
             )
-        _check_dtype(path, array.dtype)
+        check_dtype(path, array.dtype)
         return cls(path, tuple(int(s) for s in array.shape), np.dtype(array.dtype))
 
     @property
-    def shape(self) -> tuple[int, int, int]:  # type: ignore[override]
-        return tuple(self.array_shape[-3:])  # type: ignore[return-value]
+    def shape(self) -> tuple[int, int, int]:
+        x, y, z = self.array_shape[-3:]
+        return (x, y, z)
 
     @property
-    def dtype(self) -> np.dtype:  # type: ignore[override]
+    def dtype(self) -> np.dtype:
         return self.array_dtype
 
     @property
-    def num_channels(self) -> int:  # type: ignore[override]
+    def num_channels(self) -> int:
         return self.array_shape[0] if len(self.array_shape) == 4 else 1
+
+    @property
+    def channels_in_one_layer(self) -> bool:
+        return True  # wkview's own layout of a multi-channel layer
 
     def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
         array = np.load(self.path, mmap_mode="r", allow_pickle=False)
@@ -511,7 +463,7 @@ class RawVolume(VolumeSource):
             dt = np.dtype(dtype)
         except TypeError:
             raise SourceError(f"not a voxel type: {dtype!r}") from None
-        _check_dtype(path, dt)
+        check_dtype(path, dt)
         shape3 = tuple(int(s) for s in shape)
         if len(shape3) != 3 or min(shape3) <= 0:
             raise SourceError(f"shape must be three positive sizes x,y,z, got {tuple(shape)}")
@@ -522,18 +474,18 @@ class RawVolume(VolumeSource):
                 f"{path}: holds {actual} bytes, but {shape3[0]}x{shape3[1]}x{shape3[2]} voxels of {dt} "
                 f"need {expected}"
             )
-        return cls(path, shape3, dt, order)  # type: ignore[arg-type]
+        return cls(path, (shape3[0], shape3[1], shape3[2]), dt, order)
 
     @property
-    def shape(self) -> tuple[int, int, int]:  # type: ignore[override]
+    def shape(self) -> tuple[int, int, int]:
         return self.raw_shape
 
     @property
-    def dtype(self) -> np.dtype:  # type: ignore[override]
+    def dtype(self) -> np.dtype:
         return self.raw_dtype
 
     @property
-    def num_channels(self) -> int:  # type: ignore[override]
+    def num_channels(self) -> int:
         return 1
 
     def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
@@ -555,11 +507,11 @@ class RawVolume(VolumeSource):
 
 
 def _images_in(folder: Path) -> list[Path]:
-    files = [p for p in folder.iterdir() if p.is_file() and _suffix(p) in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    files = [p for p in folder.iterdir() if p.is_file() and suffix(p) in IMAGE_SUFFIXES and not p.name.startswith(".")]
     return sorted(files, key=lambda p: natural_sort_key(p.name))
 
 
-def open_source(source: PathLike) -> VolumeSource:
+def open_source(source: PathLike, timepoint: Optional[int] = None) -> VolumeSource:
     """The reader for ``source``, checked before anything is written.
 
     ``source`` may be
@@ -570,7 +522,9 @@ def open_source(source: PathLike) -> VolumeSource:
     * a glob (``"stack/*.png"``), also in natural order;
     * a pattern with ``{x}``, ``{y}`` and/or ``{z}`` placeholders for a tile mosaic
       (``"tiles/{z}/{y}/{x}.jpg"``);
-    * one multi-page or 3D TIFF file (one page per z);
+    * one TIFF file of any layout: a 2D image (RGB, RGBA, samples), a z-stack, an ImageJ
+      hyperstack or an OME-TIFF (see :mod:`wkview.images`); ``timepoint`` picks one of
+      several timepoints;
     * one ``.npy`` file holding ``(x, y, z)`` or ``(channels, x, y, z)``.
 
     Raw binary volumes need their shape and type: use :meth:`RawVolume.from_file`.
@@ -590,31 +544,31 @@ def open_source(source: PathLike) -> VolumeSource:
         if not files:
             raise SourceError(f"{path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
         if len(files) == 1:
-            return _open_file(files[0], single=True)
+            return _open_file(files[0], timepoint)
         return ImageStack.from_files(files)
     if path.is_file():
-        return _open_file(path, single=True)
+        return _open_file(path, timepoint)
     if glob.has_magic(text):
         files = [Path(p) for p in glob.glob(text) if Path(p).is_file()]
         if not files:
             raise SourceError(f"no files match {text!r}")
         files.sort(key=lambda p: natural_sort_key(p.name))
         if len(files) == 1:
-            return _open_file(files[0], single=True)
+            return _open_file(files[0], timepoint)
         return ImageStack.from_files(files)
     raise SourceError(f"{text}: no such file or folder")
 
 
-def _open_file(path: Path, single: bool) -> VolumeSource:
-    suffix = _suffix(path)
-    if suffix in TIFF_SUFFIXES:
-        return TiffVolume.from_file(path)
-    if suffix == ".npy":
+def _open_file(path: Path, timepoint: Optional[int] = None) -> VolumeSource:
+    kind = suffix(path)
+    if kind in TIFF_SUFFIXES:
+        return TiffVolume.from_file(path, timepoint)
+    if kind == ".npy":
         array = np.load(path, mmap_mode="r", allow_pickle=False) if path.stat().st_size else None
         if array is not None and array.ndim in (3, 4):
             return NpyVolume.from_file(path)
         return ImageStack.from_files([path])
-    if suffix in PIL_SUFFIXES:
+    if kind in PIL_SUFFIXES:
         return ImageStack.from_files([path])
-    raise SourceError(f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(IMAGE_SUFFIXES)})")
+    raise SourceError(f"{path}: unsupported file type {kind!r} (expected one of {', '.join(IMAGE_SUFFIXES)})")
 

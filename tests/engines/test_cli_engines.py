@@ -77,3 +77,20 @@ def test_lz4_convert_then_compress_to_lz4hc_on_engine(tmp_path, engine):
     _run("compress", str(tmp_path / "ds"), *flags)
     assert {f.read_bytes()[5] for f in files} == {3}
     assert np.array_equal(Dataset(tmp_path / "ds").get_layer("color").get_mag(1).get_view().read()[0], vol)
+
+
+@pytest.mark.parametrize("engine", [pytest.param("dask", marks=pytest.mark.dask), pytest.param("slurm", marks=pytest.mark.slurm)])
+def test_convert_ome_tiff_channels_on_engine(tmp_path, engine):
+    """A multi-channel OME-TIFF: the jobs open the TIFF themselves and write one layer per channel."""
+    flags = _engine_flags(engine)
+    stack = np.random.default_rng(4).integers(0, 255, (2, 40, 48, 64), dtype=np.uint8)  # c, z, y, x
+    tifffile.imwrite(tmp_path / "cells.ome.tif", stack, metadata={"axes": "CZYX", "Channel": {"Name": ["DAPI", "GFP"]}})
+    small = ["--block-len", "8", "--file-len", "2", "--quiet", "--max-mag", "2"]
+    _run("convert", str(tmp_path / "cells.ome.tif"), str(tmp_path / "ds"), "--voxel-size", "1,1,1", *small, *flags)
+    ds = Dataset(tmp_path / "ds")
+    assert sorted(ds.layers) == ["color__DAPI", "color__GFP"]
+    for c, name in enumerate(["color__DAPI", "color__GFP"]):
+        assert np.array_equal(ds.get_layer(name).get_mag(1).read()[0], stack[c].transpose(2, 1, 0))
+    _run("convert", str(tmp_path / "cells.ome.tif"), str(tmp_path / "local"), "--voxel-size", "1,1,1", *small,
+         "--distribution-strategy", "sequential")
+    _run("check-equality", str(tmp_path / "ds"), str(tmp_path / "local"), "--distribution-strategy", "sequential")
