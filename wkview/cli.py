@@ -274,7 +274,9 @@ def convert_cmd(
         str,
         typer.Argument(
             help="A folder of 2D images (TIFF, PNG, JPEG, .npy; natural order), a glob, a tile pattern "
-            "with {x}, {y}, {z} (e.g. 'tiles/{z}/{y}/{x}.jpg'), a multi-page TIFF or a .npy volume."
+            "with {x}, {y}, {z} (e.g. 'tiles/{z}/{y}/{x}.jpg'), a multi-page TIFF, a .npy volume, a Zarr, "
+            "OME-Zarr, N5 or Neuroglancer precomputed folder, an HDF5 dataset (file.h5:/path/to/dataset) "
+            "or an MRC/REC file."
         ),
     ],
     target: Annotated[Path, typer.Argument(help="The dataset folder to create.")],
@@ -297,15 +299,20 @@ def convert_cmd(
     job_resources: ResourcesOption = None,
     dask_address: DaskOption = None,
     quiet: QuietOption = False,
+    axis_order: Annotated[
+        Optional[str],
+        typer.Option("--axis-order", help="How an HDF5 dataset's axes are stored: zyx (default) or xyz."),
+    ] = None,
 ) -> None:
-    """Convert an image stack, tile mosaic, TIFF or .npy volume into a new WKW dataset."""
+    """Convert an image stack, tile mosaic, TIFF, .npy, Zarr, N5, precomputed, HDF5 or MRC volume into a new
+    WKW dataset."""
     opts = _convert_options(
         voxel_size, layer_name, category, dtype, compress, compression_level, block_len, file_len, downsample,
         max_mag, interpolation_mode, sampling_mode, name, overwrite,
     )
     from .sources import open_source
 
-    src = open_source(source)  # checked before the executor starts
+    src = open_source(source, axis_order)  # checked before the executor starts
     _run_convert(src, target, opts, quiet, (distribution_strategy, jobs, job_resources, dask_address))
 
 

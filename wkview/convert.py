@@ -218,6 +218,7 @@ def convert(
     overwrite: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     progress: Optional[bool] = None,
+    axis_order: Optional[str] = None,
 ) -> Dataset:
     """Convert a volume into a new WKW dataset at ``target`` (one layer, mag 1 and a pyramid).
 
@@ -225,8 +226,8 @@ def convert(
     ----------
     source : path, glob, pattern or VolumeSource
         What :func:`wkview.sources.open_source` reads: a folder of 2D images, a glob,
-        a ``{x}``/``{y}``/``{z}`` tile pattern, a multi-page TIFF or a ``.npy`` file;
-        or a reader such as :class:`~wkview.sources.RawVolume`.
+        a ``{x}``/``{y}``/``{z}`` tile pattern, a multi-page TIFF, a ``.npy`` file, a
+        Zarr/OME-Zarr/N5/precomputed folder, an HDF5 dataset or an MRC file; or a reader such as :class:`~wkview.sources.RawVolume`.
     target : path
         The dataset folder to create. An existing folder with data is refused unless
         ``overwrite``; one holding an unfinished conversion of the same input and
@@ -261,6 +262,9 @@ def convert(
         Upper bound of the voxel bytes one job holds (whole files are the minimum).
     progress : bool, optional
         Show progress bars (None: when stderr is a terminal).
+    axis_order : {"zyx", "xyz"}, optional
+        How an HDF5 dataset's axes are stored (default ``"zyx"``); other formats name
+        or define their axes (see :mod:`wkview.volume_sources`).
 
     Returns
     -------
@@ -276,7 +280,7 @@ def convert(
     ValueError
         Invalid settings; nothing is written.
     """
-    src = source if isinstance(source, VolumeSource) else open_source(source)
+    src = source if isinstance(source, VolumeSource) else open_source(source, axis_order)
     target = Path(target)
     scale = _voxel_size(voxel_size)
     if category not in _CATEGORIES:

@@ -559,7 +559,7 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_sort_key(p.name))
 
 
-def open_source(source: PathLike) -> VolumeSource:
+def open_source(source: PathLike, axis_order: Optional[str] = None) -> VolumeSource:
     """The reader for ``source``, checked before anything is written.
 
     ``source`` may be
@@ -571,7 +571,11 @@ def open_source(source: PathLike) -> VolumeSource:
     * a pattern with ``{x}``, ``{y}`` and/or ``{z}`` placeholders for a tile mosaic
       (``"tiles/{z}/{y}/{x}.jpg"``);
     * one multi-page or 3D TIFF file (one page per z);
-    * one ``.npy`` file holding ``(x, y, z)`` or ``(channels, x, y, z)``.
+    * one ``.npy`` file holding ``(x, y, z)`` or ``(channels, x, y, z)``;
+    * a chunked or single-file volume (:mod:`wkview.volume_sources`): a Zarr v2/v3 array,
+      an OME-Zarr multiscale, an N5 dataset, a Neuroglancer precomputed volume, an HDF5
+      dataset (``file.h5:/path/to/dataset``; ``axis_order`` ``"zyx"`` (default) or
+      ``"xyz"`` says how its axes are stored) or an MRC/REC file.
 
     Raw binary volumes need their shape and type: use :meth:`RawVolume.from_file`.
 
@@ -581,6 +585,11 @@ def open_source(source: PathLike) -> VolumeSource:
         When nothing is found, a file is unreadable, or images differ in size or type
         (naming the file).
     """
+    from .volume_sources import open_volume  # it builds on this module's VolumeSource
+
+    volume = open_volume(source, axis_order)
+    if volume is not None:
+        return volume
     text = os.fspath(source)
     if _PLACEHOLDER.search(text):
         return TileMosaic.from_pattern(text)
