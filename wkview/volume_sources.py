@@ -2,10 +2,11 @@
 N5, Neuroglancer precomputed, HDF5 datasets and MRC/REC files.
 
 Each reader is a :class:`~wkview.sources.VolumeSource`: a small picklable record of
-where the volume is and how its axes map to x, y, z and channels. The file or store
-itself is opened lazily, once per process, by the first :meth:`read` there, so
-conversion jobs carry only the record to their worker, which opens the volume itself,
-and each job reads only its own box.
+where the volume is and how its axes map to x, y, z and channels, never an open file.
+Every :meth:`read` opens the file or store, reads its one box and closes it again: a
+conversion job carries only the record to its worker, which opens the volume itself,
+and no handle outlives the read that needed it (a batch is large, so opening costs
+little beside it).
 
 Which axis is which
 -------------------
@@ -33,7 +34,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -65,21 +65,6 @@ _HDF5_WITH_PATH = re.compile(r"^(?P<file>.+?(?:" + "|".join(re.escape(s) for s i
 
 _ZARR_V3, _ZARRAY, _ZGROUP, _ZATTRS = "zarr.json", ".zarray", ".zgroup", ".zattrs"
 _N5_ATTRIBUTES, _PRECOMPUTED_INFO = "attributes.json", "info"
-
-# Handles opened in this process, by (pid, key): a forked or spawned worker never
-# reuses its parent's handle (tensorstore's and HDF5's state do not survive a fork).
-_OPEN: dict[tuple[int, str], Any] = {}
-_OPEN_LOCK = threading.Lock()
-
-
-def _cached(key: str, opener: Any) -> Any:
-    slot = (os.getpid(), key)
-    with _OPEN_LOCK:
-        handle = _OPEN.get(slot)
-        if handle is None:
-            handle = _OPEN[slot] = opener()
-        return handle
-
 
 def _read_json(path: Path, where: Path) -> Any:
     try:
@@ -199,14 +184,13 @@ class TensorStoreVolume(_AxesMixin, VolumeSource):
         """The channels' names from OME-Zarr ``omero`` metadata, or None."""
         return None if self.names is None else list(self.names)
 
-    def _array(self) -> Any:
+    def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
         import tensorstore as ts
 
-        return _cached(self.spec, lambda: ts.open(json.loads(self.spec), read=True, open=True).result())
-
-    def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
         try:
-            block = self._array()[self._index(offset, size, self.origin)].read().result()
+            array = ts.open(json.loads(self.spec), read=True, open=True).result()
+            # one read of the whole box: tensorstore decodes its chunks on its own threads
+            block = array[self._index(offset, size, self.origin)].read().result()
         except Exception as exc:  # a missing or damaged chunk, a vanished store
             raise SourceError(
                 f"{self.path}: cannot read the box at {tuple(offset)} of size {tuple(size)} "
@@ -417,15 +401,12 @@ class Hdf5Volume(_AxesMixin, VolumeSource):
         """HDF5 datasets carry no channel names."""
         return None
 
-    def _dataset(self) -> Any:
+    def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
         import h5py
 
-        file = _cached(f"h5:{self.path}", lambda: h5py.File(self.path, "r"))
-        return file[self.dataset]
-
-    def read(self, offset: Sequence[int], size: Sequence[int]) -> np.ndarray:
         try:
-            block = self._dataset()[self._index(offset, size)]
+            with h5py.File(self.path, "r") as f:
+                block = f[self.dataset][self._index(offset, size)]
         except Exception as exc:
             raise SourceError(
                 f"{self.path}:{self.dataset}: cannot read the box at {tuple(offset)} of size {tuple(size)} "
@@ -483,8 +464,8 @@ class MrcVolume(_AxesMixin, VolumeSource):
         import mrcfile
 
         try:
-            data = _cached(f"mrc:{self.path}", lambda: mrcfile.mmap(self.path, mode="r", permissive=False)).data
-            block = np.asarray(data[self._index(offset, size)], dtype=self.dtype)
+            with mrcfile.mmap(self.path, mode="r", permissive=False) as mrc:
+                block = np.array(mrc.data[self._index(offset, size)], dtype=self.dtype)
         except Exception as exc:
             raise SourceError(
                 f"{self.path}: cannot read the box at {tuple(offset)} of size {tuple(size)} ({type(exc).__name__}: {exc})"
