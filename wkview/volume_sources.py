@@ -152,6 +152,13 @@ class _AxesMixin:
         out[...] = block
         return out
 
+    def _fortran_read(self) -> bool:
+        """Whether a Fortran-order read gives the ``(c, x, y, z)`` result without a copy:
+        when the array's axes already come in that order (webknossos' ``c, x, y, z``)."""
+        kept = [a for a in self.axes if a != "t"]
+        positions = [kept.index(a) for a in "cxyz" if a in kept]
+        return positions == sorted(positions)
+
     def _axes_text(self) -> str:
         return ",".join(self.axes)
 
@@ -189,8 +196,10 @@ class TensorStoreVolume(_AxesMixin, VolumeSource):
 
         try:
             array = ts.open(json.loads(self.spec), read=True, open=True).result()
-            # one read of the whole box: tensorstore decodes its chunks on its own threads
-            block = array[self._index(offset, size, self.origin)].read().result()
+            # one read of the whole box: tensorstore decodes its chunks on its own threads,
+            # into the memory order that needs no copy afterwards
+            box = array[self._index(offset, size, self.origin)]
+            block = box.read(order="F" if self._fortran_read() else "C").result()
         except Exception as exc:  # a missing or damaged chunk, a vanished store
             raise SourceError(
                 f"{self.path}: cannot read the box at {tuple(offset)} of size {tuple(size)} "
