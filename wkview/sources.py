@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -559,6 +559,12 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_sort_key(p.name))
 
 
+#: Readers :func:`open_source` tries first: ``opener(source, axis_order)`` returns a source or
+#: None. :mod:`wkview.volume_sources` (imported with the package) adds its chunked-volume
+#: detector here; it builds on this module, so this module cannot import it.
+VOLUME_OPENERS: list[Callable[[PathLike, Optional[str]], Optional[VolumeSource]]] = []
+
+
 def open_source(source: PathLike, axis_order: Optional[str] = None) -> VolumeSource:
     """The reader for ``source``, checked before anything is written.
 
@@ -585,11 +591,10 @@ def open_source(source: PathLike, axis_order: Optional[str] = None) -> VolumeSou
         When nothing is found, a file is unreadable, or images differ in size or type
         (naming the file).
     """
-    from .volume_sources import open_volume  # it builds on this module's VolumeSource
-
-    volume = open_volume(source, axis_order)
-    if volume is not None:
-        return volume
+    for opener in VOLUME_OPENERS:
+        volume = opener(source, axis_order)
+        if volume is not None:
+            return volume
     text = os.fspath(source)
     if _PLACEHOLDER.search(text):
         return TileMosaic.from_pattern(text)

@@ -41,7 +41,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import SourceError
-from .sources import VolumeSource, _check_dtype, _empty, _stat_list
+from .sources import VOLUME_OPENERS, VolumeSource, _check_dtype, _empty, _stat_list
 
 __all__ = [
     "AXIS_ORDERS",
@@ -528,3 +528,6 @@ def open_volume(source: PathLike, axis_order: Optional[str] = None) -> Optional[
         # the other formats name or define their axes: a given order would be ignored
         raise SourceError(f"{text}: --axis-order applies to HDF5 datasets only")
     return found
+
+
+VOLUME_OPENERS.append(open_volume)
