@@ -54,6 +54,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,24 +124,17 @@ def compare_volumes(edge: int, repeat: int, tools: list[str]) -> list[dict]:
         for tool, kind, head, tail in cells:
             if tool not in tools:
                 continue
-            best = None
-            for _ in range(repeat):
-                out = work / f"{tool}-{kind}"
-                shutil.rmtree(out, ignore_errors=True)
-                seconds, peak = run_measured([*head, str(out), *common, *tail])
-                if best is None or seconds < best[0]:
-                    best = (seconds, peak, du(out))
-                if tool == "wkview":
-                    from wkview import Dataset
+            out = work / f"{tool}-{kind}"
 
-                    got = Dataset(out).get_layer("color").get_mag(1).read()[0]
-                    if not np.array_equal(got, data):
-                        raise RuntimeError(f"{out} differs from the volume")
-            assert best is not None
-            rows.append({"tool": tool, "input": kind, "seconds": best[0], "peak_rss": best[1], "on_disk": best[2]})
-            print(f"  {tool:<11} {kind:<9} {best[0]:7.2f} s  peak {best[1] / 2**20:7.1f} MiB  "
-                  f"on disk {best[2] / 2**20:7.1f} MiB", flush=True)
-            shutil.rmtree(work / f"{tool}-{kind}", ignore_errors=True)
+            def check_volume() -> None:
+                from wkview import Dataset
+
+                if not np.array_equal(Dataset(out).get_layer("color").get_mag(1).read()[0], data):
+                    raise RuntimeError(f"{out} differs from the volume")
+
+            rows.append(measure_cell([*head, str(out), *common, *tail], out, repeat,
+                                     check_volume if tool == "wkview" else None, f"{tool:<11} {kind:<9}",
+                                     {"tool": tool, "input": kind}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ref = next((r for r in rows if r["tool"] == "webknossos"), None)
@@ -206,6 +200,26 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def measure_cell(cmd: list[str], out: Path, repeat: int, check_output: Any, label: str, row: dict) -> dict:
+    """``row`` with the seconds, peak RSS and bytes on disk of the fastest of ``repeat`` runs of
+    ``cmd`` into a fresh ``out`` (removed afterwards); ``check_output()`` (if given) checks every
+    run's result. Prints the cell under ``label``."""
+    best = None
+    for _ in range(repeat):
+        shutil.rmtree(out, ignore_errors=True)
+        seconds, peak = run_measured(cmd)
+        if best is None or seconds < best[0]:
+            best = (seconds, peak, du(out))
+        if check_output is not None:
+            check_output()
+    shutil.rmtree(out, ignore_errors=True)
+    if best is None:
+        raise ValueError("repeat must be at least 1")
+    print(f"  {label}  {best[0]:7.2f} s  peak {best[1] / 2**20:7.1f} MiB  on disk {best[2] / 2**20:7.1f} MiB",
+          flush=True)
+    return {**row, "seconds": best[0], "peak_rss": best[1], "on_disk": best[2]}
+
+
 def command(tool: str, stack: Path, out: Path, pyramid: bool) -> list[str]:
     common = [str(stack), str(out), "--voxel-size", "11.24,11.24,25", "--jobs", "2"]
     if not pyramid:
@@ -254,20 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for pyramid in (False, True):
             for tool in tools:
-                best = None
-                for _ in range(args.repeat):
-                    out = work / f"{tool}-{int(pyramid)}"
-                    shutil.rmtree(out, ignore_errors=True)
-                    seconds, peak = run_measured(command(tool, stack, out, pyramid))
-                    if best is None or seconds < best[0]:
-                        best = (seconds, peak, du(out))
-                    if tool == "wkview":
-                        check(stack, out, args.slices)
-                assert best is not None
-                rows.append({"tool": tool, "pyramid": pyramid, "seconds": best[0], "peak_rss": best[1], "on_disk": best[2]})
-                print(f"  {tool:<11} {'with' if pyramid else 'without':<8} pyramid  {best[0]:7.2f} s  "
-                      f"peak {best[1] / 2**20:7.1f} MiB  on disk {best[2] / 2**20:7.1f} MiB", flush=True)
-                shutil.rmtree(work / f"{tool}-{int(pyramid)}", ignore_errors=True)
+                out = work / f"{tool}-{int(pyramid)}"
+                rows.append(measure_cell(command(tool, stack, out, pyramid), out, args.repeat,
+                                         (lambda: check(stack, out, args.slices)) if tool == "wkview" else None,
+                                         f"{tool:<11} {'with' if pyramid else 'without':<8} pyramid",
+                                         {"tool": tool, "pyramid": pyramid}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()

@@ -15,10 +15,8 @@ start at 0).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,17 +24,9 @@ import numpy as np
 import pytest
 
 from tests import volume_inputs as vi
+from tests.test_interop import quiet, wk  # webknossos 4.3.3, or this module skips as that one does
 
 pytestmark = pytest.mark.interop
-
-os.environ.setdefault("WEBKNOSSOS_SKIP_VERSION_CHECK", "True")
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    wk = pytest.importorskip("webknossos")
-    from webknossos.version import __version__ as WK_VERSION
-
-if WK_VERSION != "4.3.3":
-    pytest.skip(f"these tests pin webknossos 4.3.3, found {WK_VERSION}", allow_module_level=True)
 
 BIN = Path(sys.executable).parent
 SHAPE = (37, 29, 19)  # (x, y, z), no multiple of any chunk size
@@ -62,8 +52,7 @@ def _run(tool: str, source: str, target: Path, *extra: str) -> subprocess.Comple
 def _converted(tool: str, source: str, target: Path, *extra: str) -> Any:
     proc = _run(tool, source, target, *extra)
     assert proc.returncode == 0, f"{tool} convert failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet():
         return wk.Dataset.open(target)
 
 
@@ -77,8 +66,7 @@ def _layers(ds: Any) -> dict[str, tuple]:
 def _channels(ds: Any) -> list[tuple[Any, Any, np.ndarray]]:
     """(dtype, bounding box, (x, y, z) voxels) of every channel, layer by layer in name order."""
     out = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet():
         for name in sorted(ds.layers):
             layer = ds.layers[name]
             data = layer.get_finest_mag().read(absolute_bounding_box=layer.bounding_box)
