@@ -66,6 +66,7 @@ _HDF5_WITH_PATH = re.compile(r"^(?P<file>.+?(?:" + "|".join(re.escape(s) for s i
 _ZARR_V3, _ZARRAY, _ZGROUP, _ZATTRS = "zarr.json", ".zarray", ".zgroup", ".zattrs"
 _N5_ATTRIBUTES, _PRECOMPUTED_INFO = "attributes.json", "info"
 
+
 def _read_json(path: Path, where: Path) -> Any:
     try:
         return json.loads(path.read_bytes())
