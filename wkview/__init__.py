@@ -40,6 +40,7 @@ from .executors import JobError, JobTimeoutError, get_executor, run_jobs
 from ._storage import get_io_threads, set_io_threads
 from ._settings import fsync_enabled, locking_enabled, set_fsync, set_locking
 from . import repair
+from . import volume_sources as _volume_sources  # noqa: F401  (adds its readers to sources.open_source)
 
 __version__ = "0.1.0"
 

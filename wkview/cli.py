@@ -425,7 +425,8 @@ def convert_cmd(
         typer.Argument(
             help="A folder of 2D images (TIFF, PNG, JPEG, .npy; natural order), a glob, a tile pattern "
             "with {x}, {y}, {z} (e.g. 'tiles/{z}/{y}/{x}.jpg'), a TIFF (z-stack, RGB, ImageJ hyperstack, "
-            "OME-TIFF; compressed or BigTIFF) or a .npy volume."
+            "OME-TIFF; compressed or BigTIFF), a .npy volume, a Zarr, OME-Zarr, N5 or Neuroglancer "
+            "precomputed folder, an HDF5 dataset (file.h5:/path/to/dataset) or an MRC/REC file."
         ),
     ],
     target: Annotated[Path, typer.Argument(help="The dataset folder to create.")],
@@ -434,14 +435,20 @@ def convert_cmd(
         Optional[int],
         typer.Option("--timepoint", min=0, help="Which timepoint (T) of a TIFF holding several to convert."),
     ] = None,
+    axis_order: Annotated[
+        Optional[str],
+        typer.Option("--axis-order", help="How an HDF5 dataset's axes are stored: zyx (default) or xyz."),
+    ] = None,
     *,
     options: ConvertOptions,
     engine: EngineOptions,
 ) -> None:
-    """Convert an image stack, tile mosaic, TIFF or .npy volume into a new WKW dataset."""
+    """Convert an image stack, tile mosaic, TIFF, .npy, Zarr, N5, precomputed, HDF5 or MRC volume into a new
+    WKW dataset."""
     from .sources import open_source
 
-    src = open_source(source, timepoint=timepoint)  # checked before the executor starts
+    # checked before the executor starts
+    src = open_source(source, timepoint=timepoint, axis_order=axis_order)
     _run_convert(src, target, options, engine, preview)
 
 

@@ -259,6 +259,7 @@ def plan_conversion(
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     channels_as_one_layer: bool = False,
     timepoint: Optional[int] = None,
+    axis_order: Optional[str] = None,
 ) -> ConversionPlan:
     """Check the settings and decide what :func:`convert` writes; writes nothing.
 
@@ -271,7 +272,10 @@ def plan_conversion(
     DatasetError
         Invalid settings (also a ValueError).
     """
-    src = source if isinstance(source, VolumeSource) else open_source(source, timepoint=timepoint)
+    src = (
+        source if isinstance(source, VolumeSource)
+        else open_source(source, timepoint=timepoint, axis_order=axis_order)
+    )
     target = Path(target)
     scale = _voxel_size(voxel_size)
     if category not in _CATEGORIES:
@@ -516,6 +520,7 @@ def convert(
     progress: Optional[bool] = None,
     channels_as_one_layer: bool = False,
     timepoint: Optional[int] = None,
+    axis_order: Optional[str] = None,
 ) -> Dataset:
     """Convert a volume into a new WKW dataset at ``target`` (mag 1 and a pyramid per layer).
 
@@ -529,8 +534,9 @@ def convert(
     ----------
     source : path, glob, pattern or VolumeSource
         What :func:`wkview.sources.open_source` reads: a folder of 2D images, a glob,
-        a ``{x}``/``{y}``/``{z}`` tile pattern, a TIFF of any layout or a ``.npy`` file;
-        or a reader such as :class:`~wkview.sources.RawVolume`.
+        a ``{x}``/``{y}``/``{z}`` tile pattern, a TIFF of any layout, a ``.npy`` file, a
+        Zarr/OME-Zarr/N5/precomputed folder, an HDF5 dataset or an MRC file; or a reader
+        such as :class:`~wkview.sources.RawVolume`.
     target : path
         The dataset folder to create. An existing folder with data is refused unless
         ``overwrite``; one holding an unfinished conversion of the same input and
@@ -575,6 +581,9 @@ def convert(
     timepoint : int, optional
         Which timepoint of a TIFF with a ``T`` axis to convert (required when it
         holds more than one; ignored for a VolumeSource).
+    axis_order : {"zyx", "xyz"}, optional
+        How an HDF5 dataset's axes are stored (default ``"zyx"``); other formats name
+        or define their axes (see :mod:`wkview.volume_sources`).
 
     Returns
     -------
@@ -596,6 +605,7 @@ def convert(
         downsample=downsample,
         max_mag=max_mag, interpolation_mode=interpolation_mode, sampling_mode=sampling_mode, name=name,
         batch_bytes=batch_bytes, channels_as_one_layer=channels_as_one_layer, timepoint=timepoint,
+        axis_order=axis_order,
     )
     progress_dir = _prepare_target(plan.target, plan.fingerprint, overwrite)
     done_dir = progress_dir / "done"

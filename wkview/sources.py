@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -511,7 +511,15 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_sort_key(p.name))
 
 
-def open_source(source: PathLike, timepoint: Optional[int] = None) -> VolumeSource:
+#: Readers :func:`open_source` tries first: ``opener(source, axis_order)`` returns a source or
+#: None. :mod:`wkview.volume_sources` (imported with the package) adds its chunked-volume
+#: detector here; it builds on this module, so this module cannot import it.
+VOLUME_OPENERS: list[Callable[[PathLike, Optional[str]], Optional[VolumeSource]]] = []
+
+
+def open_source(
+    source: PathLike, *, timepoint: Optional[int] = None, axis_order: Optional[str] = None
+) -> VolumeSource:
     """The reader for ``source``, checked before anything is written.
 
     ``source`` may be
@@ -525,7 +533,11 @@ def open_source(source: PathLike, timepoint: Optional[int] = None) -> VolumeSour
     * one TIFF file of any layout: a 2D image (RGB, RGBA, samples), a z-stack, an ImageJ
       hyperstack or an OME-TIFF (see :mod:`wkview.images`); ``timepoint`` picks one of
       several timepoints;
-    * one ``.npy`` file holding ``(x, y, z)`` or ``(channels, x, y, z)``.
+    * one ``.npy`` file holding ``(x, y, z)`` or ``(channels, x, y, z)``;
+    * a chunked or single-file volume (:mod:`wkview.volume_sources`): a Zarr v2/v3 array,
+      an OME-Zarr multiscale, an N5 dataset, a Neuroglancer precomputed volume, an HDF5
+      dataset (``file.h5:/path/to/dataset``; ``axis_order`` ``"zyx"`` (default) or
+      ``"xyz"`` says how its axes are stored) or an MRC/REC file.
 
     Raw binary volumes need their shape and type: use :meth:`RawVolume.from_file`.
 
@@ -535,6 +547,10 @@ def open_source(source: PathLike, timepoint: Optional[int] = None) -> VolumeSour
         When nothing is found, a file is unreadable, or images differ in size or type
         (naming the file).
     """
+    for opener in VOLUME_OPENERS:
+        volume = opener(source, axis_order)
+        if volume is not None:
+            return volume
     text = os.fspath(source)
     if _PLACEHOLDER.search(text):
         return TileMosaic.from_pattern(text)
