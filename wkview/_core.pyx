@@ -458,6 +458,82 @@ def chunk_grid(offset, size, chunk_size, alignment=None):
     return ChunkGrid(offset, size, chunk_size, alignment)
 
 
+cdef inline tuple _triple(object a, object b, object c):
+    cdef tuple t = PyTuple_New(3)
+    Py_INCREF(a)
+    PyTuple_SET_ITEM(t, 0, a)
+    Py_INCREF(b)
+    PyTuple_SET_ITEM(t, 1, b)
+    Py_INCREF(c)
+    PyTuple_SET_ITEM(t, 2, c)
+    return t
+
+
+cdef class GroupChunks:
+    """The chunks of one group of a chunk plan, enumerated lazily.
+
+    A group is a product of runs of consecutive chunks per axis; the runs' chunk
+    starts and sizes are given as lists (``xs, xl, ys, yl, zs, zl``), ``first`` is
+    the plan's index of each run's first chunk and ``shape`` the plan's chunk count
+    per axis (for the chunk numbers). Iterating yields ``(number, offset, size)``
+    with offset and size as 3-tuples, x outermost, z innermost; a size equal to
+    the previous one is the same tuple object. ``len()`` is O(1).
+    """
+
+    cdef list xs, xl, ys, yl, zs, zl
+    cdef Py_ssize_t nx, ny, nz, ix, iy, iz
+    cdef i64 plan_ny, plan_nz, fx, fy, fz
+    cdef object last_size
+
+    def __cinit__(self, list xs, list xl, list ys, list yl, list zs, list zl, first, shape):
+        if len(xs) != len(xl) or len(ys) != len(yl) or len(zs) != len(zl):
+            raise ValueError("each axis needs as many chunk sizes as chunk starts")
+        self.xs, self.xl, self.ys, self.yl, self.zs, self.zl = xs, xl, ys, yl, zs, zl
+        self.nx, self.ny, self.nz = len(xs), len(ys), len(zs)
+        self.fx, self.fy, self.fz = first
+        _, self.plan_ny, self.plan_nz = shape
+        self.ix = self.iy = self.iz = 0
+        self.last_size = None
+
+    def __len__(self):
+        return self.nx * self.ny * self.nz
+
+    def __reduce__(self):
+        return (
+            GroupChunks,
+            (self.xs, self.xl, self.ys, self.yl, self.zs, self.zl,
+             (self.fx, self.fy, self.fz), (0, self.plan_ny, self.plan_nz)),
+        )
+
+    def __iter__(self):
+        # a fresh iterator each time (describe() may peek while another loop runs)
+        return GroupChunks(
+            self.xs, self.xl, self.ys, self.yl, self.zs, self.zl,
+            (self.fx, self.fy, self.fz), (0, self.plan_ny, self.plan_nz),
+        )
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def __next__(self):
+        if self.ix >= self.nx or self.ny == 0 or self.nz == 0:
+            raise StopIteration
+        cdef Py_ssize_t ix = self.ix, iy = self.iy, iz = self.iz
+        cdef object sx = self.xl[ix], sy = self.yl[iy], sz = self.zl[iz]
+        cdef tuple last = <tuple>self.last_size if self.last_size is not None else None
+        if last is None or last[0] is not sx or last[1] is not sy or last[2] is not sz:
+            self.last_size = _triple(sx, sy, sz)
+        number = ((self.fx + ix) * self.plan_ny + self.fy + iy) * self.plan_nz + self.fz + iz
+        result = (number, _triple(self.xs[ix], self.ys[iy], self.zs[iz]), self.last_size)
+        self.iz += 1
+        if self.iz == self.nz:
+            self.iz = 0
+            self.iy += 1
+            if self.iy == self.ny:
+                self.iy = 0
+                self.ix += 1
+        return result
+
+
 # ---------------------------------------------------------------------------
 # read-modify-write
 
