@@ -758,7 +758,8 @@ cdef int _read_row(
 @cython.wraparound(False)
 cdef void _read_rows(
     const Job* jobs, const Py_ssize_t* job_of, const int64_t* table, Py_ssize_t rows,
-    Py_ssize_t B, Py_ssize_t block_bytes, int threads, int flags, int* status, int* errs,
+    Py_ssize_t B, Py_ssize_t block_bytes, int threads, int flags, Py_ssize_t min_work,
+    int* status, int* errs,
 ) noexcept nogil:
     # every row, on `threads` OpenMP threads (each with its own buffers) or on this one
     cdef Py_ssize_t capacity = LZ4_compressBound(<int>block_bytes)
@@ -767,7 +768,7 @@ cdef void _read_rows(
     cdef Py_ssize_t r, work = 0
     for r in range(rows):
         work += _prefix_bytes(&table[r * P_COLS], B, block_bytes // (B * B * B)) if flags & F_PARTIAL else block_bytes
-    if threads > 1 and rows > 1 and work >= PARALLEL_MIN_WORK and _parallel_allowed():
+    if threads > 1 and rows > 1 and work >= min_work and _parallel_allowed():
         with parallel(num_threads=threads if threads < rows else <int>rows):
             comp = <uint8_t*>malloc(capacity)
             scratch = <uint8_t*>malloc(block_bytes)
@@ -797,7 +798,10 @@ cdef void _read_rows(
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def read_boxes(list boxes, Py_ssize_t B, Py_ssize_t voxel_size, int threads, int flags=F_DIRECT | F_PARTIAL):
+def read_boxes(
+    list boxes, Py_ssize_t B, Py_ssize_t voxel_size, int threads, int flags=F_DIRECT | F_PARTIAL,
+    Py_ssize_t parallel_min_bytes=PARALLEL_MIN_WORK,
+):
     """Fill each ``out`` of ``boxes`` with its box of an open compressed WKW file.
 
     ``boxes``: ``(fd, ends, data_offset, (x, y, z), out)`` tuples: the file's
@@ -807,6 +811,7 @@ def read_boxes(list boxes, Py_ssize_t B, Py_ssize_t voxel_size, int threads, int
     on its own, without the GIL, on up to ``threads`` OpenMP threads: only up to the
     box's last voxel in it (``PARTIAL``), straight into ``out`` where a whole block
     has the decoded layout there (``DIRECT``); ``flags`` turns these off (tests).
+    Reads decoding fewer than ``parallel_min_bytes`` stay on the calling thread.
     Every voxel of each ``out`` is written.
 
     Returns None, or ``(box, block index, code, errno)`` of the first block (in the
@@ -878,7 +883,7 @@ def read_boxes(list boxes, Py_ssize_t B, Py_ssize_t voxel_size, int threads, int
                 for a in range(k):
                     job_of[r + a] = i
                 r += k
-            _read_rows(jobs, job_of, table, rows, B, block_bytes, threads, flags, status, errs)
+            _read_rows(jobs, job_of, table, rows, B, block_bytes, threads, flags, parallel_min_bytes, status, errs)
         for r in range(rows):
             if status[r] == C_ERR_MEMORY:
                 raise MemoryError()
