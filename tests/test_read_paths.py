@@ -220,3 +220,35 @@ def test_parallel_read_in_a_forked_child(mags) -> None:
         child.join()
         pytest.fail("the forked child hung in its read")
     assert child.exitcode == 0
+
+
+def test_raw_mag_reads_with_and_without_missing_files(tmp_path: Path) -> None:
+    """Raw mags (libwkw) skip the zero fill only when every touched file exists."""
+    header = wkw.Header(np.uint16, num_channels=2, block_len=B, file_len=FILE_LEN, block_type=wkw.Header.BLOCK_TYPE_RAW)
+    data = random_data(np.random.default_rng(5), (2, 2 * EDGE, EDGE, EDGE), np.uint16)
+    with wkw.Dataset.create(str(tmp_path / "raw"), header) as ds:
+        ds.write((0, 0, 0), np.asfortranarray(data[:, :EDGE]))  # the file at x = 1 is missing
+    data[:, EDGE:] = 0
+    store = MagStore(tmp_path / "raw")
+    try:
+        for offset, size in [((1, 2, 3), (5, 6, 7)), ((0, 0, 0), (EDGE, EDGE, EDGE)), ((3, 1, 0), (2 * EDGE - 4, 9, EDGE))]:
+            sel = tuple(slice(o, o + s) for o, s in zip(offset, size))
+            np.testing.assert_array_equal(store.read(offset, size), data[(slice(None), *sel)])
+    finally:
+        store.close()
+
+
+def test_view_box_takes_plain_ints_only() -> None:
+    """The lean argument path of View.read: anything unusual goes to the checked path."""
+    from wkview import _core
+
+    assert _core.view_box((1, 2, 3), [4, 5, 6], (10, 0, 0), (5, 7, 9), True) == ((11, 2, 3), (4, 5, 6))
+    assert _core.view_box((1, 2, 3), (4, 5, 7), (0, 0, 0), (5, 7, 9), True) is None  # out of bounds
+    assert _core.view_box((1, 2, 3), (4, 5, 7), (0, 0, 0), (5, 7, 9), False) == ((1, 2, 3), (4, 5, 7))
+    assert _core.view_box((1, 2, 3), (0, 5, 6), (0, 0, 0), (5, 7, 9), True) is None  # empty size
+    assert _core.view_box((-1, 2, 3), (1, 1, 1), (0, 0, 0), (5, 7, 9), True) is None
+    assert _core.view_box(np.array([1, 2, 3]), (1, 1, 1), (0, 0, 0), (5, 7, 9), True) is None
+    assert _core.view_box((1, 2, True), (1, 1, 1), (0, 0, 0), (5, 7, 9), True) is None
+    assert _core.file_box((33, 5, 0), (2, 2, 2), 32) == ((1, 0, 0), (1, 5, 0))
+    assert _core.file_box((31, 5, 0), (2, 2, 2), 32) is None
+    assert _core.file_box((-1, 0, 0), (1, 1, 1), 32) == ((-1, 0, 0), (31, 0, 0))

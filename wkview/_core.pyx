@@ -458,6 +458,67 @@ def chunk_grid(offset, size, chunk_size, alignment=None):
     return ChunkGrid(offset, size, chunk_size, alignment)
 
 
+# ---------------------------------------------------------------------------
+# the per-call arithmetic of small reads
+
+cdef inline bint _small_ints(object seq, i64* out, i64 lo) noexcept:
+    # 3 exact Python ints >= lo from a tuple or list (anything else: False, no exception)
+    cdef Py_ssize_t i
+    cdef object v
+    if not (isinstance(seq, tuple) or type(seq) is list) or len(seq) != 3:
+        return False
+    for i in range(3):
+        v = seq[i]
+        if type(v) is not int:
+            return False
+        try:
+            out[i] = v
+        except OverflowError:
+            return False
+        if out[i] < lo or out[i] > (1LL << 60):
+            return False
+    return True
+
+
+def view_box(offset, size, origin, extent, bint bounded):
+    """``(absolute offset, size)`` of a read of ``size`` at ``offset`` of a view at
+    ``origin`` of size ``extent``, as tuples; None unless both are 3 plain ints
+    (offset >= 0, size > 0) and the box lies inside a bounded view: the caller's
+    own checks then run and name what is wrong."""
+    cdef i64 o[3]
+    cdef i64 n[3]
+    cdef i64 g[3]
+    cdef i64 e[3]
+    if not (_small_ints(offset, o, 0) and _small_ints(size, n, 1) and _small_ints(origin, g, 0)):
+        return None
+    if bounded:
+        if not _small_ints(extent, e, 0):
+            return None
+        for i in range(3):
+            if o[i] + n[i] > e[i]:
+                return None
+    return (g[0] + o[0], g[1] + o[1], g[2] + o[2]), (n[0], n[1], n[2])
+
+
+def file_box(offset, size, i64 edge):
+    """``(file index, file-local offset)`` of a box lying in one file of edge ``edge``,
+    None when it spans several (offset and size: 3 ints each, sizes > 0)."""
+    cdef i64 o[3]
+    cdef i64 n[3]
+    cdef i64 f[3]
+    if not (_small_ints(offset, o, -(1LL << 60)) and _small_ints(size, n, 1)):
+        _vec3(offset, o, "offset")
+        _vec3(size, n, "size")
+        _positive3(n, "size", size)
+    if edge <= 0:
+        raise ValueError(f"edge must be positive, got {edge}")
+    for i in range(3):
+        f[i] = _floordiv(o[i], edge)
+        if _floordiv(o[i] + n[i] - 1, edge) != f[i]:
+            return None
+    return (f[0], f[1], f[2]), (o[0] - f[0] * edge, o[1] - f[1] * edge, o[2] - f[2] * edge)
+
+
 cdef inline tuple _triple(object a, object b, object c):
     cdef tuple t = PyTuple_New(3)
     Py_INCREF(a)

@@ -416,12 +416,11 @@ class MagStore:
         if self.is_compressed and self.codec == "wkview":
             return self._codec_read(offset, size)
         edge = self.file_edge
-        present = [
-            part
-            for part in _core.project_box(offset, size, (edge, edge, edge))
-            if self._checks.check(self.file_path(part.index), self.header)
-        ]
-        out = np.zeros((self.num_channels, *size), dtype=self.dtype, order="F")
+        parts = _core.project_box(offset, size, (edge, edge, edge))
+        present = [part for part in parts if self._checks.check(self.file_path(part.index), self.header)]
+        # libwkw writes every voxel of the files that exist: zero-fill only when one is missing
+        empty = np.empty if len(present) == len(parts) else np.zeros
+        out = empty((self.num_channels, *size), dtype=self.dtype, order="F")
         if not present:
             return out
         handle = self._get_handle()
@@ -611,18 +610,13 @@ class MagStore:
         of missing files are zero-filled."""
         edge = self.file_edge
         layout = self._layout
-        x, y, z = offset
-        fx, fy, fz = x // edge, y // edge, z // edge
-        if (
-            (x + size[0] - 1) // edge == fx
-            and (y + size[1] - 1) // edge == fy
-            and (z + size[2] - 1) // edge == fz
-        ):  # one file (most small reads): no projection, no sub-arrays
-            opened = self._opened(f"{self.path}{os.sep}z{fz}{os.sep}y{fy}{os.sep}x{fx}.wkw")
+        one_file = _core.file_box(offset, size, edge)
+        if one_file is not None:  # most small reads: no projection, no sub-arrays
+            index, local = one_file
+            opened = self._opened(self.file_path(index))
             if opened is None:
                 return np.zeros((layout.channels, *size), dtype=layout.dtype, order="F")
             out = np.empty((layout.channels, *size), dtype=layout.dtype, order="F")
-            local = (x - fx * edge, y - fy * edge, z - fz * edge)
             codec.decode_into(layout, (opened,), [(opened.fd, opened.ends, opened.header.data_offset, local, out)], get_io_threads())
             return out
         out = np.empty((layout.channels, *size), dtype=layout.dtype, order="F")

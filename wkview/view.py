@@ -18,6 +18,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import wkw
 
+from . import _core
 from ._storage import MagStore, _check_level
 from .executors import run_jobs
 from .slices import BufferedSliceReader, BufferedSliceWriter
@@ -323,6 +324,10 @@ class View:
         ``read()`` reads the whole view). Voxels where nothing is stored read
         as 0. Returns a ``(channels, x, y, z)`` array, also for one channel.
         """
+        if size is not None:  # the lean path of small reads: plain ints, checked in _core
+            box = _core.view_box(offset, size, self._global_offset, self._size, self._is_bounded)
+            if box is not None:
+                return self._store.read(*box)
         off = _offset3(offset)
         if size is None:
             remaining = self.size - off
