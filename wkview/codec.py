@@ -7,10 +7,10 @@ Fortran-ordered voxel cube with the channels interleaved.
 
 Unlike libwkw, writes need not cover whole files: :func:`write_box` re-encodes only
 the blocks a box touches and copies the compressed bytes of every other block as
-they are. Reads decode only the blocks a box touches. The compiled kernels of
-``wkview._codec`` (the system's liblz4 plus the byte movers) decode and encode
-whole runs of blocks with the GIL released, as tasks of bounded size on a thread
-pool; this module validates, plans the tasks and does the file IO.
+they are. Reads decode only the blocks a box touches, in one call of the kernel
+``wkview._codec.read_boxes`` on native threads. Writes encode whole runs of blocks
+with the GIL released, as tasks of bounded size on :mod:`wkview._pool`'s threads;
+this module validates, plans the tasks and does the file IO.
 
 Arrays are ``(channels, x, y, z)``, any memory layout; coordinates are local to the
 file (``0 <= c < file_len * block_len``).
