@@ -49,12 +49,14 @@ __all__ = [
 LIBS = ("wkview", "libwkw", "wk-wkw", "wk-zarr3")
 WK_LIBS = ("wk-wkw", "wk-zarr3")
 BASELINE = "libwkw"
-WORKLOADS = ("small_reads", "full_read", "aligned_write", "unaligned_write", "small_edit", "buffered_slices")
+WORKLOADS = ("small_reads", "voxel_reads", "full_read", "aligned_write", "unaligned_write", "small_edit", "buffered_slices")
 WRITE_WORKLOADS = ("aligned_write", "unaligned_write", "small_edit", "buffered_slices")
 #: write workloads that start from a copy of a filled mag
 EDIT_WORKLOADS = ("unaligned_write", "small_edit")
 EDIT_EDGE = 8
-READ_WORKLOADS = ("small_reads", "full_read")
+READ_WORKLOADS = ("small_reads", "voxel_reads", "full_read")
+#: read workloads timed per call (many small reads at the small-read offsets)
+PER_CALL_WORKLOADS = ("small_reads", "voxel_reads")
 
 LAYER = "color"
 SEED = 0

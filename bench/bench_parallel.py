@@ -27,6 +27,15 @@ def test_dispatch_noop_sequential(benchmark):
     assert chunks == (DISPATCH_N // 32) ** 3
 
 
+@pytest.mark.benchmark(group="dispatch")
+def test_dispatch_noop_cluster_tools_sequential(benchmark):
+    cluster_tools = pytest.importorskip("cluster_tools")
+    view = dispatch_setup(DISPATCH_N)
+    with cluster_tools.get_executor("sequential") as executor:
+        chunks = benchmark(dispatch, view, executor)
+    assert chunks == (DISPATCH_N // 32) ** 3
+
+
 @pytest.fixture(scope="module")
 def downsample_case():
     case = DownsampleCase(DOWNSAMPLE_N)

@@ -11,6 +11,8 @@ Options: ``--size N`` (edge of the cube, power of two >= 64, default 512), ``--r
 (timed repetitions per cell, default 3), ``--only`` (workloads, comma-separated),
 ``--libs`` (default ``wkview,libwkw,wk-wkw,wk-zarr3``), ``--json FILE`` (all numbers),
 ``--keep`` (keep the work folder), ``--file-len`` (override the WKW file length),
+``--threads N`` (``WKVIEW_IO_THREADS`` of the measured processes: ``--threads 1`` shows the
+serial gains apart from the parallel ones; libwkw reads on one thread either way),
 ``--zarr3-shard`` (see below).
 
 What is measured
@@ -26,6 +28,7 @@ give wk-zarr3 shards of n/2 instead unless ``--zarr3-shard default`` (the header
 Workloads (see ``bench/_workloads.py``):
 
 * ``small_reads``      2,000 reads of 32^3 at random offsets (seed 0); time is the mean per call
+* ``voxel_reads``      2,000 reads of one voxel at the same offsets; time is the mean per call
 * ``full_read``        one read of the whole cube
 * ``aligned_write``    the whole cube into an empty mag (a fresh mag per repetition)
 * ``unaligned_write``  300^3 at (17, 45, 100) into a filled mag (a fresh copy per repetition);
@@ -79,7 +82,7 @@ import numpy as np  # noqa: E402
 import _workloads as W  # noqa: E402
 
 CHILD_FLAG = "--_child"
-EXEC_ORDER = ("aligned_write", "small_reads", "full_read", "unaligned_write", "small_edit", "buffered_slices")
+EXEC_ORDER = ("aligned_write", "small_reads", "voxel_reads", "full_read", "unaligned_write", "small_edit", "buffered_slices")
 WARM_SMALL_READS = 200  # untimed, checked reads before the timed small_reads
 CHILD_TIMEOUT = 3600
 
@@ -173,9 +176,9 @@ def _measure_read(spec: dict, lib: Any, geo: W.Geometry, data: np.ndarray, mem: 
     template = Path(spec["template"])
     W.warm_page_cache(lib.mag_dir(template))
     target = lib.open(template)
-    if spec["workload"] == "small_reads":
+    if spec["workload"] in W.PER_CALL_WORKLOADS:
         read = lib.small_reader(target)
-        offsets, size = geo.small_offsets, geo.small_size
+        offsets, size = geo.small_offsets, geo.small_size if spec["workload"] == "small_reads" else (1, 1, 1)
         for x, y, z in offsets[:WARM_SMALL_READS]:
             _check(read((x, y, z), size), data[x : x + size[0], y : y + size[1], z : z + size[2]], f"read at {(x, y, z)}")
 
@@ -385,7 +388,7 @@ def format_table(results: dict[tuple[str, str], dict], workloads: list[str], lib
             if len(r["times"]) > 1:
                 spread = f"worst {max(r['times']) / min(r['times']):.2f}x of best"
             lines.append(
-                f"{w:<16} {lib:<9} {_fmt_time(t, w == 'small_reads'):>16} {ratio:>9} {disk_s:>22} {mem:>12}  {spread}"
+                f"{w:<16} {lib:<9} {_fmt_time(t, w in W.PER_CALL_WORKLOADS):>16} {ratio:>9} {disk_s:>22} {mem:>12}  {spread}"
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
@@ -415,6 +418,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", dest="json_out", help="write all numbers to this file")
     p.add_argument("--file-len", type=int, default=0, help="WKW file_len (default: size/64, i.e. 8 at 512)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (datasets) at the end")
+    p.add_argument("--threads", type=int, default=0, help="WKVIEW_IO_THREADS of the measured processes (default: unset)")
     p.add_argument(
         "--zarr3-shard",
         default="auto",
@@ -446,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == [CHILD_FLAG]:
         return child_main(argv[1])
     args = parse_args(argv)
+    if args.threads > 0:  # the cells run in child processes, which inherit it
+        os.environ["WKVIEW_IO_THREADS"] = str(args.threads)
     started = time.perf_counter()
     workloads = [w for w in W.WORKLOADS if w in args.only.split(",")]
     libs = [lib for lib in W.LIBS if lib in args.libs.split(",")]
@@ -489,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             if workload == "aligned_write":
                 # its output (checked) is the filled mag the reads and the unaligned write use
                 spec["keep_output"] = str(workdir / f"template-{lib}")
-            elif workload in ("small_reads", "full_read", "unaligned_write", "small_edit"):
+            elif workload in (*W.READ_WORKLOADS, "unaligned_write", "small_edit"):
                 if lib not in templates:
                     prep = _run_child(dict(base_spec, lib=lib, workload="prepare", keep_output=str(workdir / f"template-{lib}")), workdir)
                     if prep["status"] == "ok":
@@ -514,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             if ct is None:
                 msg = r["status"] + ": " + r.get("note", "")
             else:
-                msg = f"{ct * 1e6:.1f} us/call" if workload == "small_reads" else f"{ct:.3f} s"
+                msg = f"{ct * 1e6:.1f} us/call" if workload in W.PER_CALL_WORKLOADS else f"{ct:.3f} s"
             print(f"[{done}/{done + len(cells)}] {workload:<16} {lib:<9} {msg}  ({time.perf_counter() - t:.1f} s wall)", file=sys.stderr)
             if r["status"] == "error" and r.get("traceback"):
                 print(r["traceback"], file=sys.stderr)
@@ -537,10 +543,11 @@ def main(argv: list[str] | None = None) -> int:
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     print(
         f"machine: {os.cpu_count()} cores, load average {load_start[0]:.2f} at start, "
-        f"{load_end[0]:.2f} at end; total {elapsed:.0f} s"
+        f"{load_end[0]:.2f} at end; total {elapsed:.0f} s; "
+        f"WKVIEW_IO_THREADS={os.environ.get('WKVIEW_IO_THREADS', 'unset')}"
     )
     print(
-        "time: best repetition (small_reads: its mean per call); x libwkw: time / raw libwkw time; "
+        "time: best repetition (small_reads, voxel_reads: its mean per call); x libwkw: time / raw libwkw time; "
         "on disk: bytes of data files (raw/compressed ratio); peak mem: RSS growth during the workload"
     )
     for note in notes:

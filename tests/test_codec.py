@@ -193,8 +193,12 @@ def test_kernel_bounds_are_checked() -> None:
         _codec.encode_pieces(array, piece_row(0, (0,) * 3, (0,) * 3, (8,) * 3, 8), 8, b"", none, none, LZ4, 1, bytearray(10), none.copy())
     with pytest.raises(ValueError, match="level"):
         _codec.encode_pieces(array, piece_row(0, (0,) * 3, (0,) * 3, (8,) * 3, 8), 8, b"", none, none, LZ4HC, 13, out, none.copy())
-    with pytest.raises(ValueError, match="names block"):
-        _codec.read_pieces(0, np.array([100], np.uint64), 24, piece_row(1, (0,) * 3, (0,) * 3, (1,) * 3, 8), array, 8)
+    with pytest.raises(ValueError, match="exceeds the file"):  # a one-block file has an edge of 8
+        _codec.read_boxes([(0, np.array([100], np.uint64), 24, (1, 0, 0), array)], 8, 1, 1)
+    with pytest.raises(ValueError, match="jump table"):
+        _codec.read_boxes([(0, np.array([100, 200], np.uint64), 24, (0, 0, 0), array)], 8, 1, 1)
+    with pytest.raises(ValueError, match="voxels of"):
+        _codec.read_boxes([(0, np.array([100], np.uint64), 24, (0, 0, 0), array)], 8, 2, 1)
     with pytest.raises(ValueError, match="dimensions"):
         _codec.decode_pieces(b"x", none, none + 1, piece_row(0, (0,) * 3, (0,) * 3, (1,) * 3, 8), array[0], 8)
     with pytest.raises((ValueError, BufferError)):  # read-only output

@@ -491,3 +491,25 @@ def test_chunk_grid_reference_agrees_with_plain_loops(offset, size, chunk_size):
                     (corner, tuple(min(chunk_size[a], end[a] - corner[a]) for a in range(3)))
                 )
     assert ref.chunk_grid(offset, size, chunk_size) == literal
+
+
+@pytest.mark.parametrize("write_unit", [None, 16, 64])
+def test_group_chunks_cover_the_plan_once(write_unit):
+    """The groups' lazy chunks are exactly the plan's chunks, each once, with the plan's
+    numbers and boxes; they survive pickling (process executors send them)."""
+    import pickle
+
+    from wkview.chunking import plan_chunks
+
+    plan = plan_chunks((5, 0, 30), (70, 33, 20), (16, 16, 8), write_unit)
+    seen = []
+    for runs in plan.groups():
+        chunks = plan.group_chunks(runs)
+        listed = list(chunks)
+        assert len(chunks) == len(listed) > 0
+        assert list(pickle.loads(pickle.dumps(chunks))) == listed
+        assert list(chunks) == listed  # iterating again starts over
+        for number, offset, size in listed:
+            assert plan.chunk(number) == (offset, size)
+            seen.append(number)
+    assert sorted(seen) == list(range(len(plan)))

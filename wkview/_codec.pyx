@@ -19,7 +19,8 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
-from posix.unistd cimport pread
+from posix.unistd cimport getpid, pread
+from cython.parallel cimport parallel, prange
 
 from ._morton cimport compact_bits, morton3, spread_bits
 
@@ -362,6 +363,48 @@ def lz4_decode(const uint8_t[::1] compressed, Py_ssize_t size):
 # block index (Morton), block-local offset, array-local offset, size, whole-block flag.
 
 
+cdef int _piece_counts(const Py_ssize_t* o, const Py_ssize_t* n, Py_ssize_t B, Py_ssize_t* first, Py_ssize_t* count) noexcept nogil:
+    # first block and block count per axis of the box (o, n); -1 when it exceeds 2**21 blocks
+    cdef int a
+    for a in range(3):
+        first[a] = o[a] // B
+        count[a] = (o[a] + n[a] - 1) // B - first[a] + 1
+        if first[a] + count[a] > (1 << 21):
+            return -1
+    return 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _fill_pieces(
+    const Py_ssize_t* o, const Py_ssize_t* n, Py_ssize_t B,
+    const Py_ssize_t* first, const Py_ssize_t* count, int64_t* t,
+) noexcept nogil:
+    # one row of P_COLS per block of the box (o, n) (all sizes > 0), x fastest
+    cdef Py_ssize_t i, j, k, b, start, stop, a
+    cdef Py_ssize_t blk[3]
+    cdef Py_ssize_t idx[3]
+    cdef bint full
+    cdef int64_t* row = t
+    for k in range(count[2]):
+        for j in range(count[1]):
+            for i in range(count[0]):
+                idx[0], idx[1], idx[2] = i, j, k
+                full = True
+                for a in range(3):
+                    b = first[a] + idx[a]
+                    blk[a] = b
+                    start = o[a] if o[a] > b * B else b * B
+                    stop = o[a] + n[a] if o[a] + n[a] < b * B + B else b * B + B
+                    row[P_LO + a] = start - b * B
+                    row[P_AT + a] = start - o[a]
+                    row[P_SIZE + a] = stop - start
+                    full = full and stop - start == B
+                row[P_INDEX] = <int64_t>morton3(blk[0], blk[1], blk[2])
+                row[P_FULL] = full
+                row += P_COLS
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def block_pieces(
@@ -382,51 +425,23 @@ def block_pieces(
     cdef Py_ssize_t count[3]
     o[0], o[1], o[2] = ox, oy, oz
     n[0], n[1], n[2] = nx, ny, nz
-    cdef Py_ssize_t a
-    for a in range(3):
-        first[a] = o[a] // B
-        count[a] = (o[a] + n[a] - 1) // B - first[a] + 1
-        if first[a] + count[a] > (1 << 21):
-            raise ValueError("box exceeds 2**21 blocks per axis")
+    if _piece_counts(o, n, B, first, count) < 0:
+        raise ValueError("box exceeds 2**21 blocks per axis")
     table = np.empty((count[0] * count[1] * count[2], P_COLS), dtype=np.int64)
     cdef int64_t[:, ::1] t = table
-    cdef Py_ssize_t i, j, k, r = 0, b, start, stop
-    cdef Py_ssize_t blk[3]
-    cdef Py_ssize_t idx[3]
-    cdef bint full
     with nogil:
-        for k in range(count[2]):
-            for j in range(count[1]):
-                for i in range(count[0]):
-                    idx[0], idx[1], idx[2] = i, j, k
-                    full = True
-                    for a in range(3):
-                        b = first[a] + idx[a]
-                        blk[a] = b
-                        start = o[a] if o[a] > b * B else b * B
-                        stop = o[a] + n[a] if o[a] + n[a] < b * B + B else b * B + B
-                        t[r, P_LO + a] = start - b * B
-                        t[r, P_AT + a] = start - o[a]
-                        t[r, P_SIZE + a] = stop - start
-                        full = full and stop - start == B
-                    t[r, P_INDEX] = <int64_t>morton3(blk[0], blk[1], blk[2])
-                    t[r, P_FULL] = full
-                    r += 1
-    if r > 1:
+        _fill_pieces(o, n, B, first, count, &t[0, 0])
+    if t.shape[0] > 1:
         table = table[np.argsort(table[:, P_INDEX], kind="stable")]
     return table
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef inline Py_ssize_t _prefix_bytes(
-    const int64_t[:, ::1] p, Py_ssize_t r, Py_ssize_t B, Py_ssize_t voxel_size
-) noexcept nogil:
-    # bytes of a decoded block up to and including the last voxel of the piece
+cdef inline Py_ssize_t _prefix_bytes(const int64_t* p, Py_ssize_t B, Py_ssize_t voxel_size) noexcept nogil:
+    # bytes of a decoded block up to and including the last voxel of the piece in row p
     return (
-        (p[r, P_LO] + p[r, P_SIZE] - 1)
-        + (p[r, P_LO + 1] + p[r, P_SIZE + 1] - 1) * B
-        + (p[r, P_LO + 2] + p[r, P_SIZE + 2] - 1) * B * B
+        (p[P_LO] + p[P_SIZE] - 1)
+        + (p[P_LO + 1] + p[P_SIZE + 1] - 1) * B
+        + (p[P_LO + 2] + p[P_SIZE + 2] - 1) * B * B
         + 1
     ) * voxel_size
 
@@ -471,7 +486,7 @@ cdef Py_ssize_t _decode_rows(
     for r in range(pieces.shape[0]):
         if lengths[r] <= 0 or lengths[r] > MAX_BLOCK_BYTES:
             return r
-        need = _prefix_bytes(pieces, r, B, vs)
+        need = _prefix_bytes(&pieces[r, 0], B, vs)
         if need == block_bytes:
             got = LZ4_decompress_safe(
                 <const char*>(comp + starts[r]), <char*>scratch, <int>lengths[r], <int>block_bytes
@@ -620,64 +635,273 @@ def read_blocks(int fd, const uint64_t[::1] ends, uint64_t data_offset, const in
     return (code, bad, err, buffer, starts_arr, lengths_arr)
 
 
+# -- reading boxes ------------------------------------------------------------------
+# The blocks of the boxes of several files are one list of rows; each row is read
+# (pread) and decoded independently, so the rows of one read are spread over OpenMP
+# threads with a few microseconds' dispatch, no Python tasks. libgomp cannot run a
+# parallel region in a process forked from one whose OpenMP threads exist (it waits on
+# threads the child does not have): a forked child of a process that decoded in
+# parallel decodes on its calling thread (see _parallel_allowed).
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define WKV_HAVE_OPENMP 1
+    #else
+    #define WKV_HAVE_OPENMP 0
+    #endif
+    """
+    const int WKV_HAVE_OPENMP
+
+cdef struct Job:
+    # one file's box: the file, its validated jump table, and the caller's array
+    int fd
+    const uint64_t* ends
+    uint64_t data_offset
+    bint direct  # whole blocks of this array can be decoded in place (see _direct_layout)
+    Grid g
+
+cdef enum:
+    # flags of read_boxes (the paths it may take; both on by default)
+    F_DIRECT = 1   # decode whole blocks straight into the output where its layout allows
+    F_PARTIAL = 2  # decode a block only up to the last voxel the box needs from it
+    # decoded bytes below which a read stays on the calling thread: waking a second
+    # thread costs more than decoding a few blocks (a 32^3 read of uint8 decodes 256 KiB)
+    PARALLEL_MIN_WORK = 96 << 10
+
+DIRECT = F_DIRECT
+PARTIAL = F_PARTIAL
+
+# the process that first ran an OpenMP parallel region here (0: none yet)
+cdef long _omp_pid = 0
+
+
+def openmp_enabled():
+    """Whether this build decodes with OpenMP threads (see setup.py)."""
+    return bool(WKV_HAVE_OPENMP)
+
+
+cdef bint _parallel_allowed() noexcept nogil:
+    global _omp_pid
+    if not WKV_HAVE_OPENMP:
+        return False
+    cdef long pid = getpid()
+    if _omp_pid == 0:
+        _omp_pid = pid
+    return _omp_pid == pid
+
+
+cdef bint _direct_layout(const Grid* g, Py_ssize_t B) noexcept nogil:
+    # a whole block in the array has the byte layout of a decoded one: Fortran order,
+    # channels interleaved (axes of length 1 may have any stride; a whole block has B
+    # voxels per axis, so that only matters when B == 1)
+    cdef Py_ssize_t vs = g.shape[0] * g.itemsize
+    if g.shape[0] > 1 and g.strides[0] != g.itemsize:
+        return False
+    return B == 1 or (g.strides[1] == vs and g.strides[2] == vs * B and g.strides[3] == vs * B * B)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def read_pieces(
-    int fd, const uint64_t[::1] ends, uint64_t data_offset,
-    const int64_t[:, ::1] pieces, object out, Py_ssize_t B,
-):
-    """Read the blocks of ``pieces`` from the open file ``fd`` and decode them into ``out``.
+cdef int _read_row(
+    const Job* j, const int64_t* p, Py_ssize_t B, Py_ssize_t block_bytes, Py_ssize_t capacity,
+    uint8_t* comp, uint8_t* scratch, int flags, int* err,
+) noexcept nogil:
+    # read one block (pread) and move its piece p into the job's array; 0 or an error code
+    cdef Py_ssize_t vs = j.g.shape[0] * j.g.itemsize
+    cdef int64_t index = p[P_INDEX]
+    cdef int64_t begin = <int64_t>(j.data_offset if index == 0 else j.ends[index - 1])
+    cdef int64_t length = <int64_t>j.ends[index] - begin
+    cdef int64_t pos = 0, got
+    cdef Py_ssize_t need
+    cdef Py_ssize_t bs[4]
+    cdef int decoded
+    if length <= 0 or length > capacity:
+        return C_ERR_DECODE
+    while pos < length:
+        got = pread(j.fd, comp + pos, length - pos, begin + pos)
+        if got < 0:
+            if errno == EINTR:
+                continue
+            err[0] = errno
+            return C_ERR_OS
+        if got == 0:
+            return C_ERR_SHORT
+        pos += got
+    cdef uint8_t* dst = (
+        j.g.data + p[P_AT] * j.g.strides[1] + p[P_AT + 1] * j.g.strides[2] + p[P_AT + 2] * j.g.strides[3]
+    )
+    if p[P_FULL] and j.direct and flags & F_DIRECT:
+        decoded = LZ4_decompress_safe(<const char*>comp, <char*>dst, <int>length, <int>block_bytes)
+        return 0 if decoded == block_bytes else C_ERR_DECODE
+    need = _prefix_bytes(p, B, vs) if flags & F_PARTIAL else block_bytes
+    if need == block_bytes:
+        decoded = LZ4_decompress_safe(<const char*>comp, <char*>scratch, <int>length, <int>block_bytes)
+        if decoded != block_bytes:
+            return C_ERR_DECODE
+    else:
+        decoded = LZ4_decompress_safe_partial(
+            <const char*>comp, <char*>scratch, <int>length, <int>need, <int>block_bytes
+        )
+        if decoded < need:
+            return C_ERR_DECODE
+    _block_strides(j.g.itemsize, vs, B, bs)
+    _copy_box(
+        dst, j.g.strides,
+        scratch + p[P_LO] * bs[1] + p[P_LO + 1] * bs[2] + p[P_LO + 2] * bs[3],
+        bs, j.g.shape[0], j.g.itemsize, p[P_SIZE], p[P_SIZE + 1], p[P_SIZE + 2], j.g.strides,
+    )
+    return 0
 
-    ``ends`` is the file's (validated) jump table. Blocks lying back to back in the
-    file are read with one ``pread``; everything runs without the GIL. Returns
-    ``(code, row, errno)``: ``(0, -1, 0)`` on success, ``(ERR_DECODE, row, 0)`` for a
-    block that does not decode, ``(ERR_SHORT, row, 0)`` when the file ends early,
-    ``(ERR_OS, row, errno)`` when ``pread`` fails.
-    """
-    cdef Py_buffer view
-    cdef Grid g
-    _open_grid(out, &view, True, &g)
-    cdef Py_ssize_t k = pieces.shape[0], block_bytes, bad = -1
-    cdef int64_t* begins = NULL
-    cdef int64_t* starts = NULL
-    cdef int64_t* lengths = NULL
-    cdef uint8_t* scratch = NULL
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _read_rows(
+    const Job* jobs, const Py_ssize_t* job_of, const int64_t* table, Py_ssize_t rows,
+    Py_ssize_t B, Py_ssize_t block_bytes, int threads, int flags, Py_ssize_t min_work,
+    int* status, int* errs,
+) noexcept nogil:
+    # every row, on `threads` OpenMP threads (each with its own buffers) or on this one
+    cdef Py_ssize_t capacity = LZ4_compressBound(<int>block_bytes)
     cdef uint8_t* comp = NULL
-    cdef int64_t total
-    cdef int code = 0, err = 0
-    try:
-        block_bytes = _check_pieces(pieces, &g, B)
-        if k == 0:
-            return (0, -1, 0)
-        _check_indices(&pieces[0, P_INDEX], P_COLS, k, ends.shape[0])
-        with nogil:
-            begins = <int64_t*>malloc(k * sizeof(int64_t))
-            starts = <int64_t*>malloc(k * sizeof(int64_t))
-            lengths = <int64_t*>malloc(k * sizeof(int64_t))
+    cdef uint8_t* scratch = NULL
+    cdef Py_ssize_t r, work = 0
+    for r in range(rows):
+        work += _prefix_bytes(&table[r * P_COLS], B, block_bytes // (B * B * B)) if flags & F_PARTIAL else block_bytes
+    if threads > 1 and rows > 1 and work >= min_work and _parallel_allowed():
+        with parallel(num_threads=threads if threads < rows else <int>rows):
+            comp = <uint8_t*>malloc(capacity)
             scratch = <uint8_t*>malloc(block_bytes)
-            if begins == NULL or starts == NULL or lengths == NULL or scratch == NULL:
-                code = C_ERR_MEMORY
-            else:
-                total = _block_extents(ends, data_offset, &pieces[0, P_INDEX], P_COLS, k, begins, lengths, starts)
-                comp = <uint8_t*>malloc(total if total > 0 else 1)
-                if comp == NULL:
-                    code = C_ERR_MEMORY
-            if code == 0:
-                code = _pread_runs(fd, begins, lengths, starts, k, comp, &bad, &err)
-            if code == 0:
-                bad = _decode_rows(comp, starts, lengths, pieces, &g, B, scratch)
-                if bad >= 0:
-                    code = C_ERR_DECODE
-            free(begins)
-            free(starts)
-            free(lengths)
-            free(scratch)
+            for r in prange(rows, schedule="dynamic", chunksize=1):
+                if comp == NULL or scratch == NULL:
+                    status[r] = C_ERR_MEMORY
+                else:
+                    status[r] = _read_row(
+                        &jobs[job_of[r]], &table[r * P_COLS], B, block_bytes, capacity,
+                        comp, scratch, flags, &errs[r],
+                    )
             free(comp)
-        if code == C_ERR_MEMORY:
+            free(scratch)
+        return
+    comp = <uint8_t*>malloc(capacity)
+    scratch = <uint8_t*>malloc(block_bytes)
+    for r in range(rows):
+        if comp == NULL or scratch == NULL:
+            status[r] = C_ERR_MEMORY
+        else:
+            status[r] = _read_row(
+                &jobs[job_of[r]], &table[r * P_COLS], B, block_bytes, capacity, comp, scratch, flags, &errs[r]
+            )
+    free(comp)
+    free(scratch)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def read_boxes(
+    list boxes, Py_ssize_t B, Py_ssize_t voxel_size, int threads, int flags=F_DIRECT | F_PARTIAL,
+    Py_ssize_t parallel_min_bytes=PARALLEL_MIN_WORK,
+):
+    """Fill each ``out`` of ``boxes`` with its box of an open compressed WKW file.
+
+    ``boxes``: ``(fd, ends, data_offset, (x, y, z), out)`` tuples: the file's
+    descriptor, its validated jump table (``uint64``), the box's file-local offset,
+    and a writable ``(channels, x, y, z)`` array of any layout whose voxels are
+    ``voxel_size`` bytes. Every block of every box is read (``pread``) and decoded
+    on its own, without the GIL, on up to ``threads`` OpenMP threads: only up to the
+    box's last voxel in it (``PARTIAL``), straight into ``out`` where a whole block
+    has the decoded layout there (``DIRECT``); ``flags`` turns these off (tests).
+    Reads decoding fewer than ``parallel_min_bytes`` stay on the calling thread.
+    Every voxel of each ``out`` is written.
+
+    Returns None, or ``(box, block index, code, errno)`` of the first block (in the
+    order of ``boxes``, then z, y, x) that fails: ``ERR_DECODE``,
+    ``ERR_SHORT`` or ``ERR_OS``.
+    """
+    if B < 1 or B & (B - 1) or B > 1024:
+        raise ValueError(f"block edge must be a power of two <= 1024, got {B}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    cdef Py_ssize_t n = len(boxes), block_bytes = B * B * B * voxel_size
+    if voxel_size < 1 or block_bytes > MAX_BLOCK_BYTES:
+        raise ValueError(f"blocks of {B}^3 voxels of {voxel_size} bytes do not fit LZ4")
+    cdef Job* jobs = <Job*>malloc((n if n else 1) * sizeof(Job))
+    cdef Py_buffer* views = <Py_buffer*>malloc((n if n else 1) * sizeof(Py_buffer))
+    cdef Py_ssize_t* first = <Py_ssize_t*>malloc((3 * n if n else 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* count = <Py_ssize_t*>malloc((3 * n if n else 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* origin = <Py_ssize_t*>malloc((3 * n if n else 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* job_of = NULL
+    cdef int64_t* table = NULL
+    cdef int* status = NULL
+    cdef int* errs = NULL
+    cdef Py_ssize_t opened = 0, i, a, rows = 0, r, k, edge, file_len
+    cdef const uint64_t[::1] ends
+    cdef Grid* g
+    try:
+        if jobs == NULL or views == NULL or first == NULL or count == NULL or origin == NULL:
             raise MemoryError()
-        return (code, bad, err)
+        for i in range(n):
+            fd, ends, data_offset, offset, out = boxes[i]
+            _open_grid(out, &views[i], True, &jobs[i].g)
+            opened += 1
+            g = &jobs[i].g
+            if g.shape[0] * g.itemsize != voxel_size:
+                raise ValueError(f"box {i}: voxels of {g.shape[0]} x {g.itemsize} bytes, the file has {voxel_size}")
+            file_len = 1
+            while file_len * file_len * file_len < ends.shape[0]:
+                file_len *= 2
+            if file_len * file_len * file_len != ends.shape[0] or ends.shape[0] == 0:
+                raise ValueError(f"box {i}: a jump table of {ends.shape[0]} entries is not a WKW file's")
+            edge = file_len * B
+            for a in range(3):
+                origin[3 * i + a] = offset[a]
+                if origin[3 * i + a] < 0 or origin[3 * i + a] + g.shape[1 + a] > edge:
+                    raise ValueError(f"box {i} at {tuple(offset)} of size {out.shape[1:]} exceeds the file of edge {edge}")
+            jobs[i].fd = fd
+            jobs[i].ends = &ends[0]
+            jobs[i].data_offset = data_offset
+            jobs[i].direct = _direct_layout(g, B)
+            if g.shape[1] == 0 or g.shape[2] == 0 or g.shape[3] == 0:
+                count[3 * i] = count[3 * i + 1] = count[3 * i + 2] = 0
+            else:
+                _piece_counts(&origin[3 * i], &g.shape[1], B, &first[3 * i], &count[3 * i])
+            rows += count[3 * i] * count[3 * i + 1] * count[3 * i + 2]
+        if rows == 0:
+            return None
+        job_of = <Py_ssize_t*>malloc(rows * sizeof(Py_ssize_t))
+        table = <int64_t*>malloc(rows * P_COLS * sizeof(int64_t))
+        status = <int*>malloc(rows * sizeof(int))
+        errs = <int*>malloc(rows * sizeof(int))
+        if job_of == NULL or table == NULL or status == NULL or errs == NULL:
+            raise MemoryError()
+        with nogil:
+            r = 0
+            for i in range(n):
+                k = count[3 * i] * count[3 * i + 1] * count[3 * i + 2]
+                if k:
+                    _fill_pieces(&origin[3 * i], &jobs[i].g.shape[1], B, &first[3 * i], &count[3 * i], &table[r * P_COLS])
+                for a in range(k):
+                    job_of[r + a] = i
+                r += k
+            _read_rows(jobs, job_of, table, rows, B, block_bytes, threads, flags, parallel_min_bytes, status, errs)
+        for r in range(rows):
+            if status[r] == C_ERR_MEMORY:
+                raise MemoryError()
+            if status[r]:
+                return (job_of[r], table[r * P_COLS + P_INDEX], status[r], errs[r] if status[r] == C_ERR_OS else 0)
+        return None
     finally:
-        PyBuffer_Release(&view)
+        for i in range(opened):
+            PyBuffer_Release(&views[i])
+        free(jobs)
+        free(views)
+        free(first)
+        free(count)
+        free(origin)
+        free(job_of)
+        free(table)
+        free(status)
+        free(errs)
 
 
 @cython.boundscheck(False)

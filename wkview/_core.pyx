@@ -459,6 +459,143 @@ def chunk_grid(offset, size, chunk_size, alignment=None):
 
 
 # ---------------------------------------------------------------------------
+# the per-call arithmetic of small reads
+
+cdef inline bint _small_ints(object seq, i64* out, i64 lo) noexcept:
+    # 3 exact Python ints >= lo from a tuple or list (anything else: False, no exception)
+    cdef Py_ssize_t i
+    cdef object v
+    if not (isinstance(seq, tuple) or type(seq) is list) or len(seq) != 3:
+        return False
+    for i in range(3):
+        v = seq[i]
+        if type(v) is not int:
+            return False
+        try:
+            out[i] = v
+        except OverflowError:
+            return False
+        if out[i] < lo or out[i] > (1LL << 60):
+            return False
+    return True
+
+
+def view_box(offset, size, origin, extent, bint bounded):
+    """``(absolute offset, size)`` of a read of ``size`` at ``offset`` of a view at
+    ``origin`` of size ``extent``, as tuples; None unless both are 3 plain ints
+    (offset >= 0, size > 0) and the box lies inside a bounded view: the caller's
+    own checks then run and name what is wrong."""
+    cdef i64 o[3]
+    cdef i64 n[3]
+    cdef i64 g[3]
+    cdef i64 e[3]
+    if not (_small_ints(offset, o, 0) and _small_ints(size, n, 1) and _small_ints(origin, g, 0)):
+        return None
+    if bounded:
+        if not _small_ints(extent, e, 0):
+            return None
+        for i in range(3):
+            if o[i] + n[i] > e[i]:
+                return None
+    return (g[0] + o[0], g[1] + o[1], g[2] + o[2]), (n[0], n[1], n[2])
+
+
+def file_box(offset, size, i64 edge):
+    """``(file index, file-local offset)`` of a box lying in one file of edge ``edge``,
+    None when it spans several (offset and size: 3 ints each, sizes > 0)."""
+    cdef i64 o[3]
+    cdef i64 n[3]
+    cdef i64 f[3]
+    if not (_small_ints(offset, o, -(1LL << 60)) and _small_ints(size, n, 1)):
+        _vec3(offset, o, "offset")
+        _vec3(size, n, "size")
+        _positive3(n, "size", size)
+    if edge <= 0:
+        raise ValueError(f"edge must be positive, got {edge}")
+    for i in range(3):
+        f[i] = _floordiv(o[i], edge)
+        if _floordiv(o[i] + n[i] - 1, edge) != f[i]:
+            return None
+    return (f[0], f[1], f[2]), (o[0] - f[0] * edge, o[1] - f[1] * edge, o[2] - f[2] * edge)
+
+
+cdef inline tuple _triple(object a, object b, object c):
+    cdef tuple t = PyTuple_New(3)
+    Py_INCREF(a)
+    PyTuple_SET_ITEM(t, 0, a)
+    Py_INCREF(b)
+    PyTuple_SET_ITEM(t, 1, b)
+    Py_INCREF(c)
+    PyTuple_SET_ITEM(t, 2, c)
+    return t
+
+
+cdef class GroupChunks:
+    """The chunks of one group of a chunk plan, enumerated lazily.
+
+    A group is a product of runs of consecutive chunks per axis; the runs' chunk
+    starts and sizes are given as lists (``xs, xl, ys, yl, zs, zl``), ``first`` is
+    the plan's index of each run's first chunk and ``shape`` the plan's chunk count
+    per axis (for the chunk numbers). Iterating yields ``(number, offset, size)``
+    with offset and size as 3-tuples, x outermost, z innermost; a size equal to
+    the previous one is the same tuple object. ``len()`` is O(1).
+    """
+
+    cdef list xs, xl, ys, yl, zs, zl
+    cdef Py_ssize_t nx, ny, nz, ix, iy, iz
+    cdef i64 plan_ny, plan_nz, fx, fy, fz
+    cdef object last_size
+
+    def __cinit__(self, list xs, list xl, list ys, list yl, list zs, list zl, first, shape):
+        if len(xs) != len(xl) or len(ys) != len(yl) or len(zs) != len(zl):
+            raise ValueError("each axis needs as many chunk sizes as chunk starts")
+        self.xs, self.xl, self.ys, self.yl, self.zs, self.zl = xs, xl, ys, yl, zs, zl
+        self.nx, self.ny, self.nz = len(xs), len(ys), len(zs)
+        self.fx, self.fy, self.fz = first
+        _, self.plan_ny, self.plan_nz = shape
+        self.ix = self.iy = self.iz = 0
+        self.last_size = None
+
+    def __len__(self):
+        return self.nx * self.ny * self.nz
+
+    def __reduce__(self):
+        return (
+            GroupChunks,
+            (self.xs, self.xl, self.ys, self.yl, self.zs, self.zl,
+             (self.fx, self.fy, self.fz), (0, self.plan_ny, self.plan_nz)),
+        )
+
+    def __iter__(self):
+        # a fresh iterator each time (describe() may peek while another loop runs)
+        return GroupChunks(
+            self.xs, self.xl, self.ys, self.yl, self.zs, self.zl,
+            (self.fx, self.fy, self.fz), (0, self.plan_ny, self.plan_nz),
+        )
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def __next__(self):
+        if self.ix >= self.nx or self.ny == 0 or self.nz == 0:
+            raise StopIteration
+        cdef Py_ssize_t ix = self.ix, iy = self.iy, iz = self.iz
+        cdef object sx = self.xl[ix], sy = self.yl[iy], sz = self.zl[iz]
+        cdef tuple last = <tuple>self.last_size if self.last_size is not None else None
+        if last is None or last[0] is not sx or last[1] is not sy or last[2] is not sz:
+            self.last_size = _triple(sx, sy, sz)
+        number = ((self.fx + ix) * self.plan_ny + self.fy + iy) * self.plan_nz + self.fz + iz
+        result = (number, _triple(self.xs[ix], self.ys[iy], self.zs[iz]), self.last_size)
+        self.iz += 1
+        if self.iz == self.nz:
+            self.iz = 0
+            self.iy += 1
+            if self.iy == self.ny:
+                self.iy = 0
+                self.ix += 1
+        return result
+
+
+# ---------------------------------------------------------------------------
 # read-modify-write
 
 def merge_into(existing, data, local_offset, shape, dtype):

@@ -13,11 +13,10 @@ import contextlib
 import functools
 import os
 import shutil
-import struct
 import tempfile
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +24,7 @@ import numpy as np
 import wkw
 
 from . import _codec, _core, _durable, codec, wkw_format
+from ._pool import get_pool, reset_pool
 from ._settings import get_io_threads, set_io_threads_value
 from .errors import CorruptFileError, DatasetError, ShapeError
 
@@ -63,35 +63,15 @@ def _check_level(level: Any) -> int:
     return int(level)  # magic, version, lens, block type, voxel type, voxel size, data offset
 
 
-# -- the IO thread pool ------------------------------------------------------------------
+# -- threads -------------------------------------------------------------------------
 # libwkw's calls go through cffi, which releases the GIL: reading or writing different
-# files on several threads uses several cores. One pool per process, rebuilt after a fork.
-
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = -1
+# files on several threads (wkview._pool's, shared with the codec) uses several cores.
 
 
 def set_io_threads(threads: int | None) -> None:
     """Set the IO threads (None: the cores available, or ``WKVIEW_IO_THREADS``)."""
-    global _pool
-    with _pool_lock:
-        set_io_threads_value(threads)
-        old, _pool = _pool, None
-    if old is not None:
-        old.shutdown(wait=True)
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool, _pool_pid
-    pool = _pool
-    if pool is not None and _pool_pid == os.getpid():
-        return pool
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(max_workers=get_io_threads(), thread_name_prefix="wkview-io")
-            _pool_pid = os.getpid()
-        return _pool
+    set_io_threads_value(threads)
+    reset_pool()
 
 
 #: files one libwkw call (a z-slab) may span: it holds all their locks at once
@@ -115,7 +95,7 @@ def _run_all(fn: Any, items: list[Any], nbytes: int = PARALLEL_MIN_BYTES) -> Non
         for item in items:
             fn(item)
         return
-    futures = [_get_pool().submit(fn, item) for item in items]
+    futures = [get_pool().submit(fn, item) for item in items]
     wait(futures)
     for future in futures:
         exc = future.exception()
@@ -403,12 +383,11 @@ class MagStore:
         if self.is_compressed and self.codec == "wkview":
             return self._codec_read(offset, size)
         edge = self.file_edge
-        present = [
-            part
-            for part in _core.project_box(offset, size, (edge, edge, edge))
-            if self._checks.check(self.file_path(part.index), self.header)
-        ]
-        out = np.zeros((self.num_channels, *size), dtype=self.dtype, order="F")
+        parts = _core.project_box(offset, size, (edge, edge, edge))
+        present = [part for part in parts if self._checks.check(self.file_path(part.index), self.header)]
+        # libwkw writes every voxel of the files that exist: zero-fill only when one is missing
+        empty = np.empty if len(present) == len(parts) else np.zeros
+        out = empty((self.num_channels, *size), dtype=self.dtype, order="F")
         if not present:
             return out
         handle = self._get_handle()
@@ -594,18 +573,33 @@ class MagStore:
 
     def _codec_read(self, offset: tuple[int, int, int], size: tuple[int, int, int]) -> np.ndarray:
         """Decode only the blocks the box touches, the blocks of all files together on the
-        codec threads."""
+        IO threads. Decoding writes every voxel of a file that exists: only the parts
+        of missing files are zero-filled."""
         edge = self.file_edge
-        out = np.zeros((self.num_channels, *size), dtype=self.dtype, order="F")
-        boxes = []
-        for part in _core.project_box(offset, size, (edge, edge, edge)):
-            opened = self._opened(self.file_path(part.index))
+        layout = self._layout
+        one_file = _core.file_box(offset, size, edge)
+        if one_file is not None:  # most small reads: no projection, no sub-arrays
+            index, local = one_file
+            opened = self._opened(self.file_path(index))
             if opened is None:
-                continue  # no file: zeros
+                return np.zeros((layout.channels, *size), dtype=layout.dtype, order="F")
+            out = np.empty((layout.channels, *size), dtype=layout.dtype, order="F")
+            codec.decode_into(layout, (opened,), [(opened.fd, opened.ends, opened.header.data_offset, local, out)], get_io_threads())
+            return out
+        out = np.empty((layout.channels, *size), dtype=layout.dtype, order="F")
+        files = []
+        jobs = []
+        for part in _core.project_box(offset, size, (edge, edge, edge)):
             ax, ay, az = part.array_offset
             sx, sy, sz = part.size
-            boxes.append((opened, part.local_offset, out[:, ax : ax + sx, ay : ay + sy, az : az + sz]))
-        codec.read_boxes(self._layout, boxes)
+            piece = out[:, ax : ax + sx, ay : ay + sy, az : az + sz]
+            opened = self._opened(self.file_path(part.index))
+            if opened is None:
+                piece[...] = 0
+                continue
+            files.append(opened)
+            jobs.append((opened.fd, opened.ends, opened.header.data_offset, part.local_offset, piece))
+        codec.decode_into(layout, files, jobs, get_io_threads())
         return out
 
     def _codec_write(self, offset: tuple[int, int, int], data: np.ndarray, level: int) -> None:

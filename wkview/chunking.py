@@ -100,11 +100,22 @@ class ChunkPlan:
         _, ny, nz = self.shape
         return (ix * ny + iy) * nz + iz
 
-    def groups(self) -> Iterator[list[int]]:
-        """Lists of chunk numbers, each list to be run sequentially in one task."""
+    def groups(self) -> Iterator[tuple[range, range, range]]:
+        """The groups, each to be run sequentially in one task: per axis, the run of
+        chunk indices it spans (its chunks are the product of the three runs)."""
         seg = [_axis_segments(self.axis_starts[a], self.write_unit) for a in range(3)]
-        for sx, sy, sz in itertools.product(*seg):
-            yield [self.number(ix, iy, iz) for ix in sx for iy in sy for iz in sz]
+        return itertools.product(*seg)
+
+    def group_chunks(self, runs: tuple[range, range, range]) -> _core.GroupChunks:
+        """The ``(number, offset, size)`` of the chunks of a group, lazily (see
+        :class:`wkview._core.GroupChunks`); only the group's part of the grid is kept."""
+        (rx, ry, rz) = runs
+        return _core.GroupChunks(
+            self.axis_starts[0][rx.start : rx.stop], self.axis_sizes[0][rx.start : rx.stop],
+            self.axis_starts[1][ry.start : ry.stop], self.axis_sizes[1][ry.start : ry.stop],
+            self.axis_starts[2][rz.start : rz.stop], self.axis_sizes[2][rz.start : rz.stop],
+            (rx.start, ry.start, rz.start), self.shape,
+        )
 
     def group_count(self) -> int:
         seg = [_axis_segments(self.axis_starts[a], self.write_unit) for a in range(3)]

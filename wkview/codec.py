@@ -9,10 +9,10 @@ pipeline. New files are written through :mod:`wkview._durable`.
 
 Unlike libwkw, writes need not cover whole files: :func:`write_box` re-encodes only
 the blocks a box touches and copies the compressed bytes of every other block as
-they are. Reads decode only the blocks a box touches. The compiled kernels of
-``wkview._codec`` (the system's liblz4 plus the byte movers) decode and encode
-whole runs of blocks with the GIL released, as tasks of bounded size on a thread
-pool; this module validates, plans the tasks and does the file IO.
+they are. Reads decode only the blocks a box touches, in one call of the kernel
+``wkview._codec.read_boxes`` on native threads. Writes encode whole runs of blocks
+with the GIL released, as tasks of bounded size on :mod:`wkview._pool`'s threads;
+this module validates, plans the tasks and does the file IO.
 
 Arrays are ``(channels, x, y, z)``, any memory layout; coordinates are local to the
 file (``0 <= c < file_len * block_len``).
@@ -23,16 +23,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from . import _codec, _durable
+from ._pool import get_pool
 from ._settings import fsync_enabled, get_io_threads
 from .errors import CorruptFileError
 from .wkw_format import (  # the file format; re-exported, see __all__
@@ -112,30 +111,13 @@ def encode_block(raw: bytes | bytearray | memoryview, block_type: int, level: in
     return _codec.lz4_encode(raw, block_type, level)
 
 
-# -- the thread pool -------------------------------------------------------------------
-# Its own pool, not the one of wkview._storage: the storage pool runs one task per file,
-# and a file task waiting on blocks queued behind other file tasks would deadlock.
-# Block tasks never wait on anything.
-
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_pid = -1
+# -- threads -------------------------------------------------------------------------
+# Writes encode on wkview._pool's threads (tasks that never wait on each other); reads
+# decode on the native threads of wkview._codec.read_boxes.
 
 
 def _default_threads() -> int:
     return get_io_threads()
-
-
-def _get_pool(threads: int) -> ThreadPoolExecutor:
-    global _pool, _pool_size, _pool_pid
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid() or _pool_size < threads:
-            # a smaller old pool is dropped, not shut down: a call may still be submitting
-            # to it; its idle threads end when it is garbage collected
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wkview-codec")
-            _pool_size, _pool_pid = threads, os.getpid()
-        return _pool
 
 
 def _check_threads(threads: int | None) -> int:
@@ -151,7 +133,7 @@ def _check_threads(threads: int | None) -> int:
 TASK_BYTES = 2 << 20
 MIN_TASK_BYTES = 256 << 10
 
-#: reads and writes touching fewer decoded bytes than this stay on the calling thread
+#: writes touching fewer decoded bytes than this stay on the calling thread
 SMALL_WORK_BYTES = 1 << 20
 
 
@@ -167,7 +149,7 @@ def _in_order(tasks: Iterable[Callable[[], Any]], threads: int) -> Iterator[Any]
         for task in tasks:
             yield task()
         return
-    pool = _get_pool(threads)
+    pool = get_pool(threads)
     window: deque[Future[Any]] = deque()
     try:
         for task in tasks:
@@ -338,12 +320,6 @@ def _read_error(f: CompressedFile, index: int, code: int, errno: int) -> Excepti
     return OSError(errno, f"reading block {index} of {f.path}: {os.strerror(errno)}")
 
 
-def _read_pieces(f: CompressedFile, pieces: np.ndarray, out: np.ndarray) -> None:
-    code, row, errno = _codec.read_pieces(f.fd, f.ends, f.header.data_offset, pieces, out, f.header.block_len)
-    if code:
-        raise _read_error(f, int(pieces[row, P_INDEX]), code, errno)
-
-
 def read_boxes(
     header: Any,
     boxes: Iterable[tuple["CompressedFile", Sequence[int], np.ndarray]],
@@ -352,31 +328,37 @@ def read_boxes(
     """Fill each ``out`` of ``(file, file_local_offset, out)`` with the box of that size
     at ``file_local_offset`` of the opened file.
 
-    All blocks of all boxes are decoded on the codec threads together, so several
-    files keep every core busy. Raises :class:`CorruptFileError` for a damaged block.
+    One kernel call reads and decodes every block of every box, spread over up to
+    ``threads`` native threads (default: :func:`~wkview.get_io_threads`): a block only
+    up to the box's last voxel in it, a whole block straight into ``out`` where its
+    layout allows. Every voxel of each ``out`` is written (no zero fill needed).
+    Raises :class:`CorruptFileError` for a damaged block, whichever thread decodes it.
     """
     layout = as_layout(header)
+    threads = _check_threads(threads)
     jobs = []
-    decoded = 0
+    files = []
     for f, offset, out in boxes:
         _check_array(layout, out, "out")
         if not out.flags.writeable:
             raise ValueError("out is read-only")
-        offset, size = _check_box(layout, offset, out.shape[1:])
-        pieces = _pieces(layout, offset, size)
-        if len(pieces):
-            jobs.append((f, pieces, out))
-            decoded += len(pieces) * layout.block_bytes
-    if decoded < SMALL_WORK_BYTES:
-        for f, pieces, out in jobs:  # a few blocks: the pool would cost more than it saves
-            _read_pieces(f, pieces, out)
-        return
-    threads = _check_threads(threads)
-    per_task = _blocks_per_task(decoded // layout.block_bytes, layout.block_bytes, threads)
-    tasks = [partial(_read_pieces, f, part, out) for f, pieces, out in jobs for part in _split(pieces, per_task)]
-    with contextlib.closing(_in_order(tasks, threads)) as results:
-        for _ in results:
-            pass
+        offset, _ = _check_box(layout, offset, out.shape[1:])
+        jobs.append((f.fd, f.ends, f.header.data_offset, offset, out))
+        files.append(f)
+    decode_into(layout, files, jobs, threads)
+
+
+def decode_into(layout: Layout, files: Sequence["CompressedFile"], jobs: list[tuple[Any, ...]], threads: int) -> None:
+    """Run the kernel on checked ``jobs`` (``(fd, ends, data_offset, local offset, out)``,
+    one per entry of ``files``) and raise the error of the first damaged block.
+
+    The lean path of small reads: callers that built ``out`` themselves and took the
+    box from the file grid skip :func:`read_boxes`' checks.
+    """
+    failed = _codec.read_boxes(jobs, layout.block_len, layout.voxel_size, threads)
+    if failed is not None:
+        box, index, code, err = failed
+        raise _read_error(files[box], index, code, err)
 
 
 def read_box(

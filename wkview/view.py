@@ -18,6 +18,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import wkw
 
+from . import _core
 from ._storage import MagStore, _check_level
 from .executors import run_jobs
 from .slices import BufferedSliceReader, BufferedSliceWriter
@@ -345,6 +346,10 @@ class View:
         ``read()`` reads the whole view). Voxels where nothing is stored read
         as 0. Returns a ``(channels, x, y, z)`` array, also for one channel.
         """
+        if size is not None:  # the lean path of small reads: plain ints, checked in _core
+            box = _core.view_box(offset, size, self._global_offset, self._size, self._is_bounded)
+            if box is not None:
+                return self._store.read(*box)
         off = _offset3(offset)
         if size is None:
             remaining = self.size - off
@@ -402,19 +407,29 @@ class View:
             _store=self._store,
         )
 
-    def _chunk_view(self, offset: tuple[int, int, int], size: tuple[int, int, int], read_only: bool) -> "View":
-        """A sub-view at an absolute, already validated box (for chunking)."""
-        view = View.__new__(View)
-        view._path = self._path
-        view._store = self._store
-        view._header = self._header
-        view._size = Vec3Int._trusted(*size)
-        view._global_offset = Vec3Int._trusted(*offset)
-        view._is_bounded = True
-        view._read_only = read_only
-        view._is_opened = False
-        view._mag_view_bbox_at_creation = self._border_box()
-        return view
+    def _chunk_views(self, read_only: bool) -> Callable[[tuple[int, int, int], tuple[int, int, int]], "View"]:
+        """A maker of sub-views at absolute, already validated boxes (for chunking): each
+        is this view's state with its own box, built without checks (a chunk job over
+        millions of chunks builds one per chunk)."""
+        proto = {
+            **self.__dict__,
+            "_is_bounded": True,
+            "_read_only": read_only,
+            "_is_opened": False,
+            "_mag_view_bbox_at_creation": self._border_box(),
+        }
+        new_view = object.__new__
+        new_vec = tuple.__new__
+
+        def make(offset: tuple[int, int, int], size: tuple[int, int, int]) -> "View":
+            view = new_view(View)
+            state = proto.copy()
+            state["_size"] = new_vec(Vec3Int, size)
+            state["_global_offset"] = new_vec(Vec3Int, offset)
+            view.__dict__ = state
+            return view
+
+        return make
 
     # -- slices -----------------------------------------------------------------------------
 
@@ -530,7 +545,7 @@ class View:
         ``func(view)``); results in chunk order."""
         view = self.get_view()
         plan = view._plan(chunk_size, writable=not view.read_only)
-        jobs = [_ChunkGroup(view, plan, group) for group in plan.groups()]
+        jobs = [_ChunkGroup(view, plan.group_chunks(runs)) for runs in plan.groups()]
         results = run_jobs(
             functools.partial(_run_group, func, pass_index),
             jobs,
@@ -541,8 +556,10 @@ class View:
             desc="chunks",
         )
         ordered: list[Any] = [None] * len(plan)
+        if pass_index:  # for_each_chunk: the jobs return nothing to order
+            return ordered
         for job, values in zip(jobs, results):
-            for number, value in zip(job.numbers, values):
+            for (number, _, _), value in zip(job.chunks, values):
                 ordered[number] = value
         return ordered
 
@@ -591,7 +608,10 @@ class View:
             axis_sizes=(lx, ly, lz),
             write_unit=None,
         )
-        jobs = [_ZippedGroup(source, source_plan, target, target_plan, group) for group in target_plan.groups()]
+        jobs = [
+            _ZippedGroup(source, source_plan.group_chunks(runs), target, target_plan.group_chunks(runs))
+            for runs in target_plan.groups()
+        ]
         run_jobs(
             functools.partial(_run_zipped_group, work_on_chunk),
             jobs,
@@ -609,26 +629,26 @@ class View:
 
 
 class _ChunkGroup:
-    """Chunks of one view that run in one task: small to pickle (one view, numbers)."""
+    """Chunks of one view that run in one task: small to pickle (the view and the
+    group's part of the chunk grid); the chunk views are built in the worker."""
 
-    def __init__(self, view: View, plan: ChunkPlan, numbers: list[int]) -> None:
+    def __init__(self, view: View, chunks: Any) -> None:
         self.view = view
-        self.boxes = [plan.chunk(n) for n in numbers]
-        self.numbers = numbers
+        self.chunks = chunks  # _core.GroupChunks: (number, offset, size) per chunk
 
     def describe(self) -> str:
-        first = self.boxes[0]
-        more = f" and {len(self.boxes) - 1} more chunks" if len(self.boxes) > 1 else ""
-        return f"chunk {self.numbers[0]} at {first[0]} of size {first[1]}{more} of {self.view!r}"
+        number, offset, size = next(iter(self.chunks))
+        more = f" and {len(self.chunks) - 1} more chunks" if len(self.chunks) > 1 else ""
+        return f"chunk {number} at {offset} of size {size}{more} of {self.view!r}"
 
 
 def _run_group(func: Callable[..., Any], pass_index: bool, group: _ChunkGroup) -> list[Any]:
-    results = []
-    read_only = group.view.read_only
-    for number, (offset, size) in zip(group.numbers, group.boxes):
-        chunk_view = group.view._chunk_view(offset, size, read_only)
+    results: list[Any] = []
+    append = results.append
+    make = group.view._chunk_views(group.view.read_only)
+    for number, offset, size in group.chunks:
         try:
-            results.append(func((chunk_view, number)) if pass_index else func(chunk_view))
+            append(func((make(offset, size), number)) if pass_index else func(make(offset, size)))
         except BaseException as exc:
             exc.add_note(f"wkview: raised by the job for chunk {number} at {offset} of size {size}")
             raise
@@ -636,30 +656,35 @@ def _run_group(func: Callable[..., Any], pass_index: bool, group: _ChunkGroup) -
 
 
 class _ZippedGroup:
-    def __init__(self, source: View, source_plan: ChunkPlan, target: View, target_plan: ChunkPlan, numbers: list[int]) -> None:
+    """Chunk pairs that run in one task (the target chunks of one group)."""
+
+    def __init__(self, source: View, source_chunks: Any, target: View, target_chunks: Any) -> None:
         self.source = source
         self.target = target
-        self.numbers = numbers
-        self.source_boxes = [source_plan.chunk(n) for n in numbers]
-        self.target_boxes = [target_plan.chunk(n) for n in numbers]
+        self.source_chunks = source_chunks
+        self.target_chunks = target_chunks
 
     def describe(self) -> str:
-        more = f" and {len(self.numbers) - 1} more pairs" if len(self.numbers) > 1 else ""
+        number, src_offset, src_size = next(iter(self.source_chunks))
+        _, tgt_offset, tgt_size = next(iter(self.target_chunks))
+        count = len(self.target_chunks)
+        more = f" and {count - 1} more pairs" if count > 1 else ""
         return (
-            f"chunk pair {self.numbers[0]}: source {self.source_boxes[0]}, target "
-            f"{self.target_boxes[0]}{more}"
+            f"chunk pair {number}: source {(src_offset, src_size)}, target "
+            f"{(tgt_offset, tgt_size)}{more}"
         )
 
 
 def _run_zipped_group(func: Callable[..., Any], group: _ZippedGroup) -> list[None]:
-    for number, src_box, tgt_box in zip(group.numbers, group.source_boxes, group.target_boxes):
-        src = group.source._chunk_view(src_box[0], src_box[1], True)
-        tgt = group.target._chunk_view(tgt_box[0], tgt_box[1], group.target.read_only)
+    make_source = group.source._chunk_views(True)
+    make_target = group.target._chunk_views(group.target.read_only)
+    for (number, src_offset, src_size), (_, tgt_offset, tgt_size) in zip(group.source_chunks, group.target_chunks):
         try:
-            func((src, tgt, number))
+            func((make_source(src_offset, src_size), make_target(tgt_offset, tgt_size), number))
         except BaseException as exc:
             exc.add_note(
-                f"wkview: raised by the job for chunk pair {number}: source {src_box}, target {tgt_box}"
+                f"wkview: raised by the job for chunk pair {number}: source {(src_offset, src_size)}, "
+                f"target {(tgt_offset, tgt_size)}"
             )
             raise
-    return [None] * len(group.numbers)
+    return [None] * len(group.target_chunks)

@@ -1,0 +1,254 @@
+"""Every read path of the codec against NumPy and libwkw.
+
+The kernel ``wkview._codec.read_boxes`` takes one of several paths per block: serial or
+on OpenMP threads, decoded straight into the output or through a scratch block, whole
+or only up to the box's last voxel. Each combination must give exactly what libwkw
+reads from the same files (and the NumPy array that was written), on random boxes,
+dtypes, channel counts, memory layouts, and mags with missing files.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wkw
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import random_data
+from wkview import CorruptFileError, _codec, codec
+from wkview._storage import MagStore
+
+B = 8  # block edge
+FILE_LEN = 2
+EDGE = B * FILE_LEN  # 16 voxels per file edge
+SHAPE = (2 * EDGE, 2 * EDGE, EDGE)  # 2 x 2 x 1 files
+MISSING = (1, 1, 0)  # this file is never written: it reads as zeros
+DTYPES = [np.uint8, np.int16, np.uint32, np.float32, np.float64, np.int64]
+CHANNELS = [1, 3]
+FLAGS = [0, _codec.DIRECT, _codec.PARTIAL, _codec.DIRECT | _codec.PARTIAL]
+
+
+def _write_mag(path: Path, dtype: type, channels: int, seed: int) -> np.ndarray:
+    """A compressed mag written by libwkw (whole files), one file missing; returns its voxels."""
+    header = wkw.Header(dtype, num_channels=channels, block_len=B, file_len=FILE_LEN, block_type=wkw.Header.BLOCK_TYPE_LZ4HC)
+    data = random_data(np.random.default_rng(seed), (channels, *SHAPE), dtype)
+    # a few all-zero blocks: LZ4 encodes them as tiny blocks, another decode case
+    data[:, :B, :B, :B] = 0
+    with wkw.Dataset.create(str(path), header) as ds:
+        for fx in range(2):
+            for fy in range(2):
+                box = (slice(None), slice(fx * EDGE, (fx + 1) * EDGE), slice(fy * EDGE, (fy + 1) * EDGE), slice(0, EDGE))
+                if (fx, fy, 0) == MISSING:
+                    data[box] = 0
+                    continue
+                ds.write((fx * EDGE, fy * EDGE, 0), np.asfortranarray(data[box]))
+    return data
+
+
+@pytest.fixture(scope="module")
+def mags(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[type, int], tuple[Path, np.ndarray]]:
+    root = tmp_path_factory.mktemp("read_paths")
+    found = {}
+    for i, dtype in enumerate(DTYPES):
+        for channels in CHANNELS:
+            path = root / f"{np.dtype(dtype).name}_{channels}"
+            found[(dtype, channels)] = (path, _write_mag(path, dtype, channels, seed=i * 10 + channels))
+    return found
+
+
+def _files(path: Path, layout: codec.Layout) -> dict[tuple[int, int, int], codec.CompressedFile | None]:
+    opened: dict[tuple[int, int, int], codec.CompressedFile | None] = {}
+    for fx in range(2):
+        for fy in range(2):
+            name = path / "z0" / f"y{fy}" / f"x{fx}.wkw"
+            opened[(fx, fy, 0)] = codec.CompressedFile.open(name, layout) if name.exists() else None
+    return opened
+
+
+def _kernel_read(path: Path, layout: codec.Layout, offset, size, out: np.ndarray, threads: int, flags: int) -> None:
+    """Read the box into ``out`` with one kernel call over all files it touches."""
+    files = _files(path, layout)
+    jobs = []
+    job_files = []
+    try:
+        for fx in range(offset[0] // EDGE, (offset[0] + size[0] - 1) // EDGE + 1):
+            for fy in range(offset[1] // EDGE, (offset[1] + size[1] - 1) // EDGE + 1):
+                lo = (max(offset[0], fx * EDGE), max(offset[1], fy * EDGE), offset[2])
+                hi = (min(offset[0] + size[0], (fx + 1) * EDGE), min(offset[1] + size[1], (fy + 1) * EDGE), offset[2] + size[2])
+                piece = out[:, lo[0] - offset[0] : hi[0] - offset[0], lo[1] - offset[1] : hi[1] - offset[1], :]
+                f = files[(fx, fy, 0)]
+                if f is None:
+                    piece[...] = 0
+                    continue
+                local = (lo[0] - fx * EDGE, lo[1] - fy * EDGE, lo[2])
+                jobs.append((f.fd, f.ends, f.header.data_offset, local, piece))
+                job_files.append(f)
+        # parallel_min_bytes=0: these small boxes take the threaded path too
+        failed = _codec.read_boxes(jobs, B, layout.voxel_size, threads, flags, 0)
+        if failed is not None:  # the codec's own translation of a kernel failure
+            box, index, code, err = failed
+            raise codec._read_error(job_files[box], index, code, err)
+    finally:
+        for f in files.values():
+            if f is not None:
+                f.close()
+
+
+def _out(layout: codec.Layout, size, order: str) -> np.ndarray:
+    """An output array of the given memory layout, filled with garbage (no zero fill may be needed)."""
+    shape = (layout.channels, *size)
+    if order == "F":
+        out = np.empty(shape, layout.dtype, order="F")
+    elif order == "C":
+        out = np.empty(shape, layout.dtype, order="C")
+    else:  # a strided view into a bigger array
+        out = np.empty((layout.channels, size[0] + 3, size[1] * 2, size[2] + 1), layout.dtype, order="F")[:, 1 : size[0] + 1, ::2, 1:]
+    out[...] = 7  # not zero: the kernel must write every voxel
+    return out
+
+
+boxes = st.tuples(
+    st.integers(0, SHAPE[0] - 1), st.integers(0, SHAPE[1] - 1), st.integers(0, SHAPE[2] - 1),
+).flatmap(
+    lambda o: st.tuples(
+        st.just(o),
+        st.tuples(st.integers(1, SHAPE[0] - o[0]), st.integers(1, SHAPE[1] - o[1]), st.integers(1, SHAPE[2] - o[2])),
+    )
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    box=boxes,
+    dtype=st.sampled_from(DTYPES),
+    channels=st.sampled_from(CHANNELS),
+    threads=st.sampled_from([1, 2, 3]),
+    flags=st.sampled_from(FLAGS),
+    order=st.sampled_from(["F", "C", "strided"]),
+)
+def test_every_path_matches_numpy_and_libwkw(mags, box, dtype, channels, threads, flags, order) -> None:
+    (offset, size) = box
+    path, data = mags[(dtype, channels)]
+    layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
+    out = _out(layout, size, order)
+    _kernel_read(path, layout, offset, size, out, threads, flags)
+    sel = tuple(slice(o, o + s) for o, s in zip(offset, size))
+    np.testing.assert_array_equal(out, data[(slice(None), *sel)])
+    with wkw.Dataset.open(str(path)) as ds:
+        np.testing.assert_array_equal(out, ds.read(offset, size))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("flags", FLAGS)
+def test_whole_blocks_decode_in_place(mags, threads, flags) -> None:
+    """Boxes whose blocks have the decoded layout in a Fortran output (the direct path)."""
+    for channels in CHANNELS:
+        path, data = mags[(np.int16, channels)]
+        layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
+        for offset, size in [((0, 0, 0), (B, B, EDGE)), ((B, 0, B), (B, B, B)), ((0, B, 0), (B, B, 2 * B - 3))]:
+            out = _out(layout, size, "F")
+            _kernel_read(path, layout, offset, size, out, threads, flags)
+            sel = tuple(slice(o, o + s) for o, s in zip(offset, size))
+            np.testing.assert_array_equal(out, data[(slice(None), *sel)])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(box=boxes, dtype=st.sampled_from(DTYPES), channels=st.sampled_from(CHANNELS))
+def test_store_reads_match_libwkw(mags, box, dtype, channels) -> None:
+    """MagStore's lean one-file path and its multi-file path (missing files zero-filled)."""
+    (offset, size) = box
+    path, data = mags[(dtype, channels)]
+    store = MagStore(path)
+    try:
+        got = store.read(offset, size)
+    finally:
+        store.close()
+    sel = tuple(slice(o, o + s) for o, s in zip(offset, size))
+    np.testing.assert_array_equal(got, data[(slice(None), *sel)])
+
+
+def _damage_block(path: Path, layout: codec.Layout, index: int) -> None:
+    """Overwrite the compressed bytes of one block with garbage (the jump table stays valid)."""
+    with codec.CompressedFile.open(path, layout) as f:
+        start, end = f.block_range(index)
+    with open(path, "r+b") as f:
+        f.seek(start)
+        f.write(b"\xff" * (end - start))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_a_damaged_block_raises_from_any_thread(mags, tmp_path: Path, threads: int) -> None:
+    src, _ = mags[(np.float64, 3)]
+    path = tmp_path / "mag"
+    shutil.copytree(src, path)
+    layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
+    _damage_block(path / "z0" / "y0" / "x1.wkw", layout, 5)
+    out = _out(layout, SHAPE, "F")
+    with pytest.raises(CorruptFileError, match=r"x1\.wkw: block 5 "):
+        _kernel_read(path, layout, (0, 0, 0), SHAPE, out, threads, _codec.DIRECT | _codec.PARTIAL)
+    store = MagStore(path)
+    with pytest.raises(CorruptFileError, match=r"x1\.wkw: block 5 "):
+        store.read((0, 0, 0), SHAPE)
+    store.close()
+
+
+def _read_in_child(path: str, expected_sum: float) -> None:
+    store = MagStore(path)
+    got = store.read((0, 0, 0), SHAPE)
+    os._exit(0 if float(got.sum()) == expected_sum else 3)
+
+
+def test_parallel_read_in_a_forked_child(mags) -> None:
+    """A forked child reads after its parent decoded on OpenMP threads (libgomp would
+    hang in a child that starts a parallel region): the child must finish and be right."""
+    path, data = mags[(np.float64, 3)]
+    layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
+    out = _out(layout, SHAPE, "F")
+    _kernel_read(path, layout, (0, 0, 0), SHAPE, out, 2, _codec.DIRECT | _codec.PARTIAL)
+    np.testing.assert_array_equal(out, data)
+    child = multiprocessing.get_context("fork").Process(target=_read_in_child, args=(str(path), float(data.sum())))
+    child.start()
+    child.join(120)  # a hang guard, not a timing: a healthy child ends in well under a second
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail("the forked child hung in its read")
+    assert child.exitcode == 0
+
+
+def test_raw_mag_reads_with_and_without_missing_files(tmp_path: Path) -> None:
+    """Raw mags (libwkw) skip the zero fill only when every touched file exists."""
+    header = wkw.Header(np.uint16, num_channels=2, block_len=B, file_len=FILE_LEN, block_type=wkw.Header.BLOCK_TYPE_RAW)
+    data = random_data(np.random.default_rng(5), (2, 2 * EDGE, EDGE, EDGE), np.uint16)
+    with wkw.Dataset.create(str(tmp_path / "raw"), header) as ds:
+        ds.write((0, 0, 0), np.asfortranarray(data[:, :EDGE]))  # the file at x = 1 is missing
+    data[:, EDGE:] = 0
+    store = MagStore(tmp_path / "raw")
+    try:
+        for offset, size in [((1, 2, 3), (5, 6, 7)), ((0, 0, 0), (EDGE, EDGE, EDGE)), ((3, 1, 0), (2 * EDGE - 4, 9, EDGE))]:
+            sel = tuple(slice(o, o + s) for o, s in zip(offset, size))
+            np.testing.assert_array_equal(store.read(offset, size), data[(slice(None), *sel)])
+    finally:
+        store.close()
+
+
+def test_view_box_takes_plain_ints_only() -> None:
+    """The lean argument path of View.read: anything unusual goes to the checked path."""
+    from wkview import _core
+
+    assert _core.view_box((1, 2, 3), [4, 5, 6], (10, 0, 0), (5, 7, 9), True) == ((11, 2, 3), (4, 5, 6))
+    assert _core.view_box((1, 2, 3), (4, 5, 7), (0, 0, 0), (5, 7, 9), True) is None  # out of bounds
+    assert _core.view_box((1, 2, 3), (4, 5, 7), (0, 0, 0), (5, 7, 9), False) == ((1, 2, 3), (4, 5, 7))
+    assert _core.view_box((1, 2, 3), (0, 5, 6), (0, 0, 0), (5, 7, 9), True) is None  # empty size
+    assert _core.view_box((-1, 2, 3), (1, 1, 1), (0, 0, 0), (5, 7, 9), True) is None
+    assert _core.view_box(np.array([1, 2, 3]), (1, 1, 1), (0, 0, 0), (5, 7, 9), True) is None
+    assert _core.view_box((1, 2, True), (1, 1, 1), (0, 0, 0), (5, 7, 9), True) is None
+    assert _core.file_box((33, 5, 0), (2, 2, 2), 32) == ((1, 0, 0), (1, 5, 0))
+    assert _core.file_box((31, 5, 0), (2, 2, 2), 32) is None
+    assert _core.file_box((-1, 0, 0), (1, 1, 1), 32) == ((-1, 0, 0), (31, 0, 0))
