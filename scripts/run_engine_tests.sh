@@ -44,7 +44,7 @@ trap 'exit 143' TERM
 "$ENGINES_SH/start_slurm.sh"
 "$ENGINES_SH/start_dask.sh"
 
-# job functions: wkview is installed in the venv; tests.jobs needs the repo root first on
+# job functions: wkview is installed in the venv; tests._jobs needs the repo root first on
 # the path (the wkw wheel installs a `tests` package into site-packages)
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export DASK_ADDRESS

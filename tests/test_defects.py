@@ -15,7 +15,7 @@ import wkview
 from wkview import BoundingBox
 from wkview.view import View
 
-from . import chunk_jobs as jobs
+from ._jobs import chunk_jobs as jobs
 from .conftest import LZ4HC, RAW, random_data
 
 

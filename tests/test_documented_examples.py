@@ -15,7 +15,7 @@ import pytest
 import wkview
 from wkview import Dataset
 
-from . import chunk_jobs
+from ._jobs import chunk_jobs
 
 
 @pytest.fixture

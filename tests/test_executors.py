@@ -31,8 +31,8 @@ from wkview.executors import (
     run_jobs,
 )
 
-# tests.jobs, not a module of this file: worker processes must import the jobs
-from . import jobs
+# tests._jobs.jobs, not a module of this file: worker processes must import the jobs
+from ._jobs import jobs
 
 WORKERS = 2
 GUARD_S = 60.0  # no call may take longer: a hang fails the test instead of the suite

@@ -18,7 +18,7 @@ from wkview import BoundingBox, Dataset
 from wkview import _durable
 from wkview.repair import remove_stale_temp_files
 
-from . import reliability_jobs as jobs
+from ._jobs import reliability_jobs as jobs
 
 REGION = 64  # the racing writers' region: 8 files of 32^3 per mag, 16^3 cells of 4^3
 

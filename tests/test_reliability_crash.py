@@ -25,7 +25,7 @@ import pytest
 from wkview import BoundingBox, Dataset
 from wkview.repair import remove_stale_temp_files
 
-from . import reliability_jobs as jobs
+from ._jobs import reliability_jobs as jobs
 
 #: trials per operation (>= 200 in all)
 TRIALS = {"compressed": 60, "raw": 60, "properties": 40, "downsample": 25, "compress": 25}
@@ -38,7 +38,7 @@ BOX_AT, BOX = (3, 5, 2), (26, 22, 12)  # covers every file partly
 @pytest.fixture(scope="module")
 def ctx() -> Any:
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["wkview", "tests.reliability_jobs"])
+    context.set_forkserver_preload(["wkview", "tests._jobs.reliability_jobs"])
     return context
 
 

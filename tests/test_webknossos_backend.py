@@ -30,8 +30,8 @@ import wkview
 from wkview import codec
 from wkview.sample import em_like
 
-from . import wk_backend_jobs as jobs
-from .wk_backend_jobs import assert_level_encoded, data_files
+from ._jobs import wk_backend_jobs as jobs
+from ._jobs.wk_backend_jobs import assert_level_encoded, data_files
 from .conftest import random_data
 
 pytestmark = [

@@ -7,7 +7,7 @@
 #   scripts/engines/stop_dask.sh
 #
 # Job functions must be importable by the workers: wkview is installed (editable) in the venv,
-# and the repo root is put on the PYTHONPATH of scheduler and workers (for tests.jobs).
+# and the repo root is put on the PYTHONPATH of scheduler and workers (for tests._jobs).
 # Environment: VENV or WKVIEW_VENV (default: the repo's .venv, made by ./run.sh),
 # DASK_BASE (default ${WKVIEW_ENGINES_DIR:-${TMPDIR:-/tmp}/wkview-engines}/dask), DASK_PORT
 # (8786), DASK_NWORKERS (2), DASK_NTHREADS (1), DASK_WAIT_S (60).

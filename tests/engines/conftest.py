@@ -26,7 +26,7 @@ import pytest
 
 from wkview.executors import get_executor
 
-# The jobs are tests.jobs; the workers find them through PYTHONPATH=<repo>.
+# The jobs are in tests._jobs; the workers find them through PYTHONPATH=<repo>.
 # Here the repo root must come before site-packages, where the wkw wheel
 # installs a `tests` package of its own.
 _REPO = str(Path(__file__).resolve().parents[2])

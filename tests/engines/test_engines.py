@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cluster_tools import ClusterExecutor
 
-from tests import jobs  # importable through conftest.py (and PYTHONPATH for the workers)
+from tests._jobs import jobs  # importable through conftest.py (and PYTHONPATH for the workers)
 from wkview.executors import JobError, default_batch_size, get_executor, run_jobs
 
 # a generous ceiling for every call: Slurm jobs take 1-2 s each to start here

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import wkview
-from tests import chunk_jobs
+from tests._jobs import chunk_jobs
 from tests.conftest import random_data
 from wkview import Dataset
 

@@ -16,7 +16,7 @@ import cluster_tools
 import numpy as np
 import pytest
 
-from tests import wk_backend_jobs as jobs
+from tests._jobs import wk_backend_jobs as jobs
 from wkview.sample import em_like
 
 pytestmark = [pytest.mark.interop, pytest.mark.filterwarnings("ignore::UserWarning")]

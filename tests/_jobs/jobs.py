@@ -1,7 +1,7 @@
 """Job functions for the executor tests.
 
 They live in a module of their own so that worker processes, Dask workers
-and Slurm jobs can import them as ``tests.jobs``: process pools inherit the
+and Slurm jobs can import them as ``tests._jobs.jobs``: process pools inherit the
 test process' ``sys.path``; Dask workers and Slurm jobs need the repo root on
 ``PYTHONPATH`` (the engine scripts set it). The repo root must come before
 site-packages there, because the ``wkw`` wheel installs a top-level
