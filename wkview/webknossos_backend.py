@@ -46,8 +46,12 @@ executor's initializer (``initializer=wkview.webknossos_backend.enable``).
 from __future__ import annotations
 
 import contextlib
+import dis
+import inspect
 import os
+import sys
 import threading
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -106,7 +110,7 @@ class _Backing:
 
 _lock = threading.RLock()
 _options: _Options | None = None  # None: disabled
-_originals: list[tuple[type, str, Any]] = []  # (owner, name, the owner's own attribute or _MISSING)
+_originals: list[tuple[Any, str, Any]] = []  # (owner (a class or module), name, the owner's own attribute or _MISSING)
 _backings: "weakref.WeakKeyDictionary[Any, _Backing]" = weakref.WeakKeyDictionary()
 _MISSING = object()
 
@@ -116,8 +120,6 @@ _MISSING = object()
 
 def _wk_modules() -> Any:
     """webknossos' modules holding the seams; imported late (webknossos is optional)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # webknossos warns at import (image readers)
         from webknossos import version as wk_version
@@ -125,8 +127,9 @@ def _wk_modules() -> Any:
         from webknossos.dataset.layer.view import view as wk_view
         from webknossos import utils as wk_utils
         from webknossos.dataset_properties import DataFormat
+        from webknossos import geometry as wk_geometry
         from webknossos.geometry import CXYZ_AXES
-    return wk_version, wk_array, wk_view, wk_utils, DataFormat, CXYZ_AXES
+    return wk_version, wk_array, wk_view, wk_utils, DataFormat, CXYZ_AXES, wk_geometry
 
 
 def installed_version() -> str:
@@ -167,7 +170,7 @@ def _backing(array: Any) -> _Backing:
 
 
 def _new_store(array: Any) -> MagStore | None:
-    _, _, _, wk_utils, _, _ = _WK
+    _, _, _, wk_utils, _, _, _ = _WK
     if _options is None or not wk_utils.is_fs_path(array._path):
         return None  # remote WKW (webknossos' TinyWkwArray) stays webknossos' own
     header = array._wkw_dataset.header  # webknossos' own open (and its errors)
@@ -193,14 +196,18 @@ def _wkw_exception(message: str) -> Exception:
     return wkw.wkw.WKWException(message)
 
 
-def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
+def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
     """The new attributes, closing over webknossos' originals in ``orig``."""
-    _, wk_array, wk_view, _, DataFormat, CXYZ_AXES = _WK
+    _, wk_array, wk_view, _, DataFormat, CXYZ_AXES, _ = _WK
     WKWArray, View = wk_array.WKWArray, wk_view.View
     orig_read, orig_write, orig_close = orig["WKWArray.read"], orig["WKWArray.write"], orig["WKWArray.close"]
     orig_info = orig["WKWArray.info"]
     orig_prepare = orig["View._prepare_compressed_write"]
     orig_view_read = orig["View.read"]
+    orig_read_xyz = orig["View.read_xyz"]
+    orig_get_view = orig["View.get_view"]
+    NormalizedBoundingBox = _WK[6].NormalizedBoundingBox
+    xyz_warning = _deprecation_warner(orig_read_xyz, "read_xyz", "read_cxyz")
 
     def read(self: Any, bbox: Any) -> np.ndarray:
         store = _backing(self).store
@@ -259,16 +266,10 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
         relative_bounding_box: Any = None,
         absolute_bounding_box: Any = None,
     ) -> np.ndarray:
-        if (
-            size is not None
-            and absolute_offset is not None
-            and relative_offset is None
-            and relative_bounding_box is None
-            and absolute_bounding_box is None
-        ):
-            fast = _fast_read(self, absolute_offset, size)
-            if fast is not None:
-                return fast
+        plan = _read_plan(self, size, relative_offset, absolute_offset, relative_bounding_box, absolute_bounding_box)
+        if plan is not None:
+            store, offset, extent = plan
+            return store.read(offset, extent)
         return orig_view_read(
             self,
             size,
@@ -278,38 +279,102 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
             absolute_bounding_box=absolute_bounding_box,
         )
 
-    def _fast_read(view: Any, absolute_offset: Any, size: Any) -> np.ndarray | None:
-        """``read(size, absolute_offset=...)`` exactly as webknossos does it (the box in
-        the view's mag, through the array's read), computed with ints; None whenever
-        webknossos would do anything else: warn, refuse, or use another array."""
-        cached = view.__dict__.get("_cached_array")
-        if not isinstance(cached, WKWArray):
+    def view_read_xyz(self: Any, *, relative_bounding_box: Any = None, absolute_bounding_box: Any = None) -> np.ndarray:
+        plan = None
+        if xyz_warning is not None and (relative_bounding_box is None) != (absolute_bounding_box is None):
+            plan = _read_plan(self, None, None, None, relative_bounding_box, absolute_bounding_box)
+        if plan is None:
+            return orig_read_xyz(self, relative_bounding_box=relative_bounding_box, absolute_bounding_box=absolute_bounding_box)
+        xyz_warning(_caller_outside(sys._getframe(1), own_codes))
+        store, offset, extent = plan
+        # on (c, x, y, z) boxes webknossos' reordering into (c, x, y, z) leaves the data as read
+        return store.read(offset, extent)
+
+    def view_get_view(
+        self: Any,
+        size: Any = None,
+        *,
+        relative_offset: Any = None,
+        absolute_offset: Any = None,
+        relative_bounding_box: Any = None,
+        absolute_bounding_box: Any = None,
+        read_only: bool | None = None,
+    ) -> Any:
+        if relative_bounding_box is None and absolute_bounding_box is None:
+            sub_view = _fast_get_view(self, size, relative_offset, absolute_offset, read_only)
+            if sub_view is not None:
+                return sub_view
+        return orig_get_view(
+            self,
+            size,
+            relative_offset=relative_offset,
+            absolute_offset=absolute_offset,
+            relative_bounding_box=relative_bounding_box,
+            absolute_bounding_box=absolute_bounding_box,
+            read_only=read_only,
+        )
+
+    def _fast_get_view(view: Any, size: Any, relative_offset: Any, absolute_offset: Any, read_only: Any) -> Any:
+        """``get_view`` with offsets (or none) as webknossos does it, computed with ints;
+        None whenever webknossos would warn, refuse, or build another box."""
+        if read_only is None:
+            read_only = view._read_only
+        elif not isinstance(read_only, bool) or (view._read_only and not read_only):
             return None
-        backing = _backings.get(cached)
-        if backing is None or backing.store is None:
+        geometry = _geometry(view)
+        if geometry is None:
             return None
-        offset = _int3(absolute_offset)
-        extent = _int3(size)
-        if offset is None or extent is None:
-            return None
-        own_box = view.__dict__.get("_normalized_bounding_box")
-        if own_box is None:  # a MagView: its box is the layer's
-            layer = view.__dict__.get("_layer")
-            if layer is None:
+        own_box, own_offset, own_size, mag = geometry
+        if size is None:
+            if relative_offset is not None or absolute_offset is not None:
                 return None
-            own_box = layer._properties.bounding_box
-        if own_box.axes != CXYZ_AXES or own_box.topleft.c < 0 or own_box.size.c <= 0:
-            return None
-        mag = view._mag.to_list()
-        box_offset = []
-        box_size = []
-        for o, s, m in zip(offset, extent, mag):
-            # webknossos refuses empty boxes, negative offsets and boxes off the mag grid
-            if s <= 0 or o < 0 or o % m or (o + s) % m:
+            offset, extent = own_offset, own_size
+        else:
+            box = _offset_box(own_offset, size, relative_offset, absolute_offset)
+            if box is None:
                 return None
-            box_offset.append(o // m)
-            box_size.append(s // m)
-        return backing.store.read(tuple(box_offset), tuple(box_size))
+            offset, extent = box
+        # webknossos refuses (or, on empty views, allows) empty boxes and negative offsets
+        if min(own_size) <= 0 or min(extent) <= 0 or min(offset) < 0:
+            return None
+        if not read_only:
+            # a writable sub-view lies inside its parent; one that is not shard-aligned
+            # (except at the parent's borders) makes webknossos warn: its own path then
+            shard = view._cached_array.info.shard_shape.to_tuple()
+            for o, s, vo, vs, m, sh in zip(offset, extent, own_offset, own_size, mag, shard):
+                if o < vo or o + s > vo + vs or o % m or (o + s) % m or vo % m or (vo + vs) % m:
+                    return None
+                lo, hi, view_lo, view_hi = o // m, (o + s) // m, vo // m, (vo + vs) // m
+                if (lo % sh and lo != view_lo) or (hi % sh and hi != view_hi):
+                    return None
+        c_offset, c_size = own_box.topleft.to_tuple()[0], own_box.size.to_tuple()[0]
+        new_box = NormalizedBoundingBox(
+            topleft=(c_offset,) + offset,
+            size=(c_size,) + extent,
+            axes=own_box.axes,
+            index=own_box.index,
+            name=own_box.name,
+            is_visible=own_box.is_visible,
+            color=own_box.color,
+        )
+        return View(
+            view._path,
+            bounding_box=new_box,
+            mag=view._mag,
+            data_format=view._data_format,
+            read_only=read_only,
+            cached_array=view._cached_array,
+            dimension_names=view._get_dimension_names(),
+        )
+
+    def warn_deprecated(deprecated_item: str, alternative_item: str) -> None:
+        # webknossos' own finds its caller's caller with inspect.stack(), which reads the
+        # source of every frame on the stack (milliseconds) and would name the backend's
+        # wrapper when one calls the deprecated method
+        caller = _caller_outside(sys._getframe(2), own_codes)
+        warnings.warn(_deprecation_text(deprecated_item, alternative_item, caller), DeprecationWarning, stacklevel=2)
+
+    own_codes = frozenset({view_read_xyz.__code__})
 
     def reduce_ex(self: Any, protocol: int) -> Any:
         reduced = object.__reduce_ex__(self, protocol)
@@ -326,7 +391,10 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
         (WKWArray, "info"): property(info, doc=orig_info.__doc__),
         (View, "_prepare_compressed_write"): _prepare_compressed_write,
         (View, "read"): _keep_metadata(view_read, orig_view_read),
+        (View, "read_xyz"): _keep_metadata(view_read_xyz, orig_read_xyz),
+        (View, "get_view"): _keep_metadata(view_get_view, orig_get_view),
         (View, "__reduce_ex__"): reduce_ex,
+        (wk_view, "warn_deprecated"): _keep_metadata(warn_deprecated, orig["view.warn_deprecated"]),
     }
 
 
@@ -358,6 +426,151 @@ def _int3(values: Any) -> tuple[int, int, int] | None:
     return out[0], out[1], out[2]
 
 
+def _geometry(view: Any) -> tuple[Any, tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]] | None:
+    """What the int fast paths need of a webknossos view: its normalized box, the xyz
+    offset and size of its ``bounding_box`` (mag 1) and its mag; None unless the view
+    reads a local WKW array through a store and its box is plain (c, x, y, z)."""
+    _, wk_array, _, _, _, CXYZ_AXES, _ = _WK
+    cached = view.__dict__.get("_cached_array")
+    if not isinstance(cached, wk_array.WKWArray):
+        return None
+    backing = _backings.get(cached)
+    if backing is None or backing.store is None:
+        return None
+    mag = view._mag.to_list()
+    own_box = view.__dict__.get("_normalized_bounding_box")
+    if own_box is None:  # a MagView: the layer's box, rounded outwards to the mag
+        layer = view.__dict__.get("_layer")
+        if layer is None:
+            return None
+        own_box = layer._properties.bounding_box
+        if own_box.axes != CXYZ_AXES:
+            return None
+        own_box = own_box.align_with_mag(view._mag, ceil=True) if any(m != 1 for m in mag) else own_box
+    if own_box.axes != CXYZ_AXES:
+        return None
+    c, x, y, z = own_box.topleft.to_tuple()
+    nc, sx, sy, sz = own_box.size.to_tuple()
+    if c < 0 or nc <= 0:
+        return None
+    return own_box, (x, y, z), (sx, sy, sz), (mag[0], mag[1], mag[2])
+
+
+def _offset_box(
+    own_offset: tuple[int, int, int], size: Any, relative_offset: Any, absolute_offset: Any
+) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    """The mag-1 box of ``size`` at exactly one of the two offsets (ints), else None
+    (no offset is webknossos' deprecated size-only form: its own path)."""
+    if (relative_offset is None) == (absolute_offset is None):
+        return None
+    extent = _int3(size)
+    offset = _int3(absolute_offset if relative_offset is None else relative_offset)
+    if extent is None or offset is None:
+        return None
+    if relative_offset is not None:
+        offset = (offset[0] + own_offset[0], offset[1] + own_offset[1], offset[2] + own_offset[2])
+    return offset, extent
+
+
+def _plain_box(box: Any) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    """xyz offset and size of a webknossos ``BoundingBox`` or of an (c, x, y, z)
+    ``NDBoundingBox`` (what the buffered slice reader passes); None for other boxes."""
+    _, _, _, _, _, CXYZ_AXES, _ = _WK
+    if type(box) is _WK[6].BoundingBox:
+        x, y, z = box.topleft.to_tuple()
+        sx, sy, sz = box.size.to_tuple()
+    elif isinstance(box, _WK[6].NDBoundingBox) and box.axes == CXYZ_AXES:
+        _, x, y, z = box.topleft.to_tuple()
+        _, sx, sy, sz = box.size.to_tuple()
+    else:
+        return None
+    return (x, y, z), (sx, sy, sz)
+
+
+def _read_plan(
+    view: Any, size: Any, relative_offset: Any, absolute_offset: Any, relative_box: Any, absolute_box: Any
+) -> tuple[MagStore, tuple[int, ...], tuple[int, ...]] | None:
+    """The store and the box (in the view's mag) webknossos' ``View.read`` reads for
+    these arguments, computed with ints; None whenever webknossos would do anything else:
+    warn (the size-only form), refuse (empty boxes, negative offsets, boxes off the mag
+    grid, mixed arguments), or read another array or another kind of box."""
+    geometry = _geometry(view)
+    if geometry is None:
+        return None
+    _, own_offset, own_size, mag = geometry
+    if relative_box is None and absolute_box is None:
+        if size is None:  # the whole view
+            if relative_offset is not None or absolute_offset is not None:
+                return None
+            offset, extent = own_offset, own_size
+        else:
+            box = _offset_box(own_offset, size, relative_offset, absolute_offset)
+            if box is None:
+                return None
+            offset, extent = box
+    else:
+        if size is not None or relative_offset is not None or absolute_offset is not None:
+            return None
+        if relative_box is not None and absolute_box is not None:
+            return None
+        box = _plain_box(absolute_box if relative_box is None else relative_box)
+        if box is None:
+            return None
+        offset, extent = box
+        if relative_box is not None:
+            offset = (offset[0] + own_offset[0], offset[1] + own_offset[1], offset[2] + own_offset[2])
+    mag_offset = []
+    mag_size = []
+    for o, s, m in zip(offset, extent, mag):
+        if s <= 0 or o < 0 or o % m or (o + s) % m:
+            return None
+        mag_offset.append(o // m)
+        mag_size.append(s // m)
+    return _backings[view._cached_array].store, tuple(mag_offset), tuple(mag_size)  # type: ignore[return-value]
+
+
+def _deprecation_text(item: str, alternative: str, caller: Any) -> str:
+    """webknossos' deprecation message (``webknossos.utils.warn_deprecated``), naming the
+    file and line of ``caller``, the frame that called the deprecated method."""
+    info = inspect.getframeinfo(caller, 0)  # no source context: that is what is slow
+    return f"[DEPRECATION] `{item}` is deprecated, please use `{alternative}` instead (see {info.filename}:{info.lineno})"
+
+
+def _caller_outside(frame: Any, own_codes: frozenset[Any]) -> Any:
+    """The first frame from ``frame`` outwards that is not one of the backend's wrappers
+    (webknossos names the caller of its method; the wrapper is not that caller)."""
+    while frame is not None and frame.f_code in own_codes:
+        frame = frame.f_back
+    return frame
+
+
+def _deprecation_warner(original: Callable[..., Any], item: str, alternative: str) -> Callable[[Any], None] | None:
+    """For a fast path that answers instead of webknossos' ``original``: a function giving
+    the warning ``original`` gives through its ``warn_deprecated(item, alternative)``
+    call, for the caller's frame, attributed to the same module and line of webknossos
+    (so warning filters and the once-per-location registry treat both alike). None when
+    the original has no such call (then the original always runs)."""
+    code = original.__code__
+    lineno = None
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "LOAD_GLOBAL" and instruction.argval == "warn_deprecated":
+            lineno = instruction.positions.lineno if instruction.positions else None
+            break
+    module = sys.modules.get(original.__module__)
+    if lineno is None or module is None:
+        return None
+    module_globals = module.__dict__
+
+    def warn(caller: Any) -> None:
+        registry = module_globals.setdefault("__warningregistry__", {})
+        warnings.warn_explicit(
+            _deprecation_text(item, alternative, caller), DeprecationWarning, code.co_filename, lineno,
+            module.__name__, registry, module_globals,
+        )
+
+    return warn
+
+
 def _restore_view(options: dict[str, Any], rebuild: Callable[..., Any], args: tuple) -> Any:
     """Unpickles a webknossos view pickled while the backend was enabled: enables the
     backend here first (with the parent's options, unless it is already enabled)."""
@@ -371,8 +584,8 @@ def _restore_view(options: dict[str, Any], rebuild: Callable[..., Any], args: tu
 _WK: Any = None
 
 
-def _seams() -> dict[str, tuple[type, str]]:
-    _, wk_array, wk_view, _, _, _ = _WK
+def _seams() -> dict[str, tuple[Any, str]]:
+    _, wk_array, wk_view, _, _, _, _ = _WK
     return {
         "WKWArray.read": (wk_array.WKWArray, "read"),
         "WKWArray.write": (wk_array.WKWArray, "write"),
@@ -380,6 +593,9 @@ def _seams() -> dict[str, tuple[type, str]]:
         "WKWArray.info": (wk_array.WKWArray, "info"),
         "View._prepare_compressed_write": (wk_view.View, "_prepare_compressed_write"),
         "View.read": (wk_view.View, "read"),
+        "View.read_xyz": (wk_view.View, "read_xyz"),
+        "View.get_view": (wk_view.View, "get_view"),
+        "view.warn_deprecated": (wk_view, "warn_deprecated"),
     }
 
 
