@@ -474,6 +474,11 @@ READ_FORMS: list[tuple[str, Callable[[Targets], Any], bool]] = [
     ("slice-reader-whole", lambda t: _slices_read(t, buffer_size=16), True),
     ("slice-reader-absolute-x", lambda t: _slices_read(t, absolute_bounding_box=BB((20, 18, 3), (9, 30, 7)), dimension="x", buffer_size=4), True),
     ("slice-reader-relative-y", lambda t: _slices_read(t, relative_bounding_box=BB((3, 2, 1), (9, 30, 7)), dimension="y"), True),
+    ("slice-reader-mag2-x", lambda t: np.stack(list(t.mag2.get_buffered_slice_reader(dimension="x", buffer_size=5).__enter__())), True),
+    ("slice-reader-attributes", lambda t: [
+        (str(r.bbox_current_mag), r.dtype, r.buffer_size, r.dimension, r.use_logging, r.view is t.view)
+        for r in (t.view.get_buffered_slice_reader(), t.view.get_buffered_slice_reader(8, "y", relative_bounding_box=BB((3, 2, 1), (9, 30, 7))),
+                  t.view.get_buffered_slice_reader(absolute_bounding_box=BB((20, 18, 3), (9, 30, 7), name="mine")))], True),
     # what webknossos warns about or refuses: its own path, its own words
     ("size-only-deprecated", lambda t: t.view.read(size=(4, 4, 4)), False),
     ("mag-size-only-deprecated", lambda t: t.mag2.read((4, 4, 4)), False),
@@ -501,6 +506,11 @@ READ_FORMS: list[tuple[str, Callable[[Targets], Any], bool]] = [
     ("get_view-empty", lambda t: t.view.get_view(relative_offset=(0, 0, 0), size=(0, 16, 16)), False),
     ("get_view-negative", lambda t: t.mag1.get_view(absolute_offset=(-16, 0, 0), size=(16, 16, 16), read_only=True), False),
     ("get_view-offset-without-size", lambda t: t.mag1.get_view(absolute_offset=(0, 0, 0)), False),
+    ("slice-reader-integer-dimension", lambda t: _slices_read(t, dimension=1, buffer_size=16), False),
+    ("slice-reader-logging", lambda t: _slices_read(t, use_logging=True, buffer_size=16), False),
+    ("slice-reader-negative", lambda t: _slices_read(t, absolute_bounding_box=BB((-2, 0, 0), (4, 4, 4))), False),
+    ("slice-reader-two-boxes", lambda t: _slices_read(t, absolute_bounding_box=BB((0, 0, 0), (4, 4, 4)), relative_bounding_box=BB((0, 0, 0), (4, 4, 4))), False),
+    ("slice-reader-off-the-mag-grid", lambda t: list(t.mag2.get_buffered_slice_reader(absolute_bounding_box=BB((1, 0, 0), (4, 4, 4))).__enter__()), False),
 ]
 
 WRITE_FORMS: list[tuple[str, Callable[[Targets], Any], bool]] = [
@@ -578,6 +588,7 @@ def run_form(tmp_path: Path, template: Path, layer: str, form: Callable[[Targets
                 if on and fast:
                     patch.setattr(WkView, "_get_mag1_bbox", _slow_path)
                     patch.setattr(WkView, "_resolve_read_bbox", _slow_path)
+                    patch.setattr(wk.NDBoundingBox, "chunk", _slow_path)
                 runs.append(outcome(lambda: form(targets), where=True))
     plain, backed = runs
     assert plain[0] == backed[0], f"webknossos alone: {plain[:2]!r:.400}; with the backend: {backed[:2]!r:.400}"

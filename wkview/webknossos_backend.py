@@ -206,6 +206,9 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
     orig_view_read = orig["View.read"]
     orig_read_xyz = orig["View.read_xyz"]
     orig_get_view = orig["View.get_view"]
+    orig_slice_reader = orig["View.get_buffered_slice_reader"]
+    from webknossos.dataset._utils.buffered_slice_reader import BufferedSliceReader
+    from webknossos.dataset._utils.buffered_slice_writer import _parse_dimension as parse_dimension
     NormalizedBoundingBox = _WK[6].NormalizedBoundingBox
     xyz_warning = _deprecation_warner(orig_read_xyz, "read_xyz", "read_cxyz")
 
@@ -367,6 +370,76 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
             dimension_names=view._get_dimension_names(),
         )
 
+    class SliceReader(BufferedSliceReader):  # type: ignore[misc, valid-type]
+        """webknossos' buffered slice reader over a plain box of a view the backend
+        serves: the slices of the same chunks, read from the store with ints."""
+
+        def __init__(self, view: Any, buffer_size: int, dimension: str, box: Any, store: MagStore,
+                     offset: tuple[int, int, int], extent: tuple[int, int, int]) -> None:
+            # webknossos' attributes, except its box (``bbox_current_mag``, made on demand)
+            self.view = view
+            self.buffer_size = buffer_size
+            self.dtype = view.get_dtype()
+            self.dimension = dimension
+            self.use_logging = False
+            self._box = box  # the mag-1 box webknossos' own reader starts from
+            self._store, self._offset, self._extent = store, offset, extent
+
+        @property
+        def bbox_current_mag(self) -> Any:
+            return self._box().in_mag(self.view.mag).normalize_axes(self.view.num_channels)
+
+        def _get_slice_generator(self) -> Iterator[np.ndarray]:
+            axis = "xyz".index(self.dimension)
+            start, stop = self._offset[axis], self._offset[axis] + self._extent[axis]
+            for lo in range(start, stop, self.buffer_size):
+                offset, extent = list(self._offset), list(self._extent)
+                offset[axis], extent[axis] = lo, min(self.buffer_size, stop - lo)
+                yield from np.rollaxis(self._store.read(tuple(offset), tuple(extent)), 1 + axis)
+
+    def view_slice_reader(
+        self: Any,
+        buffer_size: int | None = None,
+        dimension: Any = "z",
+        *,
+        relative_bounding_box: Any = None,
+        absolute_bounding_box: Any = None,
+        use_logging: bool = False,
+    ) -> Any:
+        # webknossos parses the dimension first; an int warns (deprecated) naming the
+        # frame two above its parser: parsed here, that is still the caller's frame
+        dimension = parse_dimension(dimension)
+        reader = None
+        if not use_logging:
+            reader = _fast_slice_reader(self, buffer_size, dimension, relative_bounding_box, absolute_bounding_box)
+        if reader is not None:
+            return reader
+        return orig_slice_reader(
+            self, buffer_size, dimension, relative_bounding_box=relative_bounding_box,
+            absolute_bounding_box=absolute_bounding_box, use_logging=use_logging,
+        )
+
+    def _fast_slice_reader(view: Any, buffer_size: Any, dimension: str, relative_box: Any, absolute_box: Any) -> Any:
+        """The reader webknossos makes, for plain boxes the int read path serves: None
+        for anything webknossos would refuse (at once or while reading) or treat otherwise."""
+        if relative_box is not None and absolute_box is not None:
+            return None
+        plan = _read_plan(view, None, None, None, relative_box, absolute_box)
+        if plan is None:
+            return None
+        store, offset, extent = plan
+        if buffer_size is None:
+            buffer_size = view._cached_array.info.shard_shape.to_tuple()["xyz".index(dimension)]
+        if type(buffer_size) is not int or buffer_size <= 0:
+            return None
+        if relative_box is not None:
+            box = lambda: relative_box.offset(view.bounding_box.topleft)  # noqa: E731
+        elif absolute_box is not None:
+            box = lambda: absolute_box  # noqa: E731
+        else:
+            box = lambda: view.bounding_box  # noqa: E731
+        return SliceReader(view, buffer_size, dimension, box, store, offset, extent)
+
     def warn_deprecated(deprecated_item: str, alternative_item: str) -> None:
         # webknossos' own finds its caller's caller with inspect.stack(), which reads the
         # source of every frame on the stack (milliseconds) and would name the backend's
@@ -394,6 +467,7 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
         (View, "read_xyz"): _keep_metadata(view_read_xyz, orig_read_xyz),
         (View, "get_view"): _keep_metadata(view_get_view, orig_get_view),
         (View, "__reduce_ex__"): reduce_ex,
+        (View, "get_buffered_slice_reader"): _keep_metadata(view_slice_reader, orig_slice_reader),
         (wk_view, "warn_deprecated"): _keep_metadata(warn_deprecated, orig["view.warn_deprecated"]),
     }
 
@@ -532,8 +606,25 @@ def _read_plan(
 def _deprecation_text(item: str, alternative: str, caller: Any) -> str:
     """webknossos' deprecation message (``webknossos.utils.warn_deprecated``), naming the
     file and line of ``caller``, the frame that called the deprecated method."""
-    info = inspect.getframeinfo(caller, 0)  # no source context: that is what is slow
-    return f"[DEPRECATION] `{item}` is deprecated, please use `{alternative}` instead (see {info.filename}:{info.lineno})"
+    filename, lineno = _frame_location(caller)
+    return f"[DEPRECATION] `{item}` is deprecated, please use `{alternative}` instead (see {filename}:{lineno})"
+
+
+_locations: dict[tuple[Any, int], tuple[str, int]] = {}
+
+
+def _frame_location(frame: Any) -> tuple[str, int]:
+    """File and line of a frame as ``inspect.getframeinfo`` gives them, remembered per
+    code position (it looks for the source file on disk each time)."""
+    key = (frame.f_code, frame.f_lasti)
+    location = _locations.get(key)
+    if location is None:
+        info = inspect.getframeinfo(frame, 0)  # no source context: that is what is slowest
+        location = (info.filename, info.lineno)
+        if len(_locations) > 4096:  # call sites, not calls: a bound against generated code
+            _locations.clear()
+        _locations[key] = location
+    return location
 
 
 def _caller_outside(frame: Any, own_codes: frozenset[Any]) -> Any:
@@ -565,7 +656,7 @@ def _deprecation_warner(original: Callable[..., Any], item: str, alternative: st
         registry = module_globals.setdefault("__warningregistry__", {})
         warnings.warn_explicit(
             _deprecation_text(item, alternative, caller), DeprecationWarning, code.co_filename, lineno,
-            module.__name__, registry, module_globals,
+            module.__name__, registry,
         )
 
     return warn
@@ -595,6 +686,7 @@ def _seams() -> dict[str, tuple[Any, str]]:
         "View.read": (wk_view.View, "read"),
         "View.read_xyz": (wk_view.View, "read_xyz"),
         "View.get_view": (wk_view.View, "get_view"),
+        "View.get_buffered_slice_reader": (wk_view.View, "get_buffered_slice_reader"),
         "view.warn_deprecated": (wk_view, "warn_deprecated"),
     }
 
