@@ -209,7 +209,7 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
     orig_slice_reader = orig["View.get_buffered_slice_reader"]
     from webknossos.dataset._utils.buffered_slice_reader import BufferedSliceReader
     from webknossos.dataset._utils.buffered_slice_writer import _parse_dimension as parse_dimension
-    NormalizedBoundingBox = _WK[6].NormalizedBoundingBox
+    boxes_as_expected = {a.name for a in _WK[6].NormalizedBoundingBox.__attrs_attrs__} == _BOX_FIELDS
     xyz_warning = _deprecation_warner(orig_read_xyz, "read_xyz", "read_cxyz")
 
     def read(self: Any, bbox: Any) -> np.ndarray:
@@ -320,6 +320,8 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
     def _fast_get_view(view: Any, size: Any, relative_offset: Any, absolute_offset: Any, read_only: Any) -> Any:
         """``get_view`` with offsets (or none) as webknossos does it, computed with ints;
         None whenever webknossos would warn, refuse, or build another box."""
+        if not boxes_as_expected:
+            return None
         if read_only is None:
             read_only = view._read_only
         elif not isinstance(read_only, bool) or (view._read_only and not read_only):
@@ -350,16 +352,7 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
                 lo, hi, view_lo, view_hi = o // m, (o + s) // m, vo // m, (vo + vs) // m
                 if (lo % sh and lo != view_lo) or (hi % sh and hi != view_hi):
                     return None
-        c_offset, c_size = own_box.topleft.to_tuple()[0], own_box.size.to_tuple()[0]
-        new_box = NormalizedBoundingBox(
-            topleft=(c_offset,) + offset,
-            size=(c_size,) + extent,
-            axes=own_box.axes,
-            index=own_box.index,
-            name=own_box.name,
-            is_visible=own_box.is_visible,
-            color=own_box.color,
-        )
+        new_box = _box_like(own_box, (own_box.topleft.to_tuple()[0],) + offset, (own_box.size.to_tuple()[0],) + extent)
         return View(
             view._path,
             bounding_box=new_box,
@@ -528,6 +521,31 @@ def _geometry(view: Any) -> tuple[Any, tuple[int, int, int], tuple[int, int, int
     if c < 0 or nc <= 0:
         return None
     return own_box, (x, y, z), (sx, sy, sz), (mag[0], mag[1], mag[2])
+
+
+#: the fields of webknossos 4.3's bounding boxes, all of which :func:`_box_like` sets
+_BOX_FIELDS = frozenset({"topleft", "size", "axes", "index", "bottomright", "name", "is_visible", "color"})
+
+
+def _box_like(template: Any, topleft: tuple[int, ...], size: tuple[int, ...]) -> Any:
+    """``template.with_topleft(topleft).with_size(size)`` for a (c, x, y, z) box and a
+    positive size, without webknossos' constructor (its converters and checks cost more
+    than a small read): the same fields, so an equal box with the same repr."""
+    VecInt = _WK[6].VecInt
+    axes = template.axes
+    box = object.__new__(type(template))
+    for name, value in (
+        ("topleft", VecInt(topleft, axes=axes)),
+        ("size", VecInt(size, axes=axes)),
+        ("axes", axes),
+        ("index", template.index),
+        ("bottomright", VecInt(tuple(a + b for a, b in zip(topleft, size)), axes=axes)),
+        ("name", template.name),
+        ("is_visible", template.is_visible),
+        ("color", template.color),
+    ):
+        object.__setattr__(box, name, value)
+    return box
 
 
 def _offset_box(
