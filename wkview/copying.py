@@ -320,7 +320,9 @@ class DatasetCopyMixin:
         Returns
         -------
         Layer
-            Its mags are read-only here: wkview never writes outside the dataset folder.
+            Writes to its mags go through the link into the linked data (as in
+            webknossos 0.8.13); its bounding box grows in this dataset only. New mags
+            are not added into the linked folder.
 
         Raises
         ------
@@ -449,8 +451,8 @@ class LayerCopyMixin:
     def add_symlink_mag(self, foreign_mag_path: Union[PathLike, "MagView"], make_relative: bool = False) -> "MagView":
         """Link one mag folder of another dataset's layer into this layer.
 
-        The layer's bounding box grows to cover the other layer's. The mag is
-        read-only here (its data lies outside the dataset folder).
+        The layer's bounding box grows to cover the other layer's. Writes to the
+        mag go through the link into the linked data (as in webknossos 0.8.13).
 
         Raises
         ------

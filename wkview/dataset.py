@@ -21,7 +21,8 @@ import wkw
 from . import _durable, _properties_merge, compression, properties as props, repair
 from ._storage import MagStore, _FileCheck
 from .copying import DatasetCopyMixin, LayerCopyMixin, is_inside as _is_inside
-from .errors import DatasetError, DTypeError, LayerLookupError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
+from .dtypes import dtype_per_channel_argument
+from .errors import DatasetError, DTypeError, LayerLookupError, NameTakenError, NotADatasetError, ReadOnlyError, UnsupportedLayerError
 from .geometry import BoundingBox, Mag, MagLike, Vec3Int
 from .resampling import ResamplingMixin
 from .view import Vec3, View, _offset3
@@ -219,7 +220,7 @@ class Dataset(DatasetCopyMixin):
             if dtype_per_layer is not None:
                 channel_dtype = props.dtype_per_layer_to_dtype_per_channel(dtype_per_layer, num_channels)
             else:
-                channel_dtype = np.dtype(dtype_per_channel if dtype_per_channel is not None else "uint8")
+                channel_dtype = dtype_per_channel_argument(dtype_per_channel if dtype_per_channel is not None else "uint8")
             element_class = props.element_class_from_dtype(channel_dtype, num_channels)
         except (TypeError, ValueError) as exc:
             if isinstance(exc, DatasetError):
@@ -252,7 +253,7 @@ class Dataset(DatasetCopyMixin):
     def _check_new_layer_name(self, layer_name: str) -> None:
         props.validate_name(layer_name, "layer name")
         if layer_name in self._layers:
-            raise DatasetError(f"Adding layer {layer_name} failed. There is already a layer with this name")
+            raise NameTakenError(f"Adding layer {layer_name} failed. There is already a layer with this name")
 
     def _register_layer(self, layer_props: props.LayerProperties) -> "Layer":
         """Add a layer entry (its folder exists) to the properties and save them."""
@@ -280,8 +281,8 @@ class Dataset(DatasetCopyMixin):
             raise DatasetError(f"layer {layer_name!r} has category {layer.category!r}, not {category!r}")
         if num_channels is not None and layer.num_channels != num_channels:
             raise DatasetError(f"layer {layer_name!r} has {layer.num_channels} channels, not {num_channels}")
-        if dtype_per_channel is not None and layer.dtype_per_channel != np.dtype(dtype_per_channel):
-            raise DatasetError(f"layer {layer_name!r} stores {layer.dtype_per_channel}, not {np.dtype(dtype_per_channel)}")
+        if dtype_per_channel is not None and layer.dtype_per_channel != dtype_per_channel_argument(dtype_per_channel):
+            raise DatasetError(f"layer {layer_name!r} stores {layer.dtype_per_channel}, not {dtype_per_channel_argument(dtype_per_channel)}")
         if dtype_per_layer is not None:
             wanted = props.dtype_per_layer_to_dtype_per_channel(dtype_per_layer, layer.num_channels)
             if wanted != layer.dtype_per_channel:
@@ -493,7 +494,7 @@ class Layer(LayerCopyMixin, ResamplingMixin):
     def _check_new_mag(self, mag: Mag) -> str:
         """The folder of a new mag (relative to the dataset); raises if it cannot be added."""
         if mag in self._mag_views():
-            raise DatasetError(f"Adding mag {mag} failed. There is already a mag with this name")
+            raise NameTakenError(f"Adding mag {mag} failed. There is already a mag with this name")
         self._check_own_folder()
         rel_path = f"{self.name}/{mag.to_layer_name()}"
         if os.path.lexists(self._dataset.path / rel_path):
@@ -591,16 +592,15 @@ class MagView(View):
         if not (path / "header.wkw").exists() and repair.has_swap_leftovers(path):
             repair.recover_mag_folder(path)  # a compress() killed half-way
         store = MagStore(path)
-        # a mag folder that resolves outside the dataset (a symlink to another dataset) is
-        # read-only here: wkview never writes outside the dataset folder
-        outside = not _is_inside(path, layer.dataset.path)
+        # a mag folder that resolves outside the dataset (a symlinked layer or mag) is
+        # written through the link, into the linked data, as in webknossos 0.8.13
         super().__init__(
             path,
             store.header,
             size=(0, 0, 0),
             global_offset=(0, 0, 0),
             is_bounded=False,
-            read_only=outside,
+            read_only=False,
             mag_view_bbox_at_creation=None,
             _store=store,
         )
@@ -631,11 +631,6 @@ class MagView(View):
 
     def write(self, data: np.ndarray, offset: Vec3 = (0, 0, 0), *, compression_level: Optional[int] = None) -> None:
         """Write ``data`` at the absolute ``offset`` of this mag; grows the layer's bounding box."""
-        if self._read_only:
-            raise ReadOnlyError(
-                f"mag {self.mag} of layer {self._layer.name!r} lies outside the dataset folder "
-                f"({self._path.resolve()}); wkview only reads it"
-            )
         data4, off, size, level = self._write_arguments(data, offset, compression_level)
         mag = self.mag.to_vec3_int()
         written = BoundingBox._trusted(off * mag, size * mag)
@@ -714,8 +709,6 @@ class MagView(View):
         Returns what was done in place (None into ``target_path``).
         """
         src = self._path
-        if self._read_only:
-            raise ReadOnlyError(f"cannot compress {src}: it lies outside the dataset folder")
         if target_path is not None:
             if not self._store.is_compressed:
                 self._compress_files(Path(target_path))
