@@ -462,7 +462,7 @@ READ_FORMS: list[tuple[str, Callable[[Targets], Any], bool]] = [
     ("outside-the-data", lambda t: t.mag1.read(absolute_offset=(60, 60, 60), size=(40, 8, 8)), True),
     ("read_xyz-absolute", lambda t: t.view.read_xyz(absolute_bounding_box=BB((20, 18, 3), (9, 30, 7))), True),
     ("read_xyz-relative", lambda t: t.mag2.read_xyz(relative_bounding_box=BB((2, 4, 6), (16, 8, 4))), True),
-    ("get_view-absolute.read", lambda t: t.mag1.get_view(absolute_offset=(16, 0, 32), size=(16, 32, 16)).read(), True),
+    ("get_view-absolute.read", lambda t: t.mag1.get_view(absolute_offset=(16, 16, 32), size=(16, 32, 16)).read(), True),
     ("get_view-relative.read", lambda t: t.view.get_view(relative_offset=(0, 16, 16), size=(16, 16, 32)).read(), True),
     ("get_view-readonly.read", lambda t: t.mag1.get_view(absolute_offset=(3, 5, 7), size=(9, 9, 9), read_only=True).read(), True),
     ("get_view-border.read", lambda t: t.view.get_view(relative_offset=(16, 0, 0), size=(16, 32, 48)).read(), True),
@@ -551,19 +551,21 @@ WRITE_FORMS: list[tuple[str, Callable[[Targets], Any], bool]] = [
 
 @pytest.fixture(scope="module")
 def forms_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Compressed and raw layers (64^3, mags 1 and 2, 8^3 chunks, 16^3 shards), filled by webknossos alone."""
+    """Compressed and raw layers (64^3, mags 1 and 2, 8^3 chunks, 16^3 shards), filled by
+    webknossos alone; the raw layer's bounding box is off the mag-2 grid (MagViews round it)."""
     path = tmp_path_factory.mktemp("forms") / "template"
     backend.disable()
     ds = wk.Dataset(path, voxel_size=(1, 1, 1))
     rng = np.random.default_rng(20)
-    for name, compress in (("lz4", True), ("raw", False)):
-        layer = ds.add_layer(name, "color", dtype="uint8", data_format="wkw", bounding_box=BB((0, 0, 0), (64, 64, 64)))
+    for name, compress, box in (("lz4", True, BB((0, 0, 0), (64, 64, 64))), ("raw", False, BB((0, 1, 0), (64, 63, 63)))):
+        layer = ds.add_layer(name, "color", dtype="uint8", data_format="wkw", bounding_box=box)
         layer.add_mag(1, chunk_shape=8, shard_shape=16, compress=compress).write(
-            random_data(rng, (64, 64, 64), np.uint8), absolute_offset=(0, 0, 0)
+            random_data(rng, (64, 64, 64), np.uint8), absolute_offset=(0, 0, 0), allow_resize=True
         )
         layer.add_mag(2, chunk_shape=8, shard_shape=16, compress=compress).write(
-            random_data(rng, (32, 32, 32), np.uint8), absolute_offset=(0, 0, 0)
+            random_data(rng, (32, 32, 32), np.uint8), absolute_offset=(0, 0, 0), allow_resize=True
         )
+        layer.bounding_box = box
     return path
 
 

@@ -24,9 +24,19 @@ This module is the only place in wkview that touches webknossos' internals. The 
 * ``View._prepare_compressed_write``: for arrays with a store, the box goes to the store as
   it is, instead of being padded to whole shards (data of another dtype than the layer's
   keeps webknossos' padding, which casts it in padded shards and refuses it in whole ones).
-* ``View.read``: ``read(size, absolute_offset=...)`` on a backed view computes the box with
-  plain ints; any other form of the call, and any box webknossos would refuse or treat
-  specially, runs webknossos' own ``read`` (so its errors and warnings are unchanged).
+* ``View.read``, ``View.read_xyz``, ``View.get_view``, ``View.get_buffered_slice_reader``:
+  on a view whose array has a store, every spelling of the box (``absolute_offset`` or
+  ``relative_offset`` with a size, positional or not; ``absolute_bounding_box`` or
+  ``relative_bounding_box``; no arguments: the whole view) is computed with plain ints
+  and read from the store, and ``get_view`` builds its sub-view without webknossos' box
+  arithmetic. Any other call, and any box webknossos would refuse, warn about (the
+  deprecated size-only form, unaligned writable sub-views) or treat specially (other box
+  types, other axes, ``use_logging``), runs webknossos' own method, so its results,
+  errors and warnings are unchanged. Writes keep webknossos' ``write`` (its checks,
+  ``allow_resize``, ``allow_unaligned``); only their storage goes through the store.
+* ``warn_deprecated`` of webknossos' ``view`` module: the same warning for the same
+  caller (the deprecated ``read_xyz``), found without ``inspect.stack()``, which reads the
+  source of every frame of the stack.
 * ``View.__reduce_ex__``: a WKW view pickled while the backend is enabled enables it in the
   process that unpickles it (see below).
 
@@ -494,9 +504,10 @@ def _int3(values: Any) -> tuple[int, int, int] | None:
 
 
 def _geometry(view: Any) -> tuple[Any, tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]] | None:
-    """What the int fast paths need of a webknossos view: its normalized box, the xyz
-    offset and size of its ``bounding_box`` (mag 1) and its mag; None unless the view
-    reads a local WKW array through a store and its box is plain (c, x, y, z)."""
+    """What the int fast paths need of a webknossos view: a box with its channels, axes
+    and name (its normalized box; a MagView's layer box), the xyz offset and size of its
+    ``bounding_box`` (mag 1) and its mag; None unless the view reads a local WKW array
+    through a store and its box is plain (c, x, y, z)."""
     _, wk_array, _, _, _, CXYZ_AXES, _ = _WK
     cached = view.__dict__.get("_cached_array")
     if not isinstance(cached, wk_array.WKWArray):
@@ -504,23 +515,29 @@ def _geometry(view: Any) -> tuple[Any, tuple[int, int, int], tuple[int, int, int
     backing = _backings.get(cached)
     if backing is None or backing.store is None:
         return None
-    mag = view._mag.to_list()
+    mx, my, mz = view._mag.to_list()
     own_box = view.__dict__.get("_normalized_bounding_box")
-    if own_box is None:  # a MagView: the layer's box, rounded outwards to the mag
+    magview = own_box is None
+    if magview:  # a MagView: the layer's box, rounded outwards to the mag (below)
         layer = view.__dict__.get("_layer")
         if layer is None:
             return None
         own_box = layer._properties.bounding_box
-        if own_box.axes != CXYZ_AXES:
-            return None
-        own_box = own_box.align_with_mag(view._mag, ceil=True) if any(m != 1 for m in mag) else own_box
     if own_box.axes != CXYZ_AXES:
         return None
     c, x, y, z = own_box.topleft.to_tuple()
     nc, sx, sy, sz = own_box.size.to_tuple()
     if c < 0 or nc <= 0:
         return None
-    return own_box, (x, y, z), (sx, sy, sz), (mag[0], mag[1], mag[2])
+    offset, size = (x, y, z), (sx, sy, sz)
+    if magview and (mx, my, mz) != (1, 1, 1):
+        # webknossos' align_with_mag(ceil=True): the corners floored and ceiled to the mag;
+        # the rounded box differs from the layer's only there (the same axes, name, ...)
+        low = [o // m * m for o, m in zip(offset, (mx, my, mz))]
+        high = [-((-(o + s)) // m) * m for o, s, m in zip(offset, size, (mx, my, mz))]
+        offset = (low[0], low[1], low[2])
+        size = (high[0] - low[0], high[1] - low[1], high[2] - low[2])
+    return own_box, offset, size, (mx, my, mz)
 
 
 #: the fields of webknossos 4.3's bounding boxes, all of which :func:`_box_like` sets
