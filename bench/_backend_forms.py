@@ -86,8 +86,15 @@ def prepare(path: Path, n: int) -> None:
     mag.write(W.load_data(n), absolute_offset=(0, 0, 0), allow_resize=True)
 
 
-def measure(lib_name: str, path: Path, n: int, calls: int, edits: int, repeat: int) -> dict[str, dict[str, Any]]:
-    """Per form: the best time per call (``time_s``), all repetition times, and ``checked``."""
+def measure(lib_name: str, path: Path, n: int, calls: int, edits: int, repeat: int, reads: bool) -> dict[str, dict[str, Any]]:
+    """Per form: the best time per call (``time_s``), all repetition times, and ``checked``.
+
+    With ``reads`` (only for the backend's library), the reads are timed with the backend
+    on and off in turn (``wk_time_s``: webknossos alone); the edits are timed for
+    ``lib_name`` alone (each library edits its own copy of the mag).
+    """
+    from wkview import webknossos_backend as backend
+
     lib = W.make_lib(lib_name)
     lib._wk()  # the backend library enables the backend here
     wk = W.import_wk()
@@ -100,21 +107,30 @@ def measure(lib_name: str, path: Path, n: int, calls: int, edits: int, repeat: i
         # read_xyz is deprecated and the edit views are not shard-aligned: both warn
         # per call in webknossos, with and without the backend
         warnings.simplefilter("ignore")
-        for name, factory in READ_FORMS:
+        for name, factory in READ_FORMS if reads else []:
             call = factory(mag, view, wk)
             offsets = [tuple(int(v) for v in rng.integers(0, n - READ_SIZE[0] + 1, 3)) for _ in range(calls)]
-            for o in offsets[:8]:  # untimed: opens the array, and checks the form's voxels
-                got = call(o)
-                want = data[o[0] : o[0] + READ_SIZE[0], o[1] : o[1] + READ_SIZE[1], o[2] : o[2] + READ_SIZE[2]]
-                if got.shape != (1,) + READ_SIZE or not np.array_equal(got[0], want):
-                    raise AssertionError(f"{lib_name}: {name} read other voxels at {o}")
-            times = []
+            times: dict[bool, list[float]] = {False: [], True: []}
             for _ in range(repeat):
-                start = time.perf_counter()
-                for o in offsets:
-                    call(o)
-                times.append((time.perf_counter() - start) / calls)
-            results[name] = {"kind": "read", "times": times, "time_s": min(times), "calls": calls}
+                # webknossos alone and with the backend, alternately in this process: the
+                # same data, page cache and machine load for both columns
+                for on in (False, True):
+                    backend.enable() if on else backend.disable()
+                    for o in offsets[:4]:  # untimed: opens the array, and checks the voxels
+                        got = call(o)
+                        want = data[o[0] : o[0] + READ_SIZE[0], o[1] : o[1] + READ_SIZE[1], o[2] : o[2] + READ_SIZE[2]]
+                        if got.shape != (1,) + READ_SIZE or not np.array_equal(got[0], want):
+                            raise AssertionError(f"{name} read other voxels at {o} (backend {'on' if on else 'off'})")
+                    start = time.perf_counter()
+                    for o in offsets:
+                        call(o)
+                    times[on].append((time.perf_counter() - start) / calls)
+            backend.enable()
+            results[name] = {
+                "kind": "read", "calls": calls,
+                "times": times[True], "time_s": min(times[True]),
+                "wk_times": times[False], "wk_time_s": min(times[False]),
+            }
         for name, factory in EDIT_FORMS:
             edit = factory(mag, view, wk)
             times = []

@@ -303,29 +303,13 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
         # on (c, x, y, z) boxes webknossos' reordering into (c, x, y, z) leaves the data as read
         return store.read(offset, extent)
 
-    def view_get_view(
-        self: Any,
-        size: Any = None,
-        *,
-        relative_offset: Any = None,
-        absolute_offset: Any = None,
-        relative_bounding_box: Any = None,
-        absolute_bounding_box: Any = None,
-        read_only: bool | None = None,
-    ) -> Any:
-        if relative_bounding_box is None and absolute_bounding_box is None:
-            sub_view = _fast_get_view(self, size, relative_offset, absolute_offset, read_only)
+    def view_get_view(self: Any, size: Any = None, *, read_only: bool | None = None, **box: Any) -> Any:
+        # ``box``: webknossos' offsets and bounding boxes (anything else: its TypeError)
+        if box.keys() <= _BOX_KEYWORDS and box.get("relative_bounding_box") is None and box.get("absolute_bounding_box") is None:
+            sub_view = _fast_get_view(self, size, box.get("relative_offset"), box.get("absolute_offset"), read_only)
             if sub_view is not None:
                 return sub_view
-        return orig_get_view(
-            self,
-            size,
-            relative_offset=relative_offset,
-            absolute_offset=absolute_offset,
-            relative_bounding_box=relative_bounding_box,
-            absolute_bounding_box=absolute_bounding_box,
-            read_only=read_only,
-        )
+        return orig_get_view(self, size, read_only=read_only, **box)
 
     def _fast_get_view(view: Any, size: Any, relative_offset: Any, absolute_offset: Any, read_only: Any) -> Any:
         """``get_view`` with offsets (or none) as webknossos does it, computed with ints;
@@ -340,15 +324,10 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
         if geometry is None:
             return None
         own_box, own_offset, own_size, mag = geometry
-        if size is None:
-            if relative_offset is not None or absolute_offset is not None:
-                return None
-            offset, extent = own_offset, own_size
-        else:
-            box = _offset_box(own_offset, size, relative_offset, absolute_offset)
-            if box is None:
-                return None
-            offset, extent = box
+        box = _offset_box(own_offset, own_size, size, relative_offset, absolute_offset)
+        if box is None:
+            return None
+        offset, extent = box
         # webknossos refuses (or, on empty views, allows) empty boxes and negative offsets
         if min(own_size) <= 0 or min(extent) <= 0 or min(offset) < 0:
             return None
@@ -540,6 +519,9 @@ def _geometry(view: Any) -> tuple[Any, tuple[int, int, int], tuple[int, int, int
     return own_box, offset, size, (mx, my, mz)
 
 
+#: the keyword arguments webknossos' ``View`` methods take for a box
+_BOX_KEYWORDS = frozenset({"relative_offset", "absolute_offset", "relative_bounding_box", "absolute_bounding_box"})
+
 #: the fields of webknossos 4.3's bounding boxes, all of which :func:`_box_like` sets
 _BOX_FIELDS = frozenset({"topleft", "size", "axes", "index", "bottomright", "name", "is_visible", "color"})
 
@@ -566,10 +548,13 @@ def _box_like(template: Any, topleft: tuple[int, ...], size: tuple[int, ...]) ->
 
 
 def _offset_box(
-    own_offset: tuple[int, int, int], size: Any, relative_offset: Any, absolute_offset: Any
+    own_offset: tuple[int, int, int], own_size: tuple[int, int, int], size: Any, relative_offset: Any, absolute_offset: Any
 ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
-    """The mag-1 box of ``size`` at exactly one of the two offsets (ints), else None
-    (no offset is webknossos' deprecated size-only form: its own path)."""
+    """The mag-1 box of ``size`` at exactly one of the two offsets (ints), or with neither
+    offset nor size the view's own box; else None (a size without an offset is
+    webknossos' deprecated size-only form: its own path)."""
+    if size is None:
+        return (own_offset, own_size) if relative_offset is None and absolute_offset is None else None
     if (relative_offset is None) == (absolute_offset is None):
         return None
     extent = _int3(size)
@@ -608,15 +593,10 @@ def _read_plan(
         return None
     _, own_offset, own_size, mag = geometry
     if relative_box is None and absolute_box is None:
-        if size is None:  # the whole view
-            if relative_offset is not None or absolute_offset is not None:
-                return None
-            offset, extent = own_offset, own_size
-        else:
-            box = _offset_box(own_offset, size, relative_offset, absolute_offset)
-            if box is None:
-                return None
-            offset, extent = box
+        box = _offset_box(own_offset, own_size, size, relative_offset, absolute_offset)
+        if box is None:
+            return None
+        offset, extent = box
     else:
         if size is not None or relative_offset is not None or absolute_offset is not None:
             return None
