@@ -131,7 +131,7 @@ def measure(lib_name: str, path: Path, n: int, calls: int, edits: int, repeat: i
                 "times": times[True], "time_s": min(times[True]),
                 "wk_times": times[False], "wk_time_s": min(times[False]),
             }
-        for name, factory in EDIT_FORMS:
+        for name, factory in EDIT_FORMS if edits else []:
             edit = factory(mag, view, wk)
             times = []
             for _ in range(edits):

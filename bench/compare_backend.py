@@ -66,7 +66,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(choices), help="workloads, comma-separated: " + ",".join(choices))
     p.add_argument("--forms-size", type=int, default=256, help="edge of the forms' mag (multiple of 32 >= 64; default 256)")
     p.add_argument("--forms-calls", type=int, default=200, help="reads per form and repetition (default 200)")
-    p.add_argument("--forms-edits", type=int, default=3, help="edits per form (best is reported; default 3)")
+    p.add_argument("--forms-edits", type=int, default=3, help="edits per form (best is reported; default 3; 0: no edits)")
     p.add_argument("--json", dest="json_out", help="write all numbers to this file")
     p.add_argument("--level", type=int, default=None, help="LZ4HC level of the backend (default: wkview's, 4)")
     args = p.parse_args(argv)
@@ -75,8 +75,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--only: unknown {unknown}; choose from {','.join(choices)}")
     if args.forms_size < 64 or args.forms_size % F.BLOCK:
         p.error("--forms-size must be a multiple of 32, at least 64")
-    if args.forms_calls < 1 or args.forms_edits < 1:
-        p.error("--forms-calls and --forms-edits must be >= 1")
+    if args.forms_calls < 1 or args.forms_edits < 0:
+        p.error("--forms-calls must be >= 1 and --forms-edits >= 0 (0: reads only)")
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
     if args.level is not None and not 1 <= args.level <= 12:
