@@ -241,9 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     load_end = os.getloadavg()
     versions = C._versions()
+    what = (
+        f"{args.size}^3 uint8 em_like(seed=0), LZ4HC block_len {geo.block_len} file_len {geo.file_len}"
+        if workloads else f"forms only ({args.forms_size}^3 uint8 em_like(seed=0), LZ4HC block_len {F.BLOCK}, one file)"
+    )
     print(
-        f"webknossos on WKW without / with wkview as its backend: {args.size}^3 uint8 em_like(seed=0), "
-        f"LZ4HC block_len {geo.block_len} file_len {geo.file_len}; best of {args.repeat}; "
+        f"webknossos on WKW without / with wkview as its backend: {what}; best of {args.repeat}; "
         f"backend level {args.level or 'default (4)'}"
     )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
