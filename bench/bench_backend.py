@@ -182,3 +182,27 @@ def test_compare_backend_script_runs_tiny(tmp_path: Path) -> None:
         (w, lib) for w in ("full_read", "small_edit") for lib in W.BACKEND_LIBS
     }
     assert all(r["status"] == "ok" and r["time_s"] > 0 for r in results)
+
+
+def test_compare_backend_forms_run_tiny(tmp_path: Path) -> None:
+    """``bench/compare_backend.py --only forms`` end to end on 64^3: every form timed and checked."""
+    import json
+    import subprocess
+
+    import _backend_forms as F
+
+    out = tmp_path / "forms.json"
+    done = subprocess.run(
+        [sys.executable, str(Path(_HERE) / "compare_backend.py"), "--only", "forms", "--forms-size", "64",
+         "--forms-calls", "2", "--forms-edits", "1", "--repeat", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    forms = json.loads(out.read_text())["forms"]
+    backed = forms[W.BACKEND_LIBS[1]]["forms"]
+    assert set(backed) == set(F.FORM_NAMES)
+    assert all(r["checked"] and r["time_s"] > 0 for r in backed.values())
+    assert all(r["wk_time_s"] > 0 for r in backed.values() if r["kind"] == "read")
+    assert set(forms[W.BACKEND_LIBS[0]]["forms"]) == {name for name, _ in F.EDIT_FORMS}
+    for name in F.FORM_NAMES:
+        assert name in done.stdout

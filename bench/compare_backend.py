@@ -3,6 +3,13 @@
     python bench/compare_backend.py                      # 512^3, best of 3, ~3 min
     python bench/compare_backend.py --size 128 --repeat 1   # quick check
     python bench/compare_backend.py --level 3                # the backend at another LZ4HC level
+    python bench/compare_backend.py --only forms             # only the per-form table
+
+Besides issue 13's workloads, the ``forms`` table times each spelling of a read and a
+write (issue 17; ``bench/_backend_forms.py``): 32^3 reads at random offsets and 8^3
+edits at random unaligned offsets of a compressed mag of ``--forms-size`` voxels per edge
+(32^3 blocks, one file), per call, with the goal of every form at <= 0.3x of webknossos
+alone.
 
 Both columns are the same webknossos program (``Dataset`` / ``Layer`` / ``MagView`` calls
 of ``bench/_workloads.py``'s ``wk-wkw`` adapter): ``wk-wkw`` is webknossos alone,
@@ -33,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import _backend_forms as F  # noqa: E402
 import _workloads as W  # noqa: E402
 import compare as C  # noqa: E402
 
@@ -45,19 +53,30 @@ TARGETS = {
     "small_reads": 0.5,
     "full_read": 0.8,
 }
+#: issue 17's goal for every read and write form
+FORM_TARGET = 0.3
+FORMS = "forms"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="webknossos 4.3.3 on WKW without vs with wkview as its backend")
     p.add_argument("--size", type=int, default=512, help="edge of the cube (power of two >= 64; default 512)")
     p.add_argument("--repeat", type=int, default=3, help="timed repetitions per cell (best is reported; default 3)")
-    p.add_argument("--only", default=",".join(W.WORKLOADS), help="workloads, comma-separated: " + ",".join(W.WORKLOADS))
+    choices = (*W.WORKLOADS, FORMS)
+    p.add_argument("--only", default=",".join(choices), help="workloads, comma-separated: " + ",".join(choices))
+    p.add_argument("--forms-size", type=int, default=256, help="edge of the forms' mag (multiple of 32 >= 64; default 256)")
+    p.add_argument("--forms-calls", type=int, default=200, help="reads per form and repetition (default 200)")
+    p.add_argument("--forms-edits", type=int, default=3, help="edits per form (best is reported; default 3; 0: no edits)")
     p.add_argument("--json", dest="json_out", help="write all numbers to this file")
     p.add_argument("--level", type=int, default=None, help="LZ4HC level of the backend (default: wkview's, 4)")
     args = p.parse_args(argv)
-    unknown = [w for w in args.only.split(",") if w and w not in W.WORKLOADS]
+    unknown = [w for w in args.only.split(",") if w and w not in choices]
     if unknown:
-        p.error(f"--only: unknown {unknown}; choose from {','.join(W.WORKLOADS)}")
+        p.error(f"--only: unknown {unknown}; choose from {','.join(choices)}")
+    if args.forms_size < 64 or args.forms_size % F.BLOCK:
+        p.error("--forms-size must be a multiple of 32, at least 64")
+    if args.forms_calls < 1 or args.forms_edits < 0:
+        p.error("--forms-calls must be >= 1 and --forms-edits >= 0 (0: reads only)")
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
     if args.level is not None and not 1 <= args.level <= 12:
@@ -105,9 +124,80 @@ def format_table(results: dict[tuple[str, str], dict], workloads: list[str], n: 
     return "\n".join(lines).rstrip() + "\n"
 
 
+def format_forms_table(results: dict[str, dict], n: int) -> str:
+    """One line per form: webknossos alone, with the backend, the ratio and the verdict."""
+    head = f"{'form':<50} {'wk-wkw':>14} {'wk-wkw+wkview':>14} {'x wk-wkw':>9} {'target':>7}  note"
+    lines = [head, "-" * len(head)]
+    base, backed = results.get(BASE, {}), results.get(BACKEND, {})
+    for kind, title in (("read", f"32^3 reads at random offsets of a compressed {n}^3 mag, per call (both columns in one process, in turn)"),
+                        ("edit", f"8^3 edits at random unaligned offsets of the same mag, per edit (best)")):
+        lines.append(title + ":")
+        for name in F.FORM_NAMES:
+            a, b = base.get("forms", {}).get(name), backed.get("forms", {}).get(name)
+            if (a or b or {}).get("kind") != kind:
+                continue
+            # reads: both columns from the backend's process, timed in turn (see F.measure)
+            ta = (b or {}).get("wk_time_s") if kind == "read" else (a or {}).get("time_s")
+            tb = (b or {}).get("time_s")
+            ratio = tb / ta if ta and tb else None
+            verdict = "" if ratio is None else ("met" if ratio <= FORM_TARGET else "MISSED")
+            lines.append(
+                f"  {name:<48} {C._fmt_time(ta, kind == 'read') if ta else '-':>14} "
+                f"{C._fmt_time(tb, kind == 'read') if tb else '-':>14} "
+                f"{(f'{ratio:.3f}' if ratio is not None else '-'):>9} {f'<={FORM_TARGET:g}':>7}  {verdict}"
+            )
+    for lib, r in ((BASE, base), (BACKEND, backed)):
+        if r.get("status") != "ok":
+            lines.append(f"{lib}: {r.get('status', 'not run')}: {r.get('note', '')}")
+    return "\n".join(lines) + "\n"
+
+
+def forms_child(spec: dict) -> dict:
+    """The child of one library's forms run (or of preparing their mag)."""
+    result: dict[str, Any] = {"lib": spec["lib"], "workload": spec["workload"], "status": "ok"}
+    try:
+        if spec["lib"] == "prepare":
+            F.prepare(Path(spec["path"]), spec["n"])
+        else:
+            result["load_before"] = os.getloadavg()[0]
+            result["forms"] = F.measure(
+                spec["lib"], Path(spec["path"]), spec["n"], spec["calls"], spec["edits"], spec["repeat"], reads=spec["lib"] == BACKEND
+            )
+            result["load_after"] = os.getloadavg()[0]
+    except BaseException as exc:  # report, never hide: the parent prints it
+        import traceback
+
+        result.update(status="error", note=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    return result
+
+
+def run_forms(args: argparse.Namespace, workdir: Path, script: Path) -> dict[str, dict]:
+    """Prepare the forms' mag once (webknossos alone), then one child per library on its own copy."""
+    template = workdir / "forms-template"
+    base_spec = {"workload": FORMS, "n": args.forms_size, "calls": args.forms_calls, "edits": args.forms_edits, "repeat": args.repeat}
+    prep = C._run_child(dict(base_spec, lib="prepare", path=str(template)), workdir, script)
+    if prep["status"] != "ok":
+        return {BASE: prep, BACKEND: prep}
+    results = {}
+    for lib in W.BACKEND_LIBS:
+        copy = workdir / f"forms-{lib}"
+        W.copy_dataset(template, copy)
+        t = time.perf_counter()
+        results[lib] = C._run_child(dict(base_spec, lib=lib, path=str(copy)), workdir, script)
+        print(f"[forms] {lib:<14} {results[lib]['status']}  ({time.perf_counter() - t:.1f} s wall)", file=sys.stderr)
+        if results[lib].get("traceback"):
+            print(results[lib]["traceback"], file=sys.stderr)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == [C.CHILD_FLAG]:
+        spec = json.loads(Path(argv[1]).read_text())
+        if spec.get("workload") == FORMS:
+            with open(spec["result"], "w") as f:
+                json.dump(forms_child(spec), f)
+            return 0
         return C.child_main(argv[1])
     args = parse_args(argv)
     if not W.wk_installed():
@@ -133,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             if prep["status"] != "ok":
                 print(f"preparing the filled mag failed: {prep.get('note')}\n{prep.get('traceback', '')}", file=sys.stderr)
                 return 1
+        forms = run_forms(args, workdir, script) if FORMS in args.only.split(",") else {}
         cells = [(w, lib) for w in C.EXEC_ORDER if w in workloads for lib in W.BACKEND_LIBS]
         for i, (workload, lib) in enumerate(cells, 1):
             spec = dict(base_spec, lib=lib, workload=workload, template=template)
@@ -150,9 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     load_end = os.getloadavg()
     versions = C._versions()
+    what = (
+        f"{args.size}^3 uint8 em_like(seed=0), LZ4HC block_len {geo.block_len} file_len {geo.file_len}"
+        if workloads else f"forms only ({args.forms_size}^3 uint8 em_like(seed=0), LZ4HC block_len {F.BLOCK}, one file)"
+    )
     print(
-        f"webknossos on WKW without / with wkview as its backend: {args.size}^3 uint8 em_like(seed=0), "
-        f"LZ4HC block_len {geo.block_len} file_len {geo.file_len}; best of {args.repeat}; "
+        f"webknossos on WKW without / with wkview as its backend: {what}; best of {args.repeat}; "
         f"backend level {args.level or 'default (4)'}"
     )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
@@ -162,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("x wk-wkw: time / webknossos' own time in this run; target: issue 13's")
     print()
-    print(format_table(results, workloads, args.size), end="")
+    if workloads:
+        print(format_table(results, workloads, args.size), end="")
+    if forms:
+        print()
+        print(format_forms_table(forms, args.forms_size), end="")
     if args.json_out:
         out: dict[str, Any] = {
             "size": args.size,
@@ -177,10 +275,12 @@ def main(argv: list[str] | None = None) -> int:
                 ))
                 for (w, _lib), r in results.items()
             ],
+            "forms": forms,
         }
         with open(args.json_out, "w") as f:
             json.dump(out, f, indent=1)
-    return 1 if any(r.get("status") == "error" for r in results.values()) else 0
+    failed = any(r.get("status") == "error" for r in [*results.values(), *forms.values()])
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -97,6 +97,19 @@ def test_int_with_four_channels_works(ds):
         ({"dtype_per_layer": "double"}, "double", "float64"),
         ({"dtype_per_channel": np.float64}, "double", "float64"),
         ({"dtype_per_layer": "uint48", "num_channels": 3}, "uint48", "uint16"),
+        # "float" and Python's float are webKNOSSOS' float (float32) in every dtype argument;
+        # "double", NumPy's float64 and its names are float64
+        ({"dtype_per_channel": "float"}, "float", "float32"),
+        ({"dtype_per_channel": float}, "float", "float32"),
+        ({"dtype_per_layer": float}, "float", "float32"),
+        ({"dtype_per_channel": "double"}, "double", "float64"),
+        ({"dtype_per_channel": "float64"}, "double", "float64"),
+        ({"dtype_per_channel": np.dtype("float64")}, "double", "float64"),
+        ({"dtype_per_layer": np.float64}, "double", "float64"),
+        ({"dtype_per_layer": "float64"}, "double", "float64"),
+        ({"dtype_per_channel": np.float32}, "float", "float32"),
+        ({"dtype_per_channel": "float", "num_channels": 2}, "double", "float32"),  # 2 x float32 = 64 bits
+        ({"dtype_per_channel": float, "num_channels": 3}, "float96", "float32"),
     ],
 )
 def test_element_classes_use_webknossos_names_both_ways(tmp_path, ds, kwargs, element_class, per_channel):
@@ -104,6 +117,15 @@ def test_element_classes_use_webknossos_names_both_ways(tmp_path, ds, kwargs, el
     assert layer.dtype_per_channel == np.dtype(per_channel)
     assert _layer_json(ds.path, "color")["elementClass"] == element_class
     assert Dataset(ds.path).get_layer("color").dtype_per_channel == np.dtype(per_channel)  # read back
+
+
+@pytest.mark.parametrize("argument", ["float", float])
+def test_get_or_add_layer_reads_float_as_float32(ds, argument):
+    layer = ds.add_layer("color", "color", dtype_per_channel="float32")
+    assert ds.get_or_add_layer("color", "color", dtype_per_channel=argument) is layer
+    assert ds.get_or_add_layer("color", "color", dtype_per_layer=argument) is layer
+    with pytest.raises(AssertionError, match="float64"):
+        ds.get_or_add_layer("color", "color", dtype_per_channel="double")
 
 
 def test_get_or_create_with_another_scale_raises(tmp_path):
@@ -215,14 +237,91 @@ def test_add_symlink_layer(tmp_path, ds, relative, as_path):
     entry = _layer_json(ds.path, "em")
     assert entry["boundingBox"] == _layer_json(other.path, "em")["boundingBox"]
     np.testing.assert_array_equal(Dataset(ds.path).get_layer("em").get_mag(1).read(offset=(4, 0, 2), size=(40, 36, 20)), data)
-    with pytest.raises(PermissionError):  # wkview never writes through a link out of the dataset
-        linked.get_mag(1).write(np.zeros((2, 1, 1, 1), np.uint8))
-    with pytest.raises(PermissionError):
+    # writes go through the link into the linked data; the box grows in this dataset only
+    other_entry = _layer_json(other.path, "em")
+    piece = np.full((2, 16, 16, 16), 200, np.uint8)
+    linked.get_mag(1).write(piece, offset=(48, 0, 0))
+    assert linked.bounding_box == BoundingBox((4, 0, 0), (60, 36, 22))
+    assert _layer_json(ds.path, "em")["boundingBox"] != other_entry["boundingBox"]
+    assert _layer_json(other.path, "em") == other_entry
+    np.testing.assert_array_equal(Dataset(other.path).get_layer("em").get_mag(1).read(offset=(48, 0, 0), size=(16, 16, 16)), piece)
+    assert not any(p.suffix == ".wkw" for p in ds.path.rglob("*") if not os.path.islink(p) and _is_inside_real(p, ds.path))
+    with pytest.raises(PermissionError):  # new mags are not added into the linked folder
         linked.add_mag(2)
     with pytest.raises(AssertionError, match="already a layer"):
         ds.add_symlink_layer(layer)
     ds.delete_layer("em")
     assert not os.path.lexists(link) and (other.path / "em" / "1" / "header.wkw").is_file()
+
+
+def _is_inside_real(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` once every symlink is resolved."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+@pytest.mark.parametrize("how", ["layer", "mag"])
+def test_writes_through_symlinks_lock_and_fsync_the_linked_files(tmp_path, ds, monkeypatch, how):
+    from wkview import _durable
+
+    other = Dataset.create(tmp_path / "other", scale=(11, 11, 25))
+    layer, data = _filled(other, "em", block_len=8, file_len=2)
+    if how == "layer":
+        mag = ds.add_symlink_layer(layer).get_mag(1)
+    else:
+        mag = ds.add_layer("em", "color").add_symlink_mag(layer.get_mag(1))
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    wkview.set_fsync(True)
+    wkview.set_locking(True)
+    try:
+        with pytest.warns(RuntimeWarning, match="not aligned"):  # wkview's advice, as for any unaligned write
+            mag.write(np.full((5, 6, 7), 9, np.uint8), offset=(3, 4, 5))
+    finally:
+        wkview.set_fsync(None)
+        wkview.set_locking(None)
+    data[:, 0:4, 4:10, 3:10] = 9  # the part inside the data (offset (4, 0, 2))
+    np.testing.assert_array_equal(layer.get_mag(1).read(offset=(4, 0, 2), size=(40, 36, 20)), data[:, :, :, :])
+    # the data file and its folder are fsynced where they are; in this dataset only its
+    # properties file (the grown bounding box) and its folder
+    here = [p for p in synced if _is_inside_real(Path(p), ds.path)]
+    there = [p for p in synced if p not in here]
+    assert all(os.path.basename(p) == ds.path.name or "datasource-properties" in p for p in here), here
+    assert all(_is_inside_real(Path(p), other.path / "em" / "1") for p in there), there
+    assert any(".x0.wkw." in p for p in there) and str(Path(os.path.realpath(layer.get_mag(1).path)) / "z0" / "y0") in there
+    # the lock of a file written through the link is the lock of the linked file
+    link_file = str(mag.path / "z0" / "y0" / "x0.wkw")
+    real_file = str(layer.get_mag(1).path / "z0" / "y0" / "x0.wkw")
+    assert os.path.exists(_durable.lock_path(real_file))
+    with _durable.locked([real_file]):
+        with _durable.try_lock(link_file) as free:
+            assert not free
+
+
+def test_every_duplicate_name_is_an_index_error(tmp_path, ds):
+    other = Dataset.create(tmp_path / "other", scale=(11, 11, 25))
+    foreign, _ = _filled(other, "color")
+    layer = ds.add_layer("color", "color")
+    layer.add_mag(1)
+    for add in (
+        lambda: ds.add_copy_layer(foreign),
+        lambda: ds.add_copy_layer(foreign.path),
+        lambda: ds.add_symlink_layer(foreign),
+        lambda: ds.add_layer("color", "color"),
+        lambda: ds.add_layer_like(foreign, "color"),
+    ):
+        with pytest.raises(IndexError, match="There is already a layer with this name") as info:
+            add()
+        assert isinstance(info.value, wkview.NameTakenError) and isinstance(info.value, AssertionError)
+    for add in (lambda: layer.add_mag(1), lambda: layer.add_copy_mag(foreign.get_mag(1)), lambda: layer.add_symlink_mag(foreign.get_mag(1))):
+        with pytest.raises(IndexError, match="There is already a mag with this name"):
+            add()
+    assert list(ds.layers) == ["color"] and list(layer.mags) == [Mag(1)]
 
 
 def test_add_copy_layer_copies_bytes_and_other_files(tmp_path, ds):

@@ -231,7 +231,7 @@ def test_segmentation_layer_round_trip(tmp_path):
     assert np.array_equal(reopened.get_mag(1).read()[0], ids)
 
 
-def test_symlinked_mag_outside_the_dataset_is_read_only(tmp_path):
+def test_symlinked_mag_outside_the_dataset_is_written_through_the_link(tmp_path):
     other = Dataset.create(tmp_path / "other", scale=SCALE)
     other_mag = other.add_layer("color", "color").add_mag(1, block_len=8, file_len=2)
     other_mag.write(np.full((8, 8, 8), 3, np.uint8), offset=(0, 0, 0))
@@ -245,10 +245,9 @@ def test_symlinked_mag_outside_the_dataset_is_read_only(tmp_path):
     (tmp_path / "ds" / "color" / "1").symlink_to(tmp_path / "other" / "color" / "1")
     mag = Dataset(tmp_path / "ds").get_layer("color").get_mag(1)
     assert np.all(mag.get_view().read() == 3)  # reading through the link works
-    with pytest.raises(wkview.ReadOnlyError, match="outside the dataset"):
-        mag.write(np.zeros((2, 2, 2), np.uint8))
-    with pytest.raises(wkview.ReadOnlyError):
-        mag.get_view(read_only=False)
-    with pytest.raises(wkview.ReadOnlyError):
-        mag.get_view().write(np.zeros((2, 2, 2), np.uint8))
-    assert np.all(other_mag.read((0, 0, 0), (8, 8, 8)) == 3)
+    # writing too, as in webknossos 0.8.13: into the linked data (that is what a symlink is)
+    mag.write(np.full((8, 8, 8), 5, np.uint8), offset=(8, 0, 0))
+    mag.get_view(offset=(0, 0, 0), size=(8, 8, 8), read_only=False).write(np.full((8, 8, 8), 4, np.uint8))
+    assert Dataset(tmp_path / "ds").get_layer("color").bounding_box == BoundingBox((0, 0, 0), (16, 8, 8))
+    assert np.all(other_mag.read((0, 0, 0), (8, 8, 8)) == 4) and np.all(other_mag.read((8, 0, 0), (8, 8, 8)) == 5)
+    assert Dataset(tmp_path / "other").get_layer("color").bounding_box == BoundingBox((0, 0, 0), (8, 8, 8))

@@ -14,6 +14,7 @@ file raises wkview's ``CorruptFileError`` only with the backend; pickled views c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -48,6 +49,7 @@ with warnings.catch_warnings():
     wk = pytest.importorskip("webknossos")
     import cluster_tools
     from webknossos.dataset.layer.view._array import WKWArray
+    from webknossos.dataset.layer.view import view as wk_view_module
     from webknossos.dataset.layer.view.view import View as WkView
     from webknossos.version import __version__ as WK_VERSION
 
@@ -58,7 +60,8 @@ if WK_VERSION != "4.3.3":
 
 REPO = Path(__file__).resolve().parents[1]
 SEAMS = [(WKWArray, "read"), (WKWArray, "write"), (WKWArray, "close"), (WKWArray, "info"),
-         (WkView, "read"), (WkView, "_prepare_compressed_write"), (WkView, "__reduce_ex__")]
+         (WkView, "read"), (WkView, "read_xyz"), (WkView, "get_view"), (WkView, "_prepare_compressed_write"),
+         (WkView, "__reduce_ex__"), (wk_view_module, "warn_deprecated")]
 MISSING = object()
 
 
@@ -76,15 +79,19 @@ def sequential() -> Any:
 # -- running a program both ways -----------------------------------------------------------
 
 
-def outcome(fn: Callable[[], Any]) -> tuple[str, Any, list[str]]:
-    """("ok", value, warnings) or ("error", "Type: message", warnings)."""
+def outcome(fn: Callable[[], Any], where: bool = False) -> tuple[str, Any, list[str]]:
+    """("ok", value, warnings) or ("error", "Type: message", warnings); ``where`` adds
+    the file and line each warning is attributed to (what warning filters match)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             value: Any = ("ok", fn())
         except Exception as exc:  # the program's exceptions are part of its behaviour
             value = ("error", f"{type(exc).__name__}: {exc}")
-    messages = [f"{w.category.__name__}: {w.message}" for w in caught if not _is_noise(w)]
+    messages = [
+        f"{w.category.__name__}: {w.message}" + (f" at {w.filename}:{w.lineno}" if where else "")
+        for w in caught if not _is_noise(w)
+    ]
     return value[0], value[1], messages
 
 
@@ -378,6 +385,226 @@ def test_fast_reads_skip_webknossos_box_arithmetic_but_not_its_result(tmp_path: 
                         offset[2] // step : (offset[2] + size[2]) // step,
                     ]
                     assert same(fast, expected)
+
+
+# -- every spelling of a read and a write --------------------------------------------------
+
+BB = wk.BoundingBox
+ND_CXYZ = wk.NDBoundingBox((0, 8, 8, 16), (1, 8, 16, 8), axes=("c", "x", "y", "z"))  # as the slice reader passes
+
+
+class Targets:
+    """The objects a form works on, from one opening of the copied dataset."""
+
+    def __init__(self, path: Path, layer_name: str) -> None:
+        self.ds = wk.Dataset.open(path)
+        self.layer = self.ds.get_layer(layer_name)
+        self.mag1 = self.layer.get_mag(1)
+        self.mag2 = self.layer.get_mag(2)
+        # open the arrays first (the int paths serve views whose array is open)
+        self.mag1.read(absolute_offset=(0, 0, 0), size=(1, 1, 1))
+        self.mag2.read(absolute_offset=(0, 0, 0), size=(2, 2, 2))
+        self.view = self.mag1.get_view(absolute_offset=(16, 16, 0), size=(32, 32, 48))
+        self.view2 = self.mag2.get_view(absolute_offset=(0, 32, 16), size=(64, 32, 32))
+        self.ro = self.mag1.get_view(absolute_offset=(4, 6, 8), size=(20, 22, 24), read_only=True)
+
+
+def _after(t: Targets, write: Callable[[], Any]) -> Any:
+    write()
+    return [t.mag1.read(), t.mag2.read(), str(t.layer.bounding_box)]
+
+
+def _slices_read(t: Targets, **kw: Any) -> np.ndarray:
+    with t.view.get_buffered_slice_reader(**kw) as reader:
+        return np.stack(list(reader))
+
+
+def _slices_write(t: Targets, target: Any, shape: tuple[int, int, int], **kw: Any) -> Any:
+    volume = em_like(shape, seed=21)
+    with target.get_buffered_slice_writer(**kw) as writer:
+        for z in range(shape[2]):
+            writer.send(volume[:, :, z])
+    return [t.mag1.read(), str(t.layer.bounding_box)]
+
+
+def _edit(shape: tuple[int, ...] = (8, 8, 8), dtype: Any = np.uint8, seed: int = 22) -> np.ndarray:
+    return random_data(np.random.default_rng(seed), shape, dtype)
+
+
+#: (id, form, whether the backend answers it without webknossos' box arithmetic)
+READ_FORMS: list[tuple[str, Callable[[Targets], Any], bool]] = [
+    # the forms, on MagView, View, mag 2 and a read-only view reaching out of its parent
+    ("mag-absolute_offset", lambda t: t.mag1.read(absolute_offset=(3, 17, 40), size=(32, 32, 32)), True),
+    ("mag-positional-absolute", lambda t: t.mag1.read((32, 32, 32), absolute_offset=(3, 17, 40)), True),
+    ("mag-relative_offset", lambda t: t.mag1.read(relative_offset=(3, 17, 40), size=(32, 32, 32)), True),
+    ("mag-positional-relative", lambda t: t.mag1.read((5, 6, 7), relative_offset=(60, 60, 60)), True),
+    ("mag-absolute_bounding_box", lambda t: t.mag1.read(absolute_bounding_box=BB((3, 17, 40), (32, 32, 32))), True),
+    ("mag-relative_bounding_box", lambda t: t.mag1.read(relative_bounding_box=BB((3, 17, 40), (32, 32, 32))), True),
+    ("mag-whole", lambda t: t.mag1.read(), True),
+    ("mag2-absolute_offset", lambda t: t.mag2.read(absolute_offset=(6, 2, 40), size=(32, 32, 32)), True),
+    ("mag2-relative_offset", lambda t: t.mag2.read(relative_offset=(6, 2, 40), size=(32, 32, 32)), True),
+    ("mag2-absolute_bounding_box", lambda t: t.mag2.read(absolute_bounding_box=BB((6, 2, 40), (32, 32, 8))), True),
+    ("mag2-relative_bounding_box", lambda t: t.mag2.read(relative_bounding_box=BB((6, 2, 40), (32, 32, 8))), True),
+    ("mag2-whole", lambda t: t.mag2.read(), True),
+    ("view-absolute_offset", lambda t: t.view.read(absolute_offset=(20, 18, 3), size=(32, 32, 32)), True),
+    ("view-positional-absolute", lambda t: t.view.read((32, 32, 32), absolute_offset=(20, 18, 3)), True),
+    ("view-relative_offset", lambda t: t.view.read(relative_offset=(3, 2, 1), size=(32, 32, 32)), True),
+    ("view-positional-relative", lambda t: t.view.read((32, 32, 32), relative_offset=(3, 2, 1)), True),
+    ("view-absolute_bounding_box", lambda t: t.view.read(absolute_bounding_box=BB((20, 18, 3), (9, 30, 7))), True),
+    ("view-relative_bounding_box", lambda t: t.view.read(relative_bounding_box=BB((3, 2, 1), (9, 30, 7))), True),
+    ("view-nd-cxyz-box", lambda t: t.view.read(absolute_bounding_box=ND_CXYZ), True),
+    ("view-whole", lambda t: t.view.read(), True),
+    ("view2-relative_offset", lambda t: t.view2.read(relative_offset=(2, 4, 6), size=(16, 8, 4)), True),
+    ("view2-relative_bounding_box", lambda t: t.view2.read(relative_bounding_box=BB((2, 4, 6), (16, 8, 4))), True),
+    ("view2-whole", lambda t: t.view2.read(), True),
+    ("readonly-view-outside-parent", lambda t: t.ro.read(relative_offset=(10, 10, 10), size=(80, 9, 9)), True),
+    ("vec3int-and-numpy-ints", lambda t: t.view.read(absolute_offset=wk.Vec3Int(7, 8, 9), size=np.array([3, 4, 5])), True),
+    ("outside-the-data", lambda t: t.mag1.read(absolute_offset=(60, 60, 60), size=(40, 8, 8)), True),
+    ("read_xyz-absolute", lambda t: t.view.read_xyz(absolute_bounding_box=BB((20, 18, 3), (9, 30, 7))), True),
+    ("read_xyz-relative", lambda t: t.mag2.read_xyz(relative_bounding_box=BB((2, 4, 6), (16, 8, 4))), True),
+    ("get_view-absolute.read", lambda t: t.mag1.get_view(absolute_offset=(16, 16, 32), size=(16, 32, 16)).read(), True),
+    ("get_view-relative.read", lambda t: t.view.get_view(relative_offset=(0, 16, 16), size=(16, 16, 32)).read(), True),
+    ("get_view-readonly.read", lambda t: t.mag1.get_view(absolute_offset=(3, 5, 7), size=(9, 9, 9), read_only=True).read(), True),
+    ("get_view-border.read", lambda t: t.view.get_view(relative_offset=(16, 0, 0), size=(16, 32, 48)).read(), True),
+    ("get_view-whole.read", lambda t: t.view.get_view().read(), True),
+    ("get_view-mag2.read", lambda t: t.mag2.get_view(absolute_offset=(0, 32, 0), size=(64, 32, 32)).read(relative_offset=(2, 2, 2), size=(4, 4, 4)), True),
+    ("get_view-boxes", lambda t: [str(t.view.get_view(relative_offset=(0, 16, 16), size=(16, 16, 32)).bounding_box),
+                                  repr(t.mag1.get_view(absolute_offset=(3, 5, 7), size=(9, 9, 9), read_only=True).normalized_bounding_box),
+                                  t.view.get_view(relative_offset=(0, 16, 16), size=(16, 16, 32)).read_only], True),
+    ("slice-reader-whole", lambda t: _slices_read(t, buffer_size=16), True),
+    ("slice-reader-absolute-x", lambda t: _slices_read(t, absolute_bounding_box=BB((20, 18, 3), (9, 30, 7)), dimension="x", buffer_size=4), True),
+    ("slice-reader-relative-y", lambda t: _slices_read(t, relative_bounding_box=BB((3, 2, 1), (9, 30, 7)), dimension="y"), True),
+    ("slice-reader-mag2-x", lambda t: np.stack(list(t.mag2.get_buffered_slice_reader(dimension="x", buffer_size=5).__enter__())), True),
+    ("slice-reader-attributes", lambda t: [
+        (str(r.bbox_current_mag), r.dtype, r.buffer_size, r.dimension, r.use_logging, r.view is t.view)
+        for r in (t.view.get_buffered_slice_reader(), t.view.get_buffered_slice_reader(8, "y", relative_bounding_box=BB((3, 2, 1), (9, 30, 7))),
+                  t.view.get_buffered_slice_reader(absolute_bounding_box=BB((20, 18, 3), (9, 30, 7), name="mine")))], True),
+    # what webknossos warns about or refuses: its own path, its own words
+    ("size-only-deprecated", lambda t: t.view.read(size=(4, 4, 4)), False),
+    ("mag-size-only-deprecated", lambda t: t.mag2.read((4, 4, 4)), False),
+    ("read_xyz-without-box", lambda t: t.view.read_xyz(), False),
+    ("read_xyz-two-boxes", lambda t: t.view.read_xyz(absolute_bounding_box=BB((0, 0, 0), (1, 1, 1)), relative_bounding_box=BB((0, 0, 0), (1, 1, 1))), False),
+    ("empty", lambda t: t.mag1.read(absolute_offset=(0, 0, 0), size=(0, 4, 4)), False),
+    ("empty-box", lambda t: t.view.read(relative_bounding_box=BB((0, 0, 0), (4, 0, 4))), False),
+    ("negative", lambda t: t.mag1.read(absolute_offset=(-2, 0, 0), size=(4, 4, 4)), False),
+    ("negative-relative", lambda t: t.view.read(relative_offset=(-17, 0, 0), size=(4, 4, 4)), False),
+    ("negative-box", lambda t: t.mag1.read(absolute_bounding_box=BB((-2, 0, 0), (4, 4, 4))), False),
+    ("off-the-mag-grid", lambda t: t.mag2.read(absolute_offset=(1, 2, 2), size=(4, 4, 4)), False),
+    ("off-the-mag-grid-size", lambda t: t.mag2.read(relative_offset=(2, 2, 2), size=(3, 4, 4)), False),
+    ("off-the-mag-grid-box", lambda t: t.mag2.read(absolute_bounding_box=BB((2, 2, 2), (4, 4, 5))), False),
+    ("two-offsets", lambda t: t.mag1.read(absolute_offset=(0, 0, 0), relative_offset=(0, 0, 0), size=(4, 4, 4)), False),
+    ("box-and-size", lambda t: t.mag1.read((4, 4, 4), absolute_bounding_box=BB((0, 0, 0), (4, 4, 4))), False),
+    ("box-and-offset", lambda t: t.mag1.read(relative_offset=(0, 0, 0), absolute_bounding_box=BB((0, 0, 0), (4, 4, 4))), False),
+    ("two-boxes", lambda t: t.mag1.read(relative_bounding_box=BB((0, 0, 0), (4, 4, 4)), absolute_bounding_box=BB((0, 0, 0), (4, 4, 4))), False),
+    ("offset-without-size", lambda t: t.mag1.read(absolute_offset=(1, 2, 3)), False),
+    ("two-numbers", lambda t: t.mag1.read(absolute_offset=(1, 2), size=(4, 4, 4)), False),
+    ("float-offset", lambda t: t.view.read(absolute_offset=(7.0, 8, 9), size=(3, 4, 5)), False),
+    ("get_view-unaligned-warns", lambda t: t.mag1.get_view(absolute_offset=(3, 5, 7), size=(9, 9, 9)).read(), False),
+    ("get_view-outside-refused", lambda t: t.view.get_view(relative_offset=(16, 16, 16), size=(32, 32, 32)), False),
+    ("get_view-writable-from-readonly", lambda t: t.ro.get_view(read_only=False), False),
+    ("get_view-size-only-deprecated", lambda t: t.view.get_view((16, 16, 16)).read(), False),
+    ("get_view-empty", lambda t: t.view.get_view(relative_offset=(0, 0, 0), size=(0, 16, 16)), False),
+    ("get_view-negative", lambda t: t.mag1.get_view(absolute_offset=(-16, 0, 0), size=(16, 16, 16), read_only=True), False),
+    ("get_view-offset-without-size", lambda t: t.mag1.get_view(absolute_offset=(0, 0, 0)), False),
+    ("slice-reader-integer-dimension", lambda t: _slices_read(t, dimension=1, buffer_size=16), False),
+    ("slice-reader-logging", lambda t: _slices_read(t, use_logging=True, buffer_size=16), False),
+    ("slice-reader-negative", lambda t: _slices_read(t, absolute_bounding_box=BB((-2, 0, 0), (4, 4, 4))), False),
+    ("slice-reader-two-boxes", lambda t: _slices_read(t, absolute_bounding_box=BB((0, 0, 0), (4, 4, 4)), relative_bounding_box=BB((0, 0, 0), (4, 4, 4))), False),
+    ("slice-reader-off-the-mag-grid", lambda t: list(t.mag2.get_buffered_slice_reader(absolute_bounding_box=BB((1, 0, 0), (4, 4, 4))).__enter__()), False),
+]
+
+WRITE_FORMS: list[tuple[str, Callable[[Targets], Any], bool]] = [
+    ("mag-absolute_offset", lambda t: _after(t, lambda: t.mag1.write(_edit(), absolute_offset=(9, 10, 11), allow_unaligned=True)), False),
+    ("mag-relative_offset", lambda t: _after(t, lambda: t.mag1.write(_edit(), relative_offset=(9, 10, 11), allow_unaligned=True)), False),
+    ("mag-absolute_bounding_box", lambda t: _after(t, lambda: t.mag1.write(_edit(), absolute_bounding_box=BB((9, 10, 11), (8, 8, 8)), allow_unaligned=True)), False),
+    ("mag-relative_bounding_box", lambda t: _after(t, lambda: t.mag1.write(_edit(), relative_bounding_box=BB((9, 10, 11), (8, 8, 8)), allow_unaligned=True)), False),
+    ("mag-no-offset", lambda t: _after(t, lambda: t.mag1.write(_edit((16, 16, 16)))), False),
+    ("mag-aligned", lambda t: _after(t, lambda: t.mag1.write(_edit((16, 32, 16)), absolute_offset=(16, 32, 48))), False),
+    ("mag-allow_resize", lambda t: _after(t, lambda: t.mag1.write(_edit(), absolute_offset=(60, 0, 0), allow_resize=True, allow_unaligned=True)), False),
+    ("mag-allow_resize-aligned", lambda t: _after(t, lambda: t.mag1.write(_edit((16, 16, 16)), absolute_offset=(64, 0, 0), allow_resize=True)), False),
+    ("mag2-absolute_offset", lambda t: _after(t, lambda: t.mag2.write(_edit(), absolute_offset=(10, 12, 14), allow_unaligned=True)), False),
+    ("view-absolute_offset", lambda t: _after(t, lambda: t.view.write(_edit(), absolute_offset=(20, 21, 22), allow_unaligned=True)), False),
+    ("view-relative_offset", lambda t: _after(t, lambda: t.view.write(_edit(), relative_offset=(4, 5, 6), allow_unaligned=True)), False),
+    ("view-absolute_bounding_box", lambda t: _after(t, lambda: t.view.write(_edit(), absolute_bounding_box=BB((20, 21, 22), (8, 8, 8)), allow_unaligned=True)), False),
+    ("view-relative_bounding_box", lambda t: _after(t, lambda: t.view.write(_edit(), relative_bounding_box=BB((4, 5, 6), (8, 8, 8)), allow_unaligned=True)), False),
+    ("view-whole", lambda t: _after(t, lambda: t.view.write(_edit((32, 32, 48)))), False),
+    ("view-channel-axis", lambda t: _after(t, lambda: t.view.write(_edit((1, 8, 8, 8)), relative_offset=(0, 0, 0), allow_unaligned=True)), False),
+    ("view2-relative_offset", lambda t: _after(t, lambda: t.view2.write(_edit((4, 4, 4)), relative_offset=(2, 2, 2), allow_unaligned=True)), False),
+    ("get_view.write", lambda t: _after(t, lambda: t.mag1.get_view(absolute_offset=(16, 16, 16), size=(16, 16, 16)).write(_edit((16, 16, 16)))), False),
+    ("slice-writer-mag", lambda t: _slices_write(t, t.mag1, (16, 32, 20), absolute_offset=(0, 16, 16), allow_unaligned=True), False),
+    ("slice-writer-view-relative", lambda t: _slices_write(t, t.view, (16, 16, 16), relative_offset=(16, 16, 16)), False),
+    ("slice-writer-view-box", lambda t: _slices_write(t, t.view, (8, 8, 8), relative_bounding_box=BB((2, 3, 16), (8, 8, 8)), allow_unaligned=True), False),
+    # what webknossos warns about or refuses
+    ("unaligned-without-allow_unaligned", lambda t: _after(t, lambda: t.mag1.write(_edit(), absolute_offset=(9, 10, 11))), False),
+    ("outside-without-allow_resize", lambda t: _after(t, lambda: t.mag1.write(_edit(), absolute_offset=(60, 0, 0), allow_unaligned=True)), False),
+    ("view-outside", lambda t: _after(t, lambda: t.view.write(_edit(), relative_offset=(30, 0, 0), allow_unaligned=True)), False),
+    ("other-dtype", lambda t: _after(t, lambda: t.mag1.write(_edit(dtype=np.float32), absolute_offset=(9, 10, 11), allow_unaligned=True)), False),
+    ("other-dtype-aligned", lambda t: _after(t, lambda: t.mag1.write(_edit((16, 16, 16), np.uint16), absolute_offset=(0, 0, 0))), False),
+    ("channels", lambda t: _after(t, lambda: t.mag1.write(_edit((2, 8, 8, 8)), absolute_offset=(0, 0, 0), allow_unaligned=True)), False),
+    ("two-dimensional", lambda t: _after(t, lambda: t.view.write(_edit((8, 8)), relative_offset=(0, 0, 0))), False),
+    ("shape-and-box-differ", lambda t: _after(t, lambda: t.view.write(_edit(), relative_bounding_box=BB((0, 0, 0), (8, 8, 9)), allow_unaligned=True)), False),
+    ("off-the-mag-grid", lambda t: _after(t, lambda: t.mag2.write(_edit(), absolute_offset=(1, 2, 2), allow_unaligned=True)), False),
+    ("read-only", lambda t: _after(t, lambda: t.ro.write(_edit(), relative_offset=(0, 0, 0))), False),
+    ("two-offsets", lambda t: _after(t, lambda: t.mag1.write(_edit(), absolute_offset=(0, 0, 0), relative_offset=(0, 0, 0))), False),
+]
+
+
+@pytest.fixture(scope="module")
+def forms_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Compressed and raw layers (64^3, mags 1 and 2, 8^3 chunks, 16^3 shards), filled by
+    webknossos alone; the raw layer's bounding box is off the mag-2 grid (MagViews round it)."""
+    path = tmp_path_factory.mktemp("forms") / "template"
+    backend.disable()
+    ds = wk.Dataset(path, voxel_size=(1, 1, 1))
+    rng = np.random.default_rng(20)
+    for name, compress, box in (("lz4", True, BB((0, 0, 0), (64, 64, 64))), ("raw", False, BB((0, 1, 0), (64, 63, 63)))):
+        layer = ds.add_layer(name, "color", dtype="uint8", data_format="wkw", bounding_box=box)
+        layer.add_mag(1, chunk_shape=8, shard_shape=16, compress=compress).write(
+            random_data(rng, (64, 64, 64), np.uint8), absolute_offset=(0, 0, 0), allow_resize=True
+        )
+        layer.add_mag(2, chunk_shape=8, shard_shape=16, compress=compress).write(
+            random_data(rng, (32, 32, 32), np.uint8), absolute_offset=(0, 0, 0), allow_resize=True
+        )
+        layer.bounding_box = box
+    return path
+
+
+def _slow_path(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("webknossos' box arithmetic ran")
+
+
+def run_form(tmp_path: Path, template: Path, layer: str, form: Callable[[Targets], Any], fast: bool) -> None:
+    """The form on copies of the same data with webknossos alone and with the backend:
+    the same result (or error: type and message) and the same warnings (attributed to the
+    same file and line). Forms marked fast
+    must not reach webknossos' box arithmetic while the backend is on."""
+    import shutil
+
+    runs = []
+    for on in (False, True):
+        path = tmp_path / ("backed" if on else "plain")
+        shutil.copytree(template, path)
+        with backend.enabled() if on else contextlib.nullcontext():
+            targets = Targets(path, layer)
+            with pytest.MonkeyPatch.context() as patch:
+                if on and fast:
+                    patch.setattr(WkView, "_get_mag1_bbox", _slow_path)
+                    patch.setattr(WkView, "_resolve_read_bbox", _slow_path)
+                    patch.setattr(wk.NDBoundingBox, "chunk", _slow_path)
+                runs.append(outcome(lambda: form(targets), where=True))
+    plain, backed = runs
+    assert plain[0] == backed[0], f"webknossos alone: {plain[:2]!r:.400}; with the backend: {backed[:2]!r:.400}"
+    assert same(plain[1], backed[1]), "results differ: " + _first_difference(plain[1], backed[1])
+    assert plain[2] == backed[2], f"warnings differ: {plain[2]} vs {backed[2]}"
+
+
+@pytest.mark.parametrize("layer", ["lz4", "raw"])
+@pytest.mark.parametrize(("form", "fast"), [f[1:] for f in READ_FORMS + WRITE_FORMS],
+                         ids=["read-" + f[0] for f in READ_FORMS] + ["write-" + f[0] for f in WRITE_FORMS])
+def test_every_call_form_gives_what_webknossos_alone_gives(
+    tmp_path: Path, forms_template: Path, layer: str, form: Callable[[Targets], Any], fast: bool
+) -> None:
+    run_form(tmp_path, forms_template, layer, form, fast)
 
 
 # -- webknossos' checks and errors stay its own ----------------------------------------------

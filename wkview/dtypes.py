@@ -19,6 +19,8 @@ import numpy as np
 from .errors import DatasetError, DTypeError
 
 __all__ = [
+    "dtype_argument",
+    "dtype_per_channel_argument",
     "dtype_per_channel_from_element_class",
     "element_class_from_dtype",
     "dtype_per_layer_to_dtype_per_channel",
@@ -35,6 +37,22 @@ _DTYPES_PER_CHANNEL = (
 _ELEMENT_CLASS_ALIASES = {"float": "float32", "double": "float64"}
 _ALIAS_OF_DTYPE_PER_LAYER = {"float32": "float", "float64": "double"}
 _DTYPE_NAME_RE = re.compile(r"^(uint|int|float)([1-9][0-9]*)$")
+
+
+def dtype_argument(value: Any) -> Any:
+    """A ``dtype_per_channel`` / ``dtype_per_layer`` argument as webknossos 0.8.13 reads
+    it: the string ``"float"`` and Python's ``float`` are webKNOSSOS' ``float``
+    (float32, where NumPy would read float64), ``"double"`` is float64; any other value
+    is returned as it is (a NumPy dtype, ``np.float64``, ``"float64"``, ``"uint24"``...).
+    """
+    if value is float or (isinstance(value, str) and value in _ELEMENT_CLASS_ALIASES):
+        return np.dtype(_ELEMENT_CLASS_ALIASES["float" if value is float else value])
+    return value
+
+
+def dtype_per_channel_argument(value: Any) -> np.dtype:
+    """The NumPy dtype a ``dtype_per_channel`` argument means (see :func:`dtype_argument`)."""
+    return np.dtype(dtype_argument(value))
 
 
 def _check_num_channels(num_channels: Any) -> int:
@@ -167,8 +185,8 @@ def dtype_per_layer_to_dtype_per_channel(dtype_per_layer: str | np.dtype, num_ch
     ----------
     dtype_per_layer : str or dtype-like
         A per-layer name (``"uint24"``, ``"float96"``), an element class
-        (``"float"`` and ``"double"`` mean float32 and float64, as in
-        webknossos' properties), or a NumPy dtype.
+        (``"float"`` and Python's ``float`` mean float32, ``"double"`` float64,
+        as in webknossos' properties), or a NumPy dtype.
     num_channels : int
         Number of channels (>= 1).
 
@@ -177,8 +195,9 @@ def dtype_per_layer_to_dtype_per_channel(dtype_per_layer: str | np.dtype, num_ch
     numpy.dtype
     """
     n = _check_num_channels(num_channels)
+    dtype_per_layer = dtype_argument(dtype_per_layer)
     if isinstance(dtype_per_layer, str):
-        name = _ELEMENT_CLASS_ALIASES.get(dtype_per_layer, dtype_per_layer)
+        name = dtype_per_layer
         if _DTYPE_NAME_RE.match(name) is None:
             try:
                 name = np.dtype(name).name

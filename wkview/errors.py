@@ -27,6 +27,7 @@ __all__ = [
     "TargetExistsError",
     "DTypeError",
     "LayerLookupError",
+    "NameTakenError",
     "ImmutableError",
 ]
 
@@ -101,6 +102,15 @@ class DTypeError(DatasetError, TypeError):
 
 class LayerLookupError(DatasetError, IndexError):
     """``get_color_layer()`` / ``get_segmentation_layer()`` found no or several layers.
+
+    webknossos 0.8.13 raised :class:`IndexError` here; this is also one.
+    """
+
+
+class NameTakenError(DatasetError, IndexError):
+    """A layer or mag is added under a name the dataset or layer already has
+    (``add_layer``, ``add_symlink_layer``, ``add_copy_layer``, ``add_layer_like``,
+    ``add_mag``, ``add_symlink_mag``, ``add_copy_mag``).
 
     webknossos 0.8.13 raised :class:`IndexError` here; this is also one.
     """

@@ -24,9 +24,19 @@ This module is the only place in wkview that touches webknossos' internals. The 
 * ``View._prepare_compressed_write``: for arrays with a store, the box goes to the store as
   it is, instead of being padded to whole shards (data of another dtype than the layer's
   keeps webknossos' padding, which casts it in padded shards and refuses it in whole ones).
-* ``View.read``: ``read(size, absolute_offset=...)`` on a backed view computes the box with
-  plain ints; any other form of the call, and any box webknossos would refuse or treat
-  specially, runs webknossos' own ``read`` (so its errors and warnings are unchanged).
+* ``View.read``, ``View.read_xyz``, ``View.get_view``, ``View.get_buffered_slice_reader``:
+  on a view whose array has a store, every spelling of the box (``absolute_offset`` or
+  ``relative_offset`` with a size, positional or not; ``absolute_bounding_box`` or
+  ``relative_bounding_box``; no arguments: the whole view) is computed with plain ints
+  and read from the store, and ``get_view`` builds its sub-view without webknossos' box
+  arithmetic. Any other call, and any box webknossos would refuse, warn about (the
+  deprecated size-only form, unaligned writable sub-views) or treat specially (other box
+  types, other axes, ``use_logging``), runs webknossos' own method, so its results,
+  errors and warnings are unchanged. Writes keep webknossos' ``write`` (its checks,
+  ``allow_resize``, ``allow_unaligned``); only their storage goes through the store.
+* ``warn_deprecated`` of webknossos' ``view`` module: the same warning for the same
+  caller (the deprecated ``read_xyz``), found without ``inspect.stack()``, which reads the
+  source of every frame of the stack.
 * ``View.__reduce_ex__``: a WKW view pickled while the backend is enabled enables it in the
   process that unpickles it (see below).
 
@@ -46,8 +56,12 @@ executor's initializer (``initializer=wkview.webknossos_backend.enable``).
 from __future__ import annotations
 
 import contextlib
+import dis
+import inspect
 import os
+import sys
 import threading
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -106,7 +120,7 @@ class _Backing:
 
 _lock = threading.RLock()
 _options: _Options | None = None  # None: disabled
-_originals: list[tuple[type, str, Any]] = []  # (owner, name, the owner's own attribute or _MISSING)
+_originals: list[tuple[Any, str, Any]] = []  # (owner (a class or module), name, the owner's own attribute or _MISSING)
 _backings: "weakref.WeakKeyDictionary[Any, _Backing]" = weakref.WeakKeyDictionary()
 _MISSING = object()
 
@@ -116,8 +130,6 @@ _MISSING = object()
 
 def _wk_modules() -> Any:
     """webknossos' modules holding the seams; imported late (webknossos is optional)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # webknossos warns at import (image readers)
         from webknossos import version as wk_version
@@ -125,8 +137,9 @@ def _wk_modules() -> Any:
         from webknossos.dataset.layer.view import view as wk_view
         from webknossos import utils as wk_utils
         from webknossos.dataset_properties import DataFormat
+        from webknossos import geometry as wk_geometry
         from webknossos.geometry import CXYZ_AXES
-    return wk_version, wk_array, wk_view, wk_utils, DataFormat, CXYZ_AXES
+    return wk_version, wk_array, wk_view, wk_utils, DataFormat, CXYZ_AXES, wk_geometry
 
 
 def installed_version() -> str:
@@ -167,7 +180,7 @@ def _backing(array: Any) -> _Backing:
 
 
 def _new_store(array: Any) -> MagStore | None:
-    _, _, _, wk_utils, _, _ = _WK
+    _, _, _, wk_utils, _, _, _ = _WK
     if _options is None or not wk_utils.is_fs_path(array._path):
         return None  # remote WKW (webknossos' TinyWkwArray) stays webknossos' own
     header = array._wkw_dataset.header  # webknossos' own open (and its errors)
@@ -193,14 +206,21 @@ def _wkw_exception(message: str) -> Exception:
     return wkw.wkw.WKWException(message)
 
 
-def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
+def _make_replacements(orig: dict[str, Any]) -> dict[tuple[Any, str], Any]:
     """The new attributes, closing over webknossos' originals in ``orig``."""
-    _, wk_array, wk_view, _, DataFormat, CXYZ_AXES = _WK
+    _, wk_array, wk_view, _, DataFormat, CXYZ_AXES, _ = _WK
     WKWArray, View = wk_array.WKWArray, wk_view.View
     orig_read, orig_write, orig_close = orig["WKWArray.read"], orig["WKWArray.write"], orig["WKWArray.close"]
     orig_info = orig["WKWArray.info"]
     orig_prepare = orig["View._prepare_compressed_write"]
     orig_view_read = orig["View.read"]
+    orig_read_xyz = orig["View.read_xyz"]
+    orig_get_view = orig["View.get_view"]
+    orig_slice_reader = orig["View.get_buffered_slice_reader"]
+    from webknossos.dataset._utils.buffered_slice_reader import BufferedSliceReader
+    from webknossos.dataset._utils.buffered_slice_writer import _parse_dimension as parse_dimension
+    boxes_as_expected = {a.name for a in _WK[6].NormalizedBoundingBox.__attrs_attrs__} == _BOX_FIELDS
+    xyz_warning = _deprecation_warner(orig_read_xyz, "read_xyz", "read_cxyz")
 
     def read(self: Any, bbox: Any) -> np.ndarray:
         store = _backing(self).store
@@ -259,16 +279,10 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
         relative_bounding_box: Any = None,
         absolute_bounding_box: Any = None,
     ) -> np.ndarray:
-        if (
-            size is not None
-            and absolute_offset is not None
-            and relative_offset is None
-            and relative_bounding_box is None
-            and absolute_bounding_box is None
-        ):
-            fast = _fast_read(self, absolute_offset, size)
-            if fast is not None:
-                return fast
+        plan = _read_plan(self, size, relative_offset, absolute_offset, relative_bounding_box, absolute_bounding_box)
+        if plan is not None:
+            store, offset, extent = plan
+            return store.read(offset, extent)
         return orig_view_read(
             self,
             size,
@@ -278,38 +292,144 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
             absolute_bounding_box=absolute_bounding_box,
         )
 
-    def _fast_read(view: Any, absolute_offset: Any, size: Any) -> np.ndarray | None:
-        """``read(size, absolute_offset=...)`` exactly as webknossos does it (the box in
-        the view's mag, through the array's read), computed with ints; None whenever
-        webknossos would do anything else: warn, refuse, or use another array."""
-        cached = view.__dict__.get("_cached_array")
-        if not isinstance(cached, WKWArray):
+    def view_read_xyz(self: Any, *, relative_bounding_box: Any = None, absolute_bounding_box: Any = None) -> np.ndarray:
+        plan = None
+        if xyz_warning is not None and (relative_bounding_box is None) != (absolute_bounding_box is None):
+            plan = _read_plan(self, None, None, None, relative_bounding_box, absolute_bounding_box)
+        if plan is None:
+            return orig_read_xyz(self, relative_bounding_box=relative_bounding_box, absolute_bounding_box=absolute_bounding_box)
+        xyz_warning(_caller_outside(sys._getframe(1), own_codes))
+        store, offset, extent = plan
+        # on (c, x, y, z) boxes webknossos' reordering into (c, x, y, z) leaves the data as read
+        return store.read(offset, extent)
+
+    def view_get_view(self: Any, size: Any = None, *, read_only: bool | None = None, **box: Any) -> Any:
+        # ``box``: webknossos' offsets and bounding boxes (anything else: its TypeError)
+        if box.keys() <= _BOX_KEYWORDS and box.get("relative_bounding_box") is None and box.get("absolute_bounding_box") is None:
+            sub_view = _fast_get_view(self, size, box.get("relative_offset"), box.get("absolute_offset"), read_only)
+            if sub_view is not None:
+                return sub_view
+        return orig_get_view(self, size, read_only=read_only, **box)
+
+    def _fast_get_view(view: Any, size: Any, relative_offset: Any, absolute_offset: Any, read_only: Any) -> Any:
+        """``get_view`` with offsets (or none) as webknossos does it, computed with ints;
+        None whenever webknossos would warn, refuse, or build another box."""
+        if not boxes_as_expected:
             return None
-        backing = _backings.get(cached)
-        if backing is None or backing.store is None:
+        if read_only is None:
+            read_only = view._read_only
+        elif not isinstance(read_only, bool) or (view._read_only and not read_only):
             return None
-        offset = _int3(absolute_offset)
-        extent = _int3(size)
-        if offset is None or extent is None:
+        geometry = _geometry(view)
+        if geometry is None:
             return None
-        own_box = view.__dict__.get("_normalized_bounding_box")
-        if own_box is None:  # a MagView: its box is the layer's
-            layer = view.__dict__.get("_layer")
-            if layer is None:
-                return None
-            own_box = layer._properties.bounding_box
-        if own_box.axes != CXYZ_AXES or own_box.topleft.c < 0 or own_box.size.c <= 0:
+        own_box, own_offset, own_size, mag = geometry
+        box = _offset_box(own_offset, own_size, size, relative_offset, absolute_offset)
+        if box is None:
             return None
-        mag = view._mag.to_list()
-        box_offset = []
-        box_size = []
-        for o, s, m in zip(offset, extent, mag):
-            # webknossos refuses empty boxes, negative offsets and boxes off the mag grid
-            if s <= 0 or o < 0 or o % m or (o + s) % m:
-                return None
-            box_offset.append(o // m)
-            box_size.append(s // m)
-        return backing.store.read(tuple(box_offset), tuple(box_size))
+        offset, extent = box
+        # webknossos refuses (or, on empty views, allows) empty boxes and negative offsets
+        if min(own_size) <= 0 or min(extent) <= 0 or min(offset) < 0:
+            return None
+        if not read_only:
+            # a writable sub-view lies inside its parent; one that is not shard-aligned
+            # (except at the parent's borders) makes webknossos warn: its own path then
+            shard = view._cached_array.info.shard_shape.to_tuple()
+            for o, s, vo, vs, m, sh in zip(offset, extent, own_offset, own_size, mag, shard):
+                if o < vo or o + s > vo + vs or o % m or (o + s) % m or vo % m or (vo + vs) % m:
+                    return None
+                lo, hi, view_lo, view_hi = o // m, (o + s) // m, vo // m, (vo + vs) // m
+                if (lo % sh and lo != view_lo) or (hi % sh and hi != view_hi):
+                    return None
+        new_box = _box_like(own_box, (own_box.topleft.to_tuple()[0],) + offset, (own_box.size.to_tuple()[0],) + extent)
+        return View(
+            view._path,
+            bounding_box=new_box,
+            mag=view._mag,
+            data_format=view._data_format,
+            read_only=read_only,
+            cached_array=view._cached_array,
+            dimension_names=view._get_dimension_names(),
+        )
+
+    class SliceReader(BufferedSliceReader):  # type: ignore[misc, valid-type]
+        """webknossos' buffered slice reader over a plain box of a view the backend
+        serves: the slices of the same chunks, read from the store with ints."""
+
+        def __init__(self, view: Any, buffer_size: int, dimension: str, box: Any, store: MagStore,
+                     offset: tuple[int, int, int], extent: tuple[int, int, int]) -> None:
+            # webknossos' attributes, except its box (``bbox_current_mag``, made on demand)
+            self.view = view
+            self.buffer_size = buffer_size
+            self.dtype = view.get_dtype()
+            self.dimension = dimension
+            self.use_logging = False
+            self._box = box  # the mag-1 box webknossos' own reader starts from
+            self._store, self._offset, self._extent = store, offset, extent
+
+        @property
+        def bbox_current_mag(self) -> Any:
+            return self._box().in_mag(self.view.mag).normalize_axes(self.view.num_channels)
+
+        def _get_slice_generator(self) -> Iterator[np.ndarray]:
+            axis = "xyz".index(self.dimension)
+            start, stop = self._offset[axis], self._offset[axis] + self._extent[axis]
+            for lo in range(start, stop, self.buffer_size):
+                offset, extent = list(self._offset), list(self._extent)
+                offset[axis], extent[axis] = lo, min(self.buffer_size, stop - lo)
+                yield from np.rollaxis(self._store.read(tuple(offset), tuple(extent)), 1 + axis)
+
+    def view_slice_reader(
+        self: Any,
+        buffer_size: int | None = None,
+        dimension: Any = "z",
+        *,
+        relative_bounding_box: Any = None,
+        absolute_bounding_box: Any = None,
+        use_logging: bool = False,
+    ) -> Any:
+        # webknossos parses the dimension first; an int warns (deprecated) naming the
+        # frame two above its parser: parsed here, that is still the caller's frame
+        dimension = parse_dimension(dimension)
+        reader = None
+        if not use_logging:
+            reader = _fast_slice_reader(self, buffer_size, dimension, relative_bounding_box, absolute_bounding_box)
+        if reader is not None:
+            return reader
+        return orig_slice_reader(
+            self, buffer_size, dimension, relative_bounding_box=relative_bounding_box,
+            absolute_bounding_box=absolute_bounding_box, use_logging=use_logging,
+        )
+
+    def _fast_slice_reader(view: Any, buffer_size: Any, dimension: str, relative_box: Any, absolute_box: Any) -> Any:
+        """The reader webknossos makes, for plain boxes the int read path serves: None
+        for anything webknossos would refuse (at once or while reading) or treat otherwise."""
+        if relative_box is not None and absolute_box is not None:
+            return None
+        plan = _read_plan(view, None, None, None, relative_box, absolute_box)
+        if plan is None:
+            return None
+        store, offset, extent = plan
+        if buffer_size is None:
+            buffer_size = view._cached_array.info.shard_shape.to_tuple()["xyz".index(dimension)]
+        if type(buffer_size) is not int or buffer_size <= 0:
+            return None
+        if relative_box is not None:
+            box = lambda: relative_box.offset(view.bounding_box.topleft)  # noqa: E731
+        elif absolute_box is not None:
+            box = lambda: absolute_box  # noqa: E731
+        else:
+            box = lambda: view.bounding_box  # noqa: E731
+        return SliceReader(view, buffer_size, dimension, box, store, offset, extent)
+
+    def warn_deprecated(deprecated_item: str, alternative_item: str) -> None:
+        # webknossos' own finds its caller's caller with inspect.stack(), which reads the
+        # source of every frame on the stack (milliseconds) and would name the backend's
+        # wrapper when one calls the deprecated method
+        caller = _caller_outside(sys._getframe(2), own_codes)
+        warnings.warn(_deprecation_text(deprecated_item, alternative_item, caller), DeprecationWarning, stacklevel=2)
+
+    own_codes = frozenset({view_read_xyz.__code__})
 
     def reduce_ex(self: Any, protocol: int) -> Any:
         reduced = object.__reduce_ex__(self, protocol)
@@ -326,7 +446,11 @@ def _make_replacements(orig: dict[str, Any]) -> dict[tuple[type, str], Any]:
         (WKWArray, "info"): property(info, doc=orig_info.__doc__),
         (View, "_prepare_compressed_write"): _prepare_compressed_write,
         (View, "read"): _keep_metadata(view_read, orig_view_read),
+        (View, "read_xyz"): _keep_metadata(view_read_xyz, orig_read_xyz),
+        (View, "get_view"): _keep_metadata(view_get_view, orig_get_view),
         (View, "__reduce_ex__"): reduce_ex,
+        (View, "get_buffered_slice_reader"): _keep_metadata(view_slice_reader, orig_slice_reader),
+        (wk_view, "warn_deprecated"): _keep_metadata(warn_deprecated, orig["view.warn_deprecated"]),
     }
 
 
@@ -358,6 +482,201 @@ def _int3(values: Any) -> tuple[int, int, int] | None:
     return out[0], out[1], out[2]
 
 
+def _geometry(view: Any) -> tuple[Any, tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]] | None:
+    """What the int fast paths need of a webknossos view: a box with its channels, axes
+    and name (its normalized box; a MagView's layer box), the xyz offset and size of its
+    ``bounding_box`` (mag 1) and its mag; None unless the view reads a local WKW array
+    through a store and its box is plain (c, x, y, z)."""
+    _, wk_array, _, _, _, CXYZ_AXES, _ = _WK
+    cached = view.__dict__.get("_cached_array")
+    if not isinstance(cached, wk_array.WKWArray):
+        return None
+    backing = _backings.get(cached)
+    if backing is None or backing.store is None:
+        return None
+    mx, my, mz = view._mag.to_list()
+    own_box = view.__dict__.get("_normalized_bounding_box")
+    magview = own_box is None
+    if magview:  # a MagView: the layer's box, rounded outwards to the mag (below)
+        layer = view.__dict__.get("_layer")
+        if layer is None:
+            return None
+        own_box = layer._properties.bounding_box
+    if own_box.axes != CXYZ_AXES:
+        return None
+    c, x, y, z = own_box.topleft.to_tuple()
+    nc, sx, sy, sz = own_box.size.to_tuple()
+    if c < 0 or nc <= 0:
+        return None
+    offset, size = (x, y, z), (sx, sy, sz)
+    if magview and (mx, my, mz) != (1, 1, 1):
+        # webknossos' align_with_mag(ceil=True): the corners floored and ceiled to the mag;
+        # the rounded box differs from the layer's only there (the same axes, name, ...)
+        low = [o // m * m for o, m in zip(offset, (mx, my, mz))]
+        high = [-((-(o + s)) // m) * m for o, s, m in zip(offset, size, (mx, my, mz))]
+        offset = (low[0], low[1], low[2])
+        size = (high[0] - low[0], high[1] - low[1], high[2] - low[2])
+    return own_box, offset, size, (mx, my, mz)
+
+
+#: the keyword arguments webknossos' ``View`` methods take for a box
+_BOX_KEYWORDS = frozenset({"relative_offset", "absolute_offset", "relative_bounding_box", "absolute_bounding_box"})
+
+#: the fields of webknossos 4.3's bounding boxes, all of which :func:`_box_like` sets
+_BOX_FIELDS = frozenset({"topleft", "size", "axes", "index", "bottomright", "name", "is_visible", "color"})
+
+
+def _box_like(template: Any, topleft: tuple[int, ...], size: tuple[int, ...]) -> Any:
+    """``template.with_topleft(topleft).with_size(size)`` for a (c, x, y, z) box and a
+    positive size, without webknossos' constructor (its converters and checks cost more
+    than a small read): the same fields, so an equal box with the same repr."""
+    VecInt = _WK[6].VecInt
+    axes = template.axes
+    box = object.__new__(type(template))
+    for name, value in (
+        ("topleft", VecInt(topleft, axes=axes)),
+        ("size", VecInt(size, axes=axes)),
+        ("axes", axes),
+        ("index", template.index),
+        ("bottomright", VecInt(tuple(a + b for a, b in zip(topleft, size)), axes=axes)),
+        ("name", template.name),
+        ("is_visible", template.is_visible),
+        ("color", template.color),
+    ):
+        object.__setattr__(box, name, value)
+    return box
+
+
+def _offset_box(
+    own_offset: tuple[int, int, int], own_size: tuple[int, int, int], size: Any, relative_offset: Any, absolute_offset: Any
+) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    """The mag-1 box of ``size`` at exactly one of the two offsets (ints), or with neither
+    offset nor size the view's own box; else None (a size without an offset is
+    webknossos' deprecated size-only form: its own path)."""
+    if size is None:
+        return (own_offset, own_size) if relative_offset is None and absolute_offset is None else None
+    if (relative_offset is None) == (absolute_offset is None):
+        return None
+    extent = _int3(size)
+    offset = _int3(absolute_offset if relative_offset is None else relative_offset)
+    if extent is None or offset is None:
+        return None
+    if relative_offset is not None:
+        offset = (offset[0] + own_offset[0], offset[1] + own_offset[1], offset[2] + own_offset[2])
+    return offset, extent
+
+
+def _plain_box(box: Any) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+    """xyz offset and size of a webknossos ``BoundingBox`` or of an (c, x, y, z)
+    ``NDBoundingBox`` (what the buffered slice reader passes); None for other boxes."""
+    _, _, _, _, _, CXYZ_AXES, _ = _WK
+    if type(box) is _WK[6].BoundingBox:
+        x, y, z = box.topleft.to_tuple()
+        sx, sy, sz = box.size.to_tuple()
+    elif isinstance(box, _WK[6].NDBoundingBox) and box.axes == CXYZ_AXES:
+        _, x, y, z = box.topleft.to_tuple()
+        _, sx, sy, sz = box.size.to_tuple()
+    else:
+        return None
+    return (x, y, z), (sx, sy, sz)
+
+
+def _read_plan(
+    view: Any, size: Any, relative_offset: Any, absolute_offset: Any, relative_box: Any, absolute_box: Any
+) -> tuple[MagStore, tuple[int, ...], tuple[int, ...]] | None:
+    """The store and the box (in the view's mag) webknossos' ``View.read`` reads for
+    these arguments, computed with ints; None whenever webknossos would do anything else:
+    warn (the size-only form), refuse (empty boxes, negative offsets, boxes off the mag
+    grid, mixed arguments), or read another array or another kind of box."""
+    geometry = _geometry(view)
+    if geometry is None:
+        return None
+    _, own_offset, own_size, mag = geometry
+    if relative_box is None and absolute_box is None:
+        box = _offset_box(own_offset, own_size, size, relative_offset, absolute_offset)
+        if box is None:
+            return None
+        offset, extent = box
+    else:
+        if size is not None or relative_offset is not None or absolute_offset is not None:
+            return None
+        if relative_box is not None and absolute_box is not None:
+            return None
+        box = _plain_box(absolute_box if relative_box is None else relative_box)
+        if box is None:
+            return None
+        offset, extent = box
+        if relative_box is not None:
+            offset = (offset[0] + own_offset[0], offset[1] + own_offset[1], offset[2] + own_offset[2])
+    mag_offset = []
+    mag_size = []
+    for o, s, m in zip(offset, extent, mag):
+        if s <= 0 or o < 0 or o % m or (o + s) % m:
+            return None
+        mag_offset.append(o // m)
+        mag_size.append(s // m)
+    return _backings[view._cached_array].store, tuple(mag_offset), tuple(mag_size)  # type: ignore[return-value]
+
+
+def _deprecation_text(item: str, alternative: str, caller: Any) -> str:
+    """webknossos' deprecation message (``webknossos.utils.warn_deprecated``), naming the
+    file and line of ``caller``, the frame that called the deprecated method."""
+    filename, lineno = _frame_location(caller)
+    return f"[DEPRECATION] `{item}` is deprecated, please use `{alternative}` instead (see {filename}:{lineno})"
+
+
+_locations: dict[tuple[Any, int], tuple[str, int]] = {}
+
+
+def _frame_location(frame: Any) -> tuple[str, int]:
+    """File and line of a frame as ``inspect.getframeinfo`` gives them, remembered per
+    code position (it looks for the source file on disk each time)."""
+    key = (frame.f_code, frame.f_lasti)
+    location = _locations.get(key)
+    if location is None:
+        info = inspect.getframeinfo(frame, 0)  # no source context: that is what is slowest
+        location = (info.filename, info.lineno)
+        if len(_locations) > 4096:  # call sites, not calls: a bound against generated code
+            _locations.clear()
+        _locations[key] = location
+    return location
+
+
+def _caller_outside(frame: Any, own_codes: frozenset[Any]) -> Any:
+    """The first frame from ``frame`` outwards that is not one of the backend's wrappers
+    (webknossos names the caller of its method; the wrapper is not that caller)."""
+    while frame is not None and frame.f_code in own_codes:
+        frame = frame.f_back
+    return frame
+
+
+def _deprecation_warner(original: Callable[..., Any], item: str, alternative: str) -> Callable[[Any], None] | None:
+    """For a fast path that answers instead of webknossos' ``original``: a function giving
+    the warning ``original`` gives through its ``warn_deprecated(item, alternative)``
+    call, for the caller's frame, attributed to the same module and line of webknossos
+    (so warning filters and the once-per-location registry treat both alike). None when
+    the original has no such call (then the original always runs)."""
+    code = original.__code__
+    lineno = None
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "LOAD_GLOBAL" and instruction.argval == "warn_deprecated":
+            lineno = instruction.positions.lineno if instruction.positions else None
+            break
+    module = sys.modules.get(original.__module__)
+    if lineno is None or module is None:
+        return None
+    module_globals = module.__dict__
+
+    def warn(caller: Any) -> None:
+        registry = module_globals.setdefault("__warningregistry__", {})
+        warnings.warn_explicit(
+            _deprecation_text(item, alternative, caller), DeprecationWarning, code.co_filename, lineno,
+            module.__name__, registry,
+        )
+
+    return warn
+
+
 def _restore_view(options: dict[str, Any], rebuild: Callable[..., Any], args: tuple) -> Any:
     """Unpickles a webknossos view pickled while the backend was enabled: enables the
     backend here first (with the parent's options, unless it is already enabled)."""
@@ -371,8 +690,8 @@ def _restore_view(options: dict[str, Any], rebuild: Callable[..., Any], args: tu
 _WK: Any = None
 
 
-def _seams() -> dict[str, tuple[type, str]]:
-    _, wk_array, wk_view, _, _, _ = _WK
+def _seams() -> dict[str, tuple[Any, str]]:
+    _, wk_array, wk_view, _, _, _, _ = _WK
     return {
         "WKWArray.read": (wk_array.WKWArray, "read"),
         "WKWArray.write": (wk_array.WKWArray, "write"),
@@ -380,6 +699,10 @@ def _seams() -> dict[str, tuple[type, str]]:
         "WKWArray.info": (wk_array.WKWArray, "info"),
         "View._prepare_compressed_write": (wk_view.View, "_prepare_compressed_write"),
         "View.read": (wk_view.View, "read"),
+        "View.read_xyz": (wk_view.View, "read_xyz"),
+        "View.get_view": (wk_view.View, "get_view"),
+        "View.get_buffered_slice_reader": (wk_view.View, "get_buffered_slice_reader"),
+        "view.warn_deprecated": (wk_view, "warn_deprecated"),
     }
 
 

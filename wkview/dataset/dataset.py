@@ -21,7 +21,8 @@ import numpy as np
 
 from .. import _properties_merge, properties as props
 from ..copying import copy_other_files, foreign_entry, is_inside as _is_inside, link, rebased_mags
-from ..errors import DatasetError, DTypeError, LayerLookupError, NotADatasetError
+from ..dtypes import dtype_per_channel_argument
+from ..errors import DatasetError, DTypeError, LayerLookupError, NameTakenError, NotADatasetError
 from ..geometry import BoundingBox
 from ..utils import executor_for
 from ..view_configuration import VIEW_CONFIGURATION_KEY, DatasetViewConfiguration, get_view_configuration, set_view_configuration
@@ -184,7 +185,7 @@ class Dataset:
             if dtype_per_layer is not None:
                 channel_dtype = props.dtype_per_layer_to_dtype_per_channel(dtype_per_layer, num_channels)
             else:
-                channel_dtype = np.dtype(dtype_per_channel if dtype_per_channel is not None else "uint8")
+                channel_dtype = dtype_per_channel_argument(dtype_per_channel if dtype_per_channel is not None else "uint8")
             element_class = props.element_class_from_dtype(channel_dtype, num_channels)
         except (TypeError, ValueError) as exc:
             if isinstance(exc, DatasetError):
@@ -217,7 +218,7 @@ class Dataset:
     def _check_new_layer_name(self, layer_name: str) -> None:
         props.validate_name(layer_name, "layer name")
         if layer_name in self._layers:
-            raise DatasetError(f"Adding layer {layer_name} failed. There is already a layer with this name")
+            raise NameTakenError(f"Adding layer {layer_name} failed. There is already a layer with this name")
 
     def _layer_renamed(self, old_name: str, new_name: str) -> None:
         """Keep the layer order after :attr:`Layer.name` renamed a layer."""
@@ -249,8 +250,10 @@ class Dataset:
             raise DatasetError(f"layer {layer_name!r} has category {layer.category!r}, not {category!r}")
         if num_channels is not None and layer.num_channels != num_channels:
             raise DatasetError(f"layer {layer_name!r} has {layer.num_channels} channels, not {num_channels}")
-        if dtype_per_channel is not None and layer.dtype_per_channel != np.dtype(dtype_per_channel):
-            raise DatasetError(f"layer {layer_name!r} stores {layer.dtype_per_channel}, not {np.dtype(dtype_per_channel)}")
+        if dtype_per_channel is not None and layer.dtype_per_channel != dtype_per_channel_argument(dtype_per_channel):
+            raise DatasetError(
+                f"layer {layer_name!r} stores {layer.dtype_per_channel}, not {dtype_per_channel_argument(dtype_per_channel)}"
+            )
         if dtype_per_layer is not None:
             wanted = props.dtype_per_layer_to_dtype_per_channel(dtype_per_layer, layer.num_channels)
             if wanted != layer.dtype_per_channel:
@@ -334,7 +337,9 @@ class Dataset:
         Returns
         -------
         Layer
-            Its mags are read-only here: wkview never writes outside the dataset folder.
+            Writes to its mags go through the link into the linked data (as in
+            webknossos 0.8.13); its bounding box grows in this dataset only. New mags
+            are not added into the linked folder.
 
         Raises
         ------

@@ -25,7 +25,7 @@ from .. import properties as props, pyramid
 from .._storage import MagStore
 from ..copying import check_compatible, copy_files, is_inside as _is_inside, link, reencode, same_layout
 from ..downsampling import resolve_mode
-from ..errors import DatasetError, ReadOnlyError, UnsupportedLayerError
+from ..errors import DatasetError, NameTakenError, ReadOnlyError, UnsupportedLayerError
 from ..geometry import BoundingBox, Mag, MagLike
 from ..utils import executor_for
 from ..view_configuration import LayerViewConfiguration, get_view_configuration, set_view_configuration
@@ -218,7 +218,7 @@ class Layer:
     def _check_new_mag(self, mag: Mag) -> str:
         """The folder of a new mag (relative to the dataset); raises if it cannot be added."""
         if mag in self._mag_views():
-            raise DatasetError(f"Adding mag {mag} failed. There is already a mag with this name")
+            raise NameTakenError(f"Adding mag {mag} failed. There is already a mag with this name")
         self._check_own_folder()
         rel_path = f"{self.name}/{mag.to_layer_name()}"
         if os.path.lexists(self._dataset.path / rel_path):
@@ -322,7 +322,7 @@ class Layer:
         """
         mag = Mag(mag)
         if mag in self._mag_views():
-            raise DatasetError(f"Adding mag {mag} failed. There is already a mag with this name")
+            raise NameTakenError(f"Adding mag {mag} failed. There is already a mag with this name")
         self._check_own_folder()
         check_compatible(header, f"the header of mag {mag}", self.dtype_per_channel, self.num_channels, self.name)
         rel_path = f"{self.name}/{mag.to_layer_name()}"
@@ -369,8 +369,8 @@ class Layer:
     def add_symlink_mag(self, foreign_mag_path: Union[PathLike, "MagView"], make_relative: bool = False) -> "MagView":
         """Link one mag folder of another dataset's layer into this layer.
 
-        The layer's bounding box grows to cover the other layer's. The mag is
-        read-only here (its data lies outside the dataset folder).
+        The layer's bounding box grows to cover the other layer's. Writes to the
+        mag go through the link into the linked data (as in webknossos 0.8.13).
 
         Raises
         ------

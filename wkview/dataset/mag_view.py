@@ -19,7 +19,6 @@ import wkw
 from .. import _durable, compression, properties as props, repair
 from .._storage import MagStore, _FileCheck
 from ..compression import DEFAULT_COMPRESSION, CompressStats, compress_in_place
-from ..copying import is_inside as _is_inside
 from ..errors import DatasetError, ReadOnlyError
 from ..geometry import BoundingBox, Mag, Vec3Int
 from ..view import Vec3, View, _offset3
@@ -84,16 +83,15 @@ class MagView(View):
         if not (path / "header.wkw").exists() and repair.has_swap_leftovers(path):
             repair.recover_mag_folder(path)  # a compress() killed half-way
         store = MagStore(path)
-        # a mag folder that resolves outside the dataset (a symlink to another dataset) is
-        # read-only here: wkview never writes outside the dataset folder
-        outside = not _is_inside(path, layer.dataset.path)
+        # a mag folder that resolves outside the dataset (a symlinked layer or mag) is
+        # written through the link, into the linked data, as in webknossos 0.8.13
         super().__init__(
             path,
             store.header,
             size=(0, 0, 0),
             global_offset=(0, 0, 0),
             is_bounded=False,
-            read_only=outside,
+            read_only=False,
             mag_view_bbox_at_creation=None,
             _store=store,
         )
@@ -125,11 +123,6 @@ class MagView(View):
 
     def write(self, data: np.ndarray, offset: Vec3 = (0, 0, 0), *, compression_level: Optional[int] = None) -> None:
         """Write ``data`` at the absolute ``offset`` of this mag; grows the layer's bounding box."""
-        if self._read_only:
-            raise ReadOnlyError(
-                f"mag {self.mag} of layer {self._layer.name!r} lies outside the dataset folder "
-                f"({self._path.resolve()}); wkview only reads it"
-            )
         data4, off, size, level = self._write_arguments(data, offset, compression_level)
         mag = self.mag.to_vec3_int()
         written = BoundingBox._trusted(off * mag, size * mag)
@@ -211,8 +204,6 @@ class MagView(View):
         ``target_path``).
         """
         src = self._path
-        if self._read_only:
-            raise ReadOnlyError(f"cannot compress {src}: it lies outside the dataset folder")
         if target_path is not None:
             if compression != DEFAULT_COMPRESSION:
                 raise DatasetError(f"compress() into target_path writes LZ4HC only, not {compression!r}")
