@@ -49,6 +49,7 @@ from .downsampling import resolve_mode
 from .errors import DatasetError, TargetExistsError
 from .executors import run_jobs, runs_here
 from .geometry import BoundingBox, Mag
+from .view import View
 from .sources import RawVolume, VolumeSource, open_source
 
 __all__ = [
@@ -439,29 +440,29 @@ def _write_mag1(
 
 
 def _build_pyramid(plan: ConversionPlan, done_dir: Path, executor: Any, progress: Optional[bool]) -> None:
-    """Each mag of ``plan.chain`` of every layer, in a folder the properties file names only at the end."""
+    """Each mag of ``plan.chain`` of every layer, through the one chain
+    (:func:`wkview.pyramid.downsample_chain`) and the one mag builder
+    (:func:`wkview.pyramid.build_mag_folder`: a hidden folder, renamed into place when
+    full); the properties file names the mags only at the end (:func:`_publish`)."""
     bbox = plan.bbox
     for layer in plan.layers:
         header = plan.header(layer)
         layer_dir = plan.target / layer.name
-        previous = Mag(1)
-        for mag in plan.chain:
+
+        def build(mag: Mag, fill: pyramid.Fill, layer_dir: Path = layer_dir, header: wkw.Header = header,
+                  layer: LayerPlan = layer) -> View:
+            path = layer_dir / mag.to_layer_name()
+            box = bbox.align_with_mag(mag, ceil=True).in_mag(mag)
             marker = done_dir / f"mag-{layer.name}-{mag.to_layer_name()}"
-            if _read_done(marker) is None:
-                path = layer_dir / mag.to_layer_name()
-                target_store = pyramid.fresh_mag_folder(path, header)
-                if plan.level is not None:
-                    target_store.compression_level = plan.level
-                src_view = pyramid.bare_view(
-                    layer_dir / previous.to_layer_name(), header,
-                    bbox.align_with_mag(previous, ceil=True).in_mag(previous), read_only=True,
-                )
-                tgt_view = pyramid.bare_view(path, header, bbox.align_with_mag(mag, ceil=True).in_mag(mag), store=target_store)
-                pyramid.downsample_into(
-                    src_view, tgt_view, bbox, previous, mag, plan.mode, None, executor, progress=progress
-                )
+            if _read_done(marker) is None:  # a resumed conversion keeps the mags it finished
+                pyramid.build_mag_folder(path, header, box, fill, compression_level=plan.level)
                 _mark_done(marker, {})
-            previous = mag
+            return pyramid.bare_view(path, header, box, read_only=True)
+
+        mag1 = pyramid.bare_view(layer_dir / Mag(1).to_layer_name(), header, bbox, read_only=True)
+        pyramid.downsample_chain(
+            mag1, Mag(1), plan.chain, bbox, plan.mode, build, executor=executor, progress=progress
+        )
 
 
 def _publish(plan: ConversionPlan, largest: Sequence[Sequence[Optional[int]]]) -> None:
