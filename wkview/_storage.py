@@ -12,9 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
-import struct
-import tempfile
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -26,7 +23,7 @@ import wkw
 
 from . import _codec, _core, _durable, codec, wkw_format
 from ._settings import get_io_threads, set_io_threads_value
-from .errors import CorruptFileError, DatasetError, ShapeError
+from .errors import DatasetError, ShapeError
 
 __all__ = ["MagStore", "LIBWKW_MAX_COORD", "get_io_threads", "set_io_threads"]
 
@@ -254,21 +251,10 @@ class MagStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: wkw.Header) -> "MagStore":
-        """Create the mag folder and its ``header.wkw``.
-
-        The header is written in a hidden folder inside the mag folder and renamed into
-        place (fsynced), so a writer killed here leaves no partial ``header.wkw``.
-        """
+        """Create the mag folder and its ``header.wkw`` (replaced whole, through
+        :func:`wkview._durable.write_file`: a writer killed here leaves no partial file)."""
         path = Path(path)
-        _durable.makedirs_durable(str(path))
-        work = tempfile.mkdtemp(prefix=".header-", suffix=_durable.TEMP_SUFFIX, dir=path)
-        try:
-            wkw.Dataset.create(work, header).close()
-            _durable.fsync_path(os.path.join(work, "header.wkw"))
-            os.replace(os.path.join(work, "header.wkw"), path / "header.wkw")
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        _durable.fsync_folder(path)
+        _durable.write_file(path / "header.wkw", wkw_format.mag_header_bytes(header))
         return cls(path, header)
 
     def _read_header(self) -> wkw.Header:
