@@ -131,6 +131,23 @@ def _compress_file(raw: MagStore, packed: MagStore, level: int, index: tuple[int
     return before, os.path.getsize(packed.file_path(index))
 
 
+def _encode_files(
+    store: MagStore, packed: MagStore, level: int, executor: Any, progress: Optional[bool], desc: str
+) -> CompressStats:
+    """Encode every data file of ``store`` into ``packed`` (one job per file)."""
+    files = store.list_files()
+    sizes = run_jobs(
+        functools.partial(_compress_file, store, packed, level),
+        files,
+        executor,
+        progress=progress,
+        desc=desc,
+        unit="file",
+        describe=store.file_path,
+    )
+    return CompressStats(len(files), sum(s[0] for s in sizes), sum(s[1] for s in sizes))
+
+
 def compress_in_place(
     store: MagStore,
     level: Optional[int] = None,
@@ -153,19 +170,10 @@ def compress_in_place(
         return CompressStats(0, 0, 0)
     repair.remove_stale_temp_files(store.path)  # leftovers of an interrupted run
     packed = MagStore(store.path, compressed_header(store.header, compression), codec="wkview")
-    files = store.list_files()
-    sizes = run_jobs(
-        functools.partial(_compress_file, store, packed, lvl),
-        files,
-        executor,
-        progress=progress,
-        desc=desc,
-        unit="file",
-        describe=store.file_path,
-    )
+    stats = _encode_files(store, packed, lvl, executor, progress, desc)
     store.close()
     MagStore.create(store.path, packed.header)  # header.wkw last, replaced atomically
-    return CompressStats(len(files), sum(s[0] for s in sizes), sum(s[1] for s in sizes))
+    return stats
 
 
 def compress_into(
@@ -189,14 +197,4 @@ def compress_into(
     header = compressed_header(store.header, DEFAULT_COMPRESSION)
     MagStore.create(target, header)
     packed = MagStore(target, header, codec="wkview")
-    files = store.list_files()
-    sizes = run_jobs(
-        functools.partial(_compress_file, store, packed, lvl),
-        files,
-        executor,
-        progress=progress,
-        desc=desc,
-        unit="file",
-        describe=store.file_path,
-    )
-    return CompressStats(len(files), sum(s[0] for s in sizes), sum(s[1] for s in sizes))
+    return _encode_files(store, packed, lvl, executor, progress, desc)
