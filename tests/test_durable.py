@@ -306,3 +306,23 @@ def test_verify_repair_leaves_a_live_build_alone(tmp_path: Path) -> None:
     layer.build_mag(2, mag_header("uint8", 1, 8, 2, compress=True), fill)
     assert seen == [[]]
     assert np.all(Dataset(path).get_layer("color").get_mag(2).read() == 3)
+
+
+def test_compress_into_a_target_goes_through_the_codec(tmp_path: Path) -> None:
+    """compress(target_path=) encodes each file with wkview's codec through the durable path
+    (all-zero files too), and a damaged source file raises an error naming it."""
+    mag = Dataset.create(tmp_path / "ds", scale=(1, 1, 1)).add_layer("color", "color").add_mag(
+        1, block_len=8, file_len=2, compress=False
+    )
+    data = np.zeros((32, 16, 16), np.uint8)
+    data[16:] = (np.arange(16 * 16 * 16) % 251).reshape(16, 16, 16)
+    mag.write(data)
+    assert mag.compress(target_path=tmp_path / "packed", level=2) is None
+    packed = MagStore(tmp_path / "packed")
+    assert packed.is_compressed and np.array_equal(packed.read((0, 0, 0), (32, 16, 16))[0], data)
+    assert sorted(p.name for p in (tmp_path / "packed" / "z0" / "y0").iterdir()) == ["x0.wkw", "x1.wkw"]
+    victim = mag.path / "z0" / "y0" / "x1.wkw"
+    victim.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(wkview.JobError, match="x1.wkw.*CorruptFileError|CorruptFileError.*x1.wkw"):
+        mag.compress(target_path=tmp_path / "again")
+    assert not [p for p in (tmp_path / "again").rglob("*.tmp")]

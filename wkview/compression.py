@@ -189,8 +189,8 @@ def compress_into(
 
     One job per data file, as :func:`compress_in_place`; every file (and ``header.wkw``)
     is written through wkview's durable path: locked, fsynced, renamed into place, with
-    the umask's mode. A damaged source file raises :class:`~wkview.CorruptFileError`
-    naming it. ``level``: LZ4HC's (1-12, default :data:`DEFAULT_LEVEL`).
+    the umask's mode. A damaged source file fails its job with a
+    :class:`~wkview.CorruptFileError` naming it (raised as a :class:`~wkview.JobError`). ``level``: LZ4HC's (1-12, default :data:`DEFAULT_LEVEL`).
     """
     checked = check_level_for(DEFAULT_COMPRESSION, level)
     lvl = DEFAULT_LEVEL if checked is None else checked
