@@ -59,6 +59,11 @@ def test_lock_path_is_a_stripe_of_the_mag() -> None:
     assert _durable.lock_path("z3/y2/x1.wkw") == os.path.join(".", ".wkview-locks", os.path.basename(a))
     stripes = {_durable.lock_path(f"m/z0/y{y}/x{x}.wkw") for x in range(64) for y in range(64)}
     assert len(stripes) == _durable.LOCK_STRIPES
+    # a mag's header.wkw shares a stripe too: a mag's lock files stay 256
+    header_lock = _durable.lock_path("/d/color/1/header.wkw")
+    assert os.path.dirname(header_lock) == "/d/color/1/.wkview-locks"
+    assert os.path.basename(header_lock) in {f"{i:02x}.lock" for i in range(_durable.LOCK_STRIPES)}
+    assert _durable.lock_path("header.wkw") == os.path.join(".", ".wkview-locks", os.path.basename(header_lock))
     # files that are no data files keep a lock file beside them
     assert _durable.lock_path("/d/datasource-properties.json") == "/d/.datasource-properties.json.lock"
     assert _durable.lock_path("/d/color/1") == "/d/color/.1.lock"
