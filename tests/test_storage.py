@@ -5,7 +5,9 @@ The simple path is one libwkw call on the whole box (reads) and a NumPy oracle (
 
 from __future__ import annotations
 
+import gc
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +159,21 @@ def test_file_aligned_slab_writes_equal_numpy(tmp_path_factory, io_threads, writ
         assert np.array_equal(store.read((0, 0, 0), (n, n, n)), oracle)
     finally:
         monkey.undo()
+
+
+def test_a_collected_store_closes_its_libwkw_handle_later_not_during_collection(tmp_path: Path) -> None:
+    # A garbage collection can run MagStore.__del__ while the same thread is inside cffi,
+    # holding its lock; libwkw's close needs that lock, so closing there deadlocked
+    # (seen in test_reliability under load). __del__ only hands the handle on.
+    store = make_mag(tmp_path / "a")
+    handle = store._get_handle()
+    closed: list[bool] = []
+    real_close = handle.close
+    handle.close = lambda: (closed.append(True), real_close())
+    del store
+    gc.collect()
+    assert closed == [] and any(h is handle for h in _storage._ORPHANED_HANDLES)
+    other = make_mag(tmp_path / "b")
+    other._get_handle()  # the next store that opens a handle closes the orphaned ones
+    assert closed == [True] and not any(h is handle for h in _storage._ORPHANED_HANDLES)
+    other.close()

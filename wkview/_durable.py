@@ -1,7 +1,8 @@
 """Safe replacement of files shared by processes: advisory locks, fsync, stale temp files.
 
-Every file wkview replaces as a whole (compressed data files, byte copies of data
-files, ``datasource-properties.json``) goes through :func:`replacing` (or, for the
+Every file wkview writes as a whole (compressed data files, a mag's ``header.wkw``,
+byte copies of data files and of a layer's other files, ``datasource-properties.json``,
+``convert``'s progress records) goes through :func:`replacing` (or, for the
 codec's many files at once, :class:`Locks` and :class:`Replacement`): under the
 file's lock a hidden temporary file ``.x3.wkw.<random>.tmp`` is made beside it with
 the mode ``open()`` would give a new file (the umask's, read once at import; an
@@ -15,7 +16,8 @@ Locks are exclusive ``flock`` locks on lock files, taken for every read-modify-w
 A data file ``<mag>/z1/y2/x3.wkw`` is guarded by one of :data:`LOCK_STRIPES` lock
 files of its mag, ``<mag>/.wkview-locks/<stripe>.lock``, the stripe chosen by a
 stable hash of ``z1/y2/x3.wkw``: a mag holds at most 256 lock files however many
-data files it has. Any other file (``datasource-properties.json``, a mag folder)
+data files it has; the mag's ``header.wkw`` takes a stripe the same way. Any other file
+(``datasource-properties.json``, a mag folder)
 has its own lock file beside it, ``.<name>.lock``. A call that touches several files
 takes their lock files in one global order (sorted by lock file), each once, so two
 writers never wait on each other in a cycle. Lock files are never deleted: removing
@@ -57,6 +59,8 @@ __all__ = [
     "Locks",
     "Replacement",
     "replacing",
+    "write_file",
+    "copy_file",
     "new_file_mode",
     "temp_prefix",
     "stale_temps",
@@ -130,7 +134,11 @@ def _mode_for(path: str) -> int:
 
 
 def _stripe_of(path: str) -> tuple[str, int] | None:
-    """``(mag folder, stripe)`` of a data file ``<mag>/z1/y2/x3.wkw``; None for other files."""
+    """``(mag folder, stripe)`` of a data file ``<mag>/z1/y2/x3.wkw`` or of a mag's
+    ``<mag>/header.wkw``; None for other files."""
+    folder, name = os.path.split(path)
+    if name == "header.wkw":
+        return folder or ".", zlib.crc32(b"header.wkw") % LOCK_STRIPES
     parts = path.rsplit(os.sep, 3)
     if len(parts) == 3:
         parts.insert(0, ".")  # relative to the mag folder: the same lock as any other spelling
@@ -404,6 +412,23 @@ def replacing(path: str | os.PathLike, *, lock: bool = True) -> Iterator[Replace
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise disk_full_error(exc, [path], single=True) from exc
             raise
+
+
+def write_file(path: str | os.PathLike, data: bytes | bytearray | memoryview, *, lock: bool = True) -> None:
+    """Replace ``path`` by ``data`` through :func:`replacing` (``lock=False``: the caller
+    holds the lock)."""
+    with replacing(path, lock=lock) as new:
+        pwrite_all(new.fd, data, 0)
+
+
+def copy_file(source: str | os.PathLike, target: str | os.PathLike, *, lock: bool = True) -> int:
+    """Replace ``target`` by a byte copy of ``source`` through :func:`replacing`: the copy
+    gets a new file's mode (not the source's); returns the bytes copied. ``lock=False``:
+    the caller holds the lock, or ``target`` is in a new folder no other process writes."""
+    with open(source, "rb") as src, replacing(target, lock=lock) as new:
+        size = os.fstat(src.fileno()).st_size
+        copy_range(src.fileno(), new.fd, 0, 0, size)  # copy_file_range: no pass through Python
+    return size
 
 
 def disk_full_error(exc: OSError, paths: Sequence[str], single: bool = False) -> OSError:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
-import tempfile
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import wait
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,7 +24,7 @@ import wkw
 from . import _codec, _core, _durable, codec, wkw_format
 from ._pool import get_pool, reset_pool
 from ._settings import get_io_threads, set_io_threads_value
-from .errors import CorruptFileError, DatasetError, ShapeError
+from .errors import DatasetError, ShapeError
 
 __all__ = ["MagStore", "LIBWKW_MAX_COORD", "get_io_threads", "set_io_threads"]
 
@@ -200,6 +198,21 @@ def _roll_back_dead_writer(path: str) -> bool:
         return False
 
 
+#: libwkw handles of stores that were garbage-collected, closed by the next store that opens
+#: one. A collection can run ``__del__`` while the same thread is inside cffi (holding its
+#: type lock), and libwkw's close goes through cffi: closing there deadlocked.
+_ORPHANED_HANDLES: deque = deque()
+
+
+def _close_orphaned_handles() -> None:
+    while True:
+        try:
+            handle = _ORPHANED_HANDLES.popleft()  # atomic: no lock a collection could meet
+        except IndexError:
+            return
+        handle.close()
+
+
 class MagStore:
     """Reads and writes boxes of one mag folder (``header.wkw`` + ``z*/y*/x*.wkw``).
 
@@ -234,21 +247,10 @@ class MagStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: wkw.Header) -> "MagStore":
-        """Create the mag folder and its ``header.wkw``.
-
-        The header is written in a hidden folder inside the mag folder and renamed into
-        place (fsynced), so a writer killed here leaves no partial ``header.wkw``.
-        """
+        """Create the mag folder and its ``header.wkw`` (replaced whole, through
+        :func:`wkview._durable.write_file`: a writer killed here leaves no partial file)."""
         path = Path(path)
-        _durable.makedirs_durable(str(path))
-        work = tempfile.mkdtemp(prefix=".header-", suffix=_durable.TEMP_SUFFIX, dir=path)
-        try:
-            wkw.Dataset.create(work, header).close()
-            _durable.fsync_path(os.path.join(work, "header.wkw"))
-            os.replace(os.path.join(work, "header.wkw"), path / "header.wkw")
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        _durable.fsync_folder(path)
+        _durable.write_file(path / "header.wkw", wkw_format.mag_header_bytes(header))
         return cls(path, header)
 
     def _read_header(self) -> wkw.Header:
@@ -266,6 +268,7 @@ class MagStore:
             return handle
         with self._lock:
             if self._handle is None or self._pid != os.getpid():
+                _close_orphaned_handles()
                 # after a fork the inherited handle belongs to the parent: never close it here
                 self._handle = wkw.Dataset.open(str(self.path))
                 self._pid = os.getpid()
@@ -292,10 +295,11 @@ class MagStore:
         self._checks = _FileCheck()
 
     def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: nothing useful left to do
-            pass
+        # No libwkw call and no lock here (see _ORPHANED_HANDLES); the open-files cache
+        # closes its files as it is collected with this object.
+        handle = self.__dict__.get("_handle")
+        if handle is not None and self.__dict__.get("_pid") == os.getpid():
+            _ORPHANED_HANDLES.append(handle)
 
     def __getstate__(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,8 @@ webKNOSSOS and wkview decode 2 and 3 alike. :data:`COMPRESSIONS` names them as t
 In place, each data file is encoded by wkview's codec on a job and renamed over the
 old file (under the file's lock, fsynced), so every file is always whole: either the
 old one or the new one, and libwkw and wkview read a mag that holds both.
-``header.wkw`` switches (written beside it and renamed) only after the last file. A
+``header.wkw`` switches (written beside it and renamed) only after the last file. Into a
+new mag folder (:func:`compress_into`), the files are written the same way. A
 run that was killed, started again, skips the files already encoded and finishes the
 job. Raw mags become LZ4 or LZ4HC; LZ4 mags become LZ4HC ("convert fast now, shrink
 overnight"); LZ4HC mags are left as they are.
@@ -36,6 +37,7 @@ __all__ = [
     "check_level_for",
     "compression_block_type",
     "compress_in_place",
+    "compress_into",
     "compressed_header",
     "DEFAULT_LEVEL",
     "lz4hc_header",
@@ -128,7 +130,24 @@ def _compress_file(raw: MagStore, packed: MagStore, level: int, index: tuple[int
     edge = raw.file_edge
     offset = (index[0] * edge, index[1] * edge, index[2] * edge)
     packed.write(offset, raw.read(offset, (edge, edge, edge)), level)
-    return before, os.path.getsize(path)
+    return before, os.path.getsize(packed.file_path(index))
+
+
+def _encode_files(
+    store: MagStore, packed: MagStore, level: int, executor: Any, progress: Optional[bool], desc: str
+) -> CompressStats:
+    """Encode every data file of ``store`` into ``packed`` (one job per file)."""
+    files = store.list_files()
+    sizes = run_jobs(
+        functools.partial(_compress_file, store, packed, level),
+        files,
+        executor,
+        progress=progress,
+        desc=desc,
+        unit="file",
+        describe=store.file_path,
+    )
+    return CompressStats(len(files), sum(s[0] for s in sizes), sum(s[1] for s in sizes))
 
 
 def compress_in_place(
@@ -153,16 +172,31 @@ def compress_in_place(
         return CompressStats(0, 0, 0)
     repair.remove_stale_temp_files(store.path)  # leftovers of an interrupted run
     packed = MagStore(store.path, compressed_header(store.header, compression), codec="wkview")
-    files = store.list_files()
-    sizes = run_jobs(
-        functools.partial(_compress_file, store, packed, lvl),
-        files,
-        executor,
-        progress=progress,
-        desc=desc,
-        unit="file",
-        describe=store.file_path,
-    )
+    stats = _encode_files(store, packed, lvl, executor, progress, desc)
     store.close()
     MagStore.create(store.path, packed.header)  # header.wkw last, replaced atomically
-    return CompressStats(len(files), sum(s[0] for s in sizes), sum(s[1] for s in sizes))
+    return stats
+
+
+def compress_into(
+    store: MagStore,
+    target: str | os.PathLike,
+    level: Optional[int] = None,
+    executor: Any = None,
+    *,
+    progress: Optional[bool] = None,
+    desc: str = "compress",
+) -> CompressStats:
+    """Write the LZ4HC encoding of the raw mag of ``store`` into the new mag folder ``target``.
+
+    One job per data file, as :func:`compress_in_place`; every file (and ``header.wkw``)
+    is written through wkview's durable path: locked, fsynced, renamed into place, with
+    the umask's mode. A damaged source file fails its job with a
+    :class:`~wkview.CorruptFileError` naming it (raised as a :class:`~wkview.JobError`). ``level``: LZ4HC's (1-12, default :data:`DEFAULT_LEVEL`).
+    """
+    checked = check_level_for(DEFAULT_COMPRESSION, level)
+    lvl = DEFAULT_LEVEL if checked is None else checked
+    header = compressed_header(store.header, DEFAULT_COMPRESSION)
+    MagStore.create(target, header)
+    packed = MagStore(target, header, codec="wkview")
+    return _encode_files(store, packed, lvl, executor, progress, desc)

@@ -40,6 +40,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import wkw
 
+from . import _durable
 from . import properties as props
 from . import compression as _compression
 from . import pyramid, repair
@@ -347,9 +348,7 @@ def _write_batch(
 
 
 def _mark_done(path: Path, content: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(content))
-    os.replace(tmp, path)
+    _durable.write_file(path, json.dumps(content).encode())
 
 
 def _read_done(path: Path) -> Optional[dict]:

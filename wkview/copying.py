@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from itertools import product
 from pathlib import Path
@@ -80,11 +79,7 @@ class CopyFilesJob:
         rel = os.path.join(f"z{z}", f"y{y}", f"x{x}.wkw")
         source = os.path.join(self.source, rel)
         _FileCheck().check(source, self.header)  # CorruptFileError names a damaged file
-        target = os.path.join(self.target, rel)
-        with open(source, "rb") as src, _durable.replacing(target) as new:
-            size = os.fstat(src.fileno()).st_size
-            _durable.copy_range(src.fileno(), new.fd, 0, 0, size)  # copy_file_range: no pass through Python
-        return size
+        return _durable.copy_file(source, os.path.join(self.target, rel))
 
 
 def write_in_slabs(
@@ -262,10 +257,17 @@ def link(target: Path, at: Path, make_relative: bool) -> None:
 
 def copy_other_files(source: Path, target: Path, skip: set[str]) -> None:
     """Copy the entries of the folder ``source`` not named in ``skip`` into ``target`` (files and
-    whole folders, as they are)."""
+    whole folders; links are followed). Every file is a byte copy through the durable path
+    (:func:`wkview._durable.copy_file`): it gets a new file's mode, not the source's. The
+    source's lock files and temporary files are wkview's own, not the layer's: not copied."""
     for entry in source.iterdir():
-        if entry.name not in skip:
-            if entry.is_dir():
-                shutil.copytree(entry, target / entry.name)
-            else:
-                shutil.copy2(entry, target / entry.name)
+        if entry.name in skip or (
+            entry.name.startswith(".") and entry.name.endswith((_durable.LOCK_SUFFIX, _durable.TEMP_SUFFIX))
+        ):
+            continue
+        if entry.is_dir():
+            _durable.makedirs_durable(str(target / entry.name))
+            copy_other_files(entry, target / entry.name, set())
+        else:
+            # the layer folder is new and named nowhere yet: no lock (and no lock file per copy)
+            _durable.copy_file(entry, target / entry.name, lock=False)

@@ -93,9 +93,7 @@ from . import _durable
 from ._properties_dump import _serialise
 from ._properties_load import _parse_dataset, _Reader
 from ._properties_model import (  # the data model; re-exported, see __all__
-    COLOR_CATEGORY,
     PROPERTIES_FILE_NAME,
-    SEGMENTATION_CATEGORY,
     DatasetProperties,
     LayerProperties,
     MagProperties,
@@ -223,8 +221,7 @@ def save_properties(
     if not folder.is_dir():
         raise NotADatasetError(f"cannot save {PROPERTIES_FILE_NAME}: {folder} is not an existing folder")
     data = _serialise(file, folder, props, allow_external_paths)
-    with _durable.replacing(file) as new:
-        _durable.pwrite_all(new.fd, data, 0)
+    _durable.write_file(file, data)
 
 
 def update_properties(
@@ -271,6 +268,5 @@ def update_properties(
             current = load_properties(folder, allow_external_paths=allow_external_paths)
         result = change(current)
         data = _serialise(file, folder, result, allow_external_paths)
-        with _durable.replacing(file, lock=False) as new:  # the lock is held since the read
-            _durable.pwrite_all(new.fd, data, 0)
+        _durable.write_file(file, data, lock=False)  # the lock is held since the read
     return result

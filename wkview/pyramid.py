@@ -35,6 +35,7 @@ from .copying import write_in_slabs
 from .downsampling import pool, upsample_array
 from .errors import DatasetError
 from .executors import runs_here
+from .repair import BUILDING_SUFFIX
 from .geometry import BoundingBox, Mag
 from .view import View
 
@@ -54,8 +55,6 @@ V = TypeVar("V", bound=View)
 #: makes mag ``mag`` with ``fill`` and returns a view of it (offset 0) to read from
 Build = Callable[[Mag, Fill], V]
 
-#: suffix of the hidden folder a mag is built in (``.<mag>-building`` beside the mag folder)
-BUILDING_SUFFIX = "-building"
 
 
 # -- which mags -------------------------------------------------------------------------------
@@ -159,24 +158,27 @@ def build_mag_folder(
     ``.<mag>-building`` beside ``path``: readers never see a half-filled mag, and
     when ``fill`` raises the hidden folder is removed. A leftover of a killed build
     (the hidden folder) or an unnamed folder at ``path`` is removed first: only
-    call this for a mag that no properties file names.
+    call this for a mag that no properties file names. The build holds the mag's
+    lock (``.<mag>.lock`` beside it): a hidden folder whose lock is free is a killed
+    build's, which ``wkview verify --repair`` removes.
     """
     level = None if compression_level is None else _check_level(compression_level)
     work = building_path(path)
-    remove_path(work)
-    store = MagStore.create(work, header)
-    if level is not None:
-        store.compression_level = level
-    try:
-        fill(bare_view(work, header, box, store=store))
-        store.close()
-        remove_path(path)
-        os.rename(work, path)
-    except BaseException:
-        store.close()
+    with _durable.locked([str(path)]):
         remove_path(work)
-        raise
-    _durable.fsync_folder(path.parent)
+        store = MagStore.create(work, header)
+        if level is not None:
+            store.compression_level = level
+        try:
+            fill(bare_view(work, header, box, store=store))
+            store.close()
+            remove_path(path)
+            os.rename(work, path)
+        except BaseException:
+            store.close()
+            remove_path(work)
+            raise
+        _durable.fsync_folder(path.parent)
 
 
 def fresh_mag_folder(path: Path, header: wkw.Header) -> MagStore:

@@ -9,6 +9,10 @@ writer never leaves a damaged data file, but it may leave hidden leftovers:
   raw file that did not finish; rolling it back restores the old file;
 * ``.<mag>-compress-<random>``, ``.<mag>-compressed``, ``.<mag>-raw-old``: folders of a
   :meth:`~wkview.MagView.compress` that did not finish;
+* ``.<mag>-building``: the folder of a :meth:`~wkview.Layer.build_mag` (downsampling,
+  upsampling, copying a mag) that was killed; the mag was never named in the properties
+  file, so the folder is removed;
+* ``.header-<random>.tmp``: header work folders of earlier wkview versions;
 * ``.x3.wkw.lock``: the per-file lock files of earlier wkview versions (data files now
   share the lock files of their mag's ``.wkview-locks`` folder); not damage, but one
   inode per data file.
@@ -28,10 +32,14 @@ from pathlib import Path
 
 from . import _durable
 
-__all__ = ["remove_stale_temp_files", "has_swap_leftovers", "recover_mag_folder", "recover_mag_folder_locked", "swap_in_mag_folder"]
+__all__ = ["remove_stale_temp_files", "stale_building_folders", "BUILDING_SUFFIX", "has_swap_leftovers", "recover_mag_folder", "recover_mag_folder_locked", "swap_in_mag_folder"]
 
-#: seconds after which a hidden header work folder of MagStore.create counts as stale
+#: seconds after which a hidden header work folder (of MagStore.create in earlier wkview
+#: versions, which lived for milliseconds) counts as stale
 HEADER_WORK_MAX_AGE = 600
+
+#: suffix of the hidden folder a mag is built in (``.<mag>-building`` beside the mag folder)
+BUILDING_SUFFIX = "-building"
 
 _COMPRESS_WORK = "-compress-"
 _COMPRESS_DONE = "-compressed"
@@ -59,12 +67,42 @@ def _mag_of_leftover(name: str) -> str | None:
     return None
 
 
+def _mag_of_building(name: str) -> str | None:
+    """``.2-2-1-building`` -> ``2-2-1`` (None for other names)."""
+    if name.startswith(".") and name.endswith(BUILDING_SUFFIX) and len(name) > len(BUILDING_SUFFIX) + 1:
+        return name[1 : -len(BUILDING_SUFFIX)]
+    return None
+
+
+def stale_building_folders(layer_folder: str | os.PathLike) -> list[Path]:
+    """The ``.<mag>-building`` folders in ``layer_folder`` that no live build holds (the
+    build holds the mag's lock), sorted."""
+    try:
+        names = os.listdir(layer_folder)
+    except FileNotFoundError:
+        return []
+    return _stale_builds(os.fspath(layer_folder), names)
+
+
+def _stale_builds(folder: str, names: list[str]) -> list[Path]:
+    stale = []
+    for name in sorted(names):
+        mag = _mag_of_building(name)
+        full = os.path.join(folder, name)
+        if mag is not None and os.path.isdir(full):
+            with _durable.try_lock(os.path.join(folder, mag)) as free:
+                if free:
+                    stale.append(Path(full))
+    return stale
+
+
 def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
     """Remove what killed writers left in a dataset, layer or mag folder.
 
     Walks ``path`` and removes temporary files no live writer holds, rolls back
     unfinished in-place writes of raw files (removing their journals), finishes
-    or undoes interrupted :meth:`~wkview.MagView.compress` runs and removes the
+    or undoes interrupted :meth:`~wkview.MagView.compress` runs, removes the folders
+    of killed mag builds (:func:`stale_building_folders`) and the
     per-file lock files of earlier wkview versions that no process holds. Data files and
     ``datasource-properties.json`` are only ever replaced by complete versions.
 
@@ -93,10 +131,14 @@ def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
                 mags.add(mag)
         for mag in sorted(mags):
             removed.extend(recover_mag_folder(os.path.join(folder, mag)))
+        for stale in _stale_builds(folder, dirs):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+        dirs[:] = [name for name in dirs if _mag_of_building(name) is None]  # live builds: not ours
         for name in list(dirs):
             if name.startswith(".header-") and name.endswith(_durable.TEMP_SUFFIX):
                 full = os.path.join(folder, name)
-                # MagStore.create's work folder: it lives for milliseconds; an old one is stale
+                # earlier versions' MagStore.create work folder lived for milliseconds: an old one is stale
                 if time.time() - os.stat(full).st_mtime > HEADER_WORK_MAX_AGE:
                     shutil.rmtree(full, ignore_errors=True)
                     removed.append(Path(full))

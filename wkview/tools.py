@@ -444,6 +444,14 @@ _LEFTOVER_SUFFIXES = (
 )  # fmt: skip
 
 
+def _leftover_reason(path: Path) -> str:
+    if _durable.is_legacy_lock(path.name):
+        return "lock file of an earlier wkview version"
+    if path.name.endswith(_repair.BUILDING_SUFFIX):
+        return "folder of an interrupted mag build"
+    return "left by an interrupted write"
+
+
 def _leftovers(folder: Path) -> Iterator[Path]:
     """Hidden files that killed writers left behind (lock files are not leftovers)."""
     for root, dirs, names in os.walk(folder):
@@ -463,7 +471,8 @@ def verify_dataset(
     """Check every data file of the WKW layers: header, jump table, and every block
     decoded once. Returns what is damaged (an empty list: all sound).
 
-    Leftovers of killed writers (temporary files, undo journals of raw writes) are
+    Leftovers of killed writers (temporary files, undo journals of raw writes, the
+    hidden ``.<mag>-building`` folder of a killed mag build) are
     listed too; ``repair=True`` first cleans them up with
     :func:`wkview.repair.remove_stale_temp_files` (rolling back unfinished raw writes,
     removing the per-file lock files of earlier wkview versions) and lists what it
@@ -476,13 +485,9 @@ def verify_dataset(
     if repair:
         for lay in layers:
             for removed in _repair.remove_stale_temp_files(lay.path):
-                reason = (
-                    "lock file of an earlier wkview version"
-                    if _durable.is_legacy_lock(removed.name)
-                    else "left by an interrupted write"
-                )
-                damage.append(Damage(str(removed), reason, repaired=True))
+                damage.append(Damage(str(removed), _leftover_reason(removed), repaired=True))
     for lay in layers:
+        damage += [Damage(str(p), _leftover_reason(p)) for p in _repair.stale_building_folders(lay.path)]
         for mag, view in sorted(lay.mags.items()):
             store = MagStore(view.path, view.header)  # its own: jobs pickle it
             files = store.list_files()

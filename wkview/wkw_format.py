@@ -12,6 +12,7 @@ decodes blocks, :mod:`wkview._storage` reads and writes boxes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "Layout",
     "layout_of",
     "as_layout",
+    "mag_header_bytes",
     "parse_header",
     "check_matches",
     "read_jump_table",
@@ -189,6 +191,13 @@ def layout_of(header: Any) -> Layout:
     if layout.channels < 1 or layout.voxel_size > 255:
         raise ValueError(f"invalid channel count {layout.channels} for {layout.dtype}")
     return layout
+
+
+def mag_header_bytes(header: Any) -> bytes:
+    """The content of a mag's ``header.wkw`` for ``header`` (a ``wkw.Header``, a
+    :class:`FileHeader` or a :class:`Layout`): the 16-byte header with data offset 0,
+    byte for byte what libwkw writes."""
+    return dataclasses.replace(layout_of(header).file_header(), data_offset=0).pack()
 
 
 def as_layout(header: Any) -> Layout:

@@ -366,7 +366,7 @@ class Dataset:
         """Copy a layer of another dataset into this one: its data (byte for byte), other files, properties.
 
         Files of the layer folder that belong to no mag (``mappings/``, ...)
-        are copied as they are. Each mag is named in the properties file once
+        are copied byte for byte, with the mode of a new file (the umask's). Each mag is named in the properties file once
         its data is copied (:meth:`Layer.build_mag`).
         """
         foreign = self._foreign_layer(foreign_layer)

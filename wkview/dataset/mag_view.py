@@ -16,9 +16,9 @@ from typing import Any, Optional, Protocol, Union
 import numpy as np
 import wkw
 
-from .. import _durable, compression, properties as props, repair
-from .._storage import MagStore, _FileCheck
-from ..compression import DEFAULT_COMPRESSION, CompressStats, compress_in_place
+from .. import properties as props, repair
+from .._storage import MagStore
+from ..compression import DEFAULT_COMPRESSION, CompressStats, compress_in_place, compress_into
 from ..errors import DatasetError, ReadOnlyError
 from ..geometry import BoundingBox, Mag, Vec3Int
 from ..view import Vec3, View, _offset3
@@ -200,37 +200,29 @@ class MagView(View):
         ``header.wkw`` switches last: every file stays whole, and after a kill a
         second call finishes the job. No other process may write to the mag meanwhile.
         In place, ``compression="lz4"`` writes fast LZ4 blocks instead (no level), and
-        an LZ4 mag is re-encoded to LZ4HC. Returns what was done in place (None into
-        ``target_path``).
+        an LZ4 mag is re-encoded to LZ4HC. Into ``target_path`` (a new mag folder),
+        the files are encoded to LZ4HC the same way, each through wkview's durable
+        path. Returns what was done in place (None into ``target_path``).
         """
         src = self._path
         if target_path is not None:
             if compression != DEFAULT_COMPRESSION:
                 raise DatasetError(f"compress() into target_path writes LZ4HC only, not {compression!r}")
             if not self._store.is_compressed:
-                self._compress_files(Path(target_path))
+                compress_into(
+                    self._store, target_path, level, executor, progress=progress,
+                    desc=f"compress {self._layer.name}/{self.name}",
+                )  # fmt: skip
             return None
         if repair.has_swap_leftovers(src):
             repair.recover_mag_folder(src)  # folders of a killed compress() of older wkview versions
-        stats = compress_in_place(  # the parameter ``compression`` hides the module here
+        stats = compress_in_place(
             self._store, level, executor, progress=progress, desc=f"compress {self._layer.name}/{self.name}",
             compression=compression,
         )
         self._store = MagStore(src)
         self._header = self._store.header
         return stats
-
-    def _compress_files(self, dst: Path) -> None:
-        src = self._path
-        MagStore.create(dst, compression.lz4hc_header(self._header))
-        for index in self._store.list_files():
-            rel = Path(f"z{index[2]}") / f"y{index[1]}" / f"x{index[0]}.wkw"
-            _durable.makedirs_durable(str((dst / rel).parent))
-            _FileCheck().check(str(src / rel), self._header)  # CorruptFileError names a damaged file
-            wkw.File.compress(str(src / rel), str(dst / rel))
-            _durable.fsync_path(str(dst / rel))
-        for folder in {str((dst / Path(f"z{i[2]}") / f"y{i[1]}")) for i in self._store.list_files()}:
-            _durable.fsync_folder(folder)
 
     def _release(self) -> None:
         """The mag was deleted: close its files."""
