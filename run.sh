@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for everything: sets up .venv (create, install, build) when needed, then
 #   ./run.sh demo            the main job on built-in sample data
-#   ./run.sh test [ARGS]     the whole test suite (ARGS go to pytest); with WKVIEW_ENGINES=1
+#   ./run.sh test [ARGS]     the whole test suite but the soak runs marked slow (ARGS go to
+#                            pytest; -m "slow or not slow" adds them), on 2 workers; with WKVIEW_ENGINES=1
 #                            it first starts a one-node Slurm and a local Dask cluster (Slurm
 #                            from Debian's packages, installed if missing) and stops them after
 #   ./run.sh bench [ARGS]    the benchmarks in bench/ (pytest-benchmark), full length
@@ -43,9 +44,10 @@ case "$cmd" in
       # same suite, with the engine tests required to run (the script exits 1 on "no tests")
       WKVIEW_VENV=$VENV exec scripts/run_engine_tests.sh --all "$@"
     fi
-    # exit code 5 ("no tests collected") is a failure too
+    # exit code 5 ("no tests collected") is a failure too; two pytest-xdist workers use both
+    # cores (WKVIEW_TEST_WORKERS=0 runs in one process; CI's engine run above is serial)
     set +e
-    "$PY" -m pytest "$@"
+    "$PY" -m pytest -n "${WKVIEW_TEST_WORKERS:-2}" "$@"
     rc=$?
     set -e
     if [ "$rc" -eq 5 ]; then echo "run.sh: pytest collected no tests" >&2; exit 1; fi
@@ -60,5 +62,5 @@ case "$cmd" in
     setup
     exec "$PY" bench/compare_convert.py "$@" ;;
   *)
-    sed -n '2,10p' "$0"; exit 2 ;;
+    sed -n '2,11p' "$0"; exit 2 ;;
 esac

@@ -163,6 +163,7 @@ def test_writes(benchmark: Any, lib: W._Lib, workload: str, workdir: Path, fille
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_compare_backend_script_runs_tiny(tmp_path: Path) -> None:
     """``bench/compare_backend.py`` end to end on 64^3 (two cells: one read, one write)."""
     import subprocess
@@ -184,6 +185,7 @@ def test_compare_backend_script_runs_tiny(tmp_path: Path) -> None:
     assert all(r["status"] == "ok" and r["time_s"] > 0 for r in results)
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_compare_backend_forms_run_tiny(tmp_path: Path) -> None:
     """``bench/compare_backend.py --only forms`` end to end on 64^3: every form timed and checked."""
     import json

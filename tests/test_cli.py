@@ -337,6 +337,7 @@ def _kill_when(proc: subprocess.Popen, done_dir: Path, batches: int) -> None:
     pytest.fail("no progress within 120 s")
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_killed_conversion_resumes_to_the_same_dataset(tmp_path):
     vol = volume((48, 32, 160))
     write_tiff_stack(tmp_path / "s", vol)
@@ -409,6 +410,7 @@ def test_compress_in_place(tmp_path, dataset):
     assert "nothing to compress" in run("compress", str(path), *SEQ).stdout
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_compress_killed_and_rerun_finishes(tmp_path):
     vol = volume((64, 64, 64))
     write_tiff_stack(tmp_path / "s", vol)
@@ -525,6 +527,7 @@ def test_webknossos_reads_a_converted_dataset(tmp_path):
     assert np.array_equal(theirs, ours[:, :17, :12, :20])
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_killed_downsample_leaves_no_half_mag_and_rerun_finishes(tmp_path):
     vol = volume((64, 64, 48))
     write_tiff_stack(tmp_path / "s", vol)

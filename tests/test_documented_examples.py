@@ -58,6 +58,7 @@ def test_for_each_chunk_example(mag1):
     assert np.all(view.read() == 7 + 42)
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_for_zipped_chunks_downsampling_example(tmp_path):
     """The docstring's use case (16384 -> 8192 with 2048/1024 chunks), scaled down by 128."""
     layer = Dataset.create(tmp_path / "ds", scale=(1, 1, 1)).add_layer("color", "color")

@@ -27,6 +27,7 @@ def _command_line_examples() -> str:
     return blocks[0]
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_readme_command_line_examples_run(tmp_path):
     """Every line of the README's command-line examples, in an empty folder, through the
     installed console script; each must exit 0."""

@@ -745,6 +745,7 @@ def worker_program(path: Path) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_chunk_jobs_on_a_process_executor_use_the_backend_in_the_workers(tmp_path: Path) -> None:
     path = tmp_path / "ds"
     plain = worker_program(path)
@@ -763,6 +764,7 @@ def test_chunk_jobs_on_a_process_executor_use_the_backend_in_the_workers(tmp_pat
         assert_level_encoded(tmp_path / "backed" / mag_dir, 4, tmp_path)
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_executor_initializer_enables_it_for_jobs_that_open_datasets_themselves(tmp_path: Path) -> None:
     ds = wk.Dataset(tmp_path / "ds", voxel_size=(1, 1, 1))
     ds.add_layer("data", "color", dtype="uint8", data_format="wkw").add_mag(1, chunk_shape=8, shard_shape=16)
@@ -914,6 +916,7 @@ def _python(code: str, env_value: str | None) -> subprocess.CompletedProcess[str
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # a long subprocess round trip; CI runs it
 def test_environment_variable_enables_it_at_import() -> None:
     code = (
         "import wkview, sys\n"
