@@ -21,8 +21,6 @@ start at 0).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,27 +30,12 @@ import pytest
 
 from tests import volume_inputs as vi
 from tests.test_interop import quiet, wk  # webknossos 4.3.3, or this module skips as that one does
+from tests.webknossos_cli import webknossos_convert
 from wkview.convert import convert
 
 pytestmark = pytest.mark.interop
 
 SHAPE = (37, 29, 19)  # (x, y, z), no multiple of any chunk size
-
-# webknossos' command line, once per group: a refused input prints one line and the next runs
-_WEBKNOSSOS = """
-import os, sys, warnings
-os.environ.setdefault("WEBKNOSSOS_SKIP_VERSION_CHECK", "True")
-warnings.simplefilter("ignore")
-from webknossos.cli.main import app
-pairs = sys.argv[1:]
-for source, target in zip(pairs[::2], pairs[1::2]):
-    try:
-        app(["convert", source, target, "--voxel-size", "1,1,1", "--data-format", "wkw", "--no-downsample",
-             "--distribution-strategy", "sequential"], standalone_mode=False)
-    except Exception as exc:
-        print("REFUSED", target, type(exc).__name__, exc, flush=True)
-"""
-
 
 def volume(channels: int, dtype: Any, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -135,19 +118,14 @@ def converted(tmp_path_factory) -> Callable[[str], Converted]:
             for n in group:
                 (root / "in" / n).mkdir(parents=True)
             inputs = {n: ALL[n].write(root / "in" / n, data[n]) for n in group}
-            args = [arg for n in group for arg in (inputs[n], str(root / "wk" / n))]
-            proc = subprocess.run(
-                [sys.executable, "-c", _WEBKNOSSOS, *args], capture_output=True, text=True, timeout=600
-            )
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            refused = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("REFUSED")}
+            refused = webknossos_convert([(inputs[n], root / "wk" / n) for n in group])
             for n in group:
                 theirs = root / "wk" / n
-                names = [] if str(theirs) in refused else layer_names(theirs)
+                names = [] if theirs in refused else layer_names(theirs)
                 base = names[0].split("__")[0] if names else "color"
                 ours = root / "wkview" / n
                 convert(inputs[n], ours, (1, 1, 1), downsample=False, layer_name=base)
-                done[n] = Converted(inputs[n], data[n], None if str(theirs) in refused else theirs, ours)
+                done[n] = Converted(inputs[n], data[n], None if theirs in refused else theirs, ours)
         return done[name]
 
     return get
