@@ -22,8 +22,6 @@ Where the two tools differ on purpose, the test pins both behaviours:
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -34,28 +32,12 @@ from wkview.convert import convert
 
 from .test_interop import quiet, wk  # webknossos 4.3.3 (the module skips without it)
 from .tiff_layouts import LAYOUTS, Layout, make
+from .webknossos_cli import webknossos_convert
 
 pytestmark = pytest.mark.interop
 
 FAST = ("rgb_file", "yxq_file", "imagej_hyperstack", "ome_czyx_named", "lzw_folder", "mixed_sizes")
 SLOW = tuple(n for n in LAYOUTS if n not in FAST and n != "imagej_timeseries")
-
-# webknossos' command line, once per group: a refused input prints one line and the
-# next case runs
-_WEBKNOSSOS = """
-import os, sys, warnings
-os.environ.setdefault("WEBKNOSSOS_SKIP_VERSION_CHECK", "True")
-warnings.simplefilter("ignore")
-from webknossos.cli.main import app
-pairs = sys.argv[1:]
-for source, target in zip(pairs[::2], pairs[1::2]):
-    try:
-        app(["convert", source, target, "--voxel-size", "1,1,1", "--data-format", "wkw", "--no-downsample",
-             "--layer-name", "color", "--distribution-strategy", "sequential"], standalone_mode=False)
-    except Exception as exc:
-        print("REFUSED", target, type(exc).__name__, exc, flush=True)
-"""
-
 
 class Converted:
     """One layout converted by both tools."""
@@ -75,18 +57,11 @@ def converted(tmp_path_factory) -> Callable[[str], Converted]:
         if name not in done:
             group = FAST if name in FAST else SLOW
             layouts = {n: make(n, root / "in") for n in group}
-            args = []
-            for n in group:
-                args += [str(layouts[n].source), str(root / "wk" / n)]
-            proc = subprocess.run(
-                [sys.executable, "-c", _WEBKNOSSOS, *args], capture_output=True, text=True, timeout=600
-            )
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            refused = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("REFUSED")}
+            refused = webknossos_convert([(layouts[n].source, root / "wk" / n) for n in group], "--layer-name", "color")
             for n in group:
                 ours = root / "wkview" / n
                 convert(layouts[n].source, ours, (1, 1, 1), downsample=False, name=n)
-                done[n] = Converted(layouts[n], root / "wk" / n, ours, str(root / "wk" / n) in refused)
+                done[n] = Converted(layouts[n], root / "wk" / n, ours, root / "wk" / n in refused)
         return done[name]
 
     return get
