@@ -20,6 +20,7 @@ from PIL import Image
 
 from wkview import Dataset
 from wkview.convert import PROGRESS_FOLDER
+from wkview.pyramid import building_path
 from wkview.sample import em_like
 
 WKVIEW = str(Path(sys.executable).with_name("wkview"))
@@ -539,17 +540,19 @@ def test_killed_downsample_leaves_no_half_mag_and_rerun_finishes(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import time
 
-    mag2 = path / "color" / "2"
+    # the mag is built in a hidden folder and renamed into place when full: kill it there
+    building = building_path(path / "color" / "2")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if mag2.is_dir() and sum(1 for _ in mag2.rglob("x*.wkw")) >= 8:
+        if building.is_dir() and sum(1 for _ in building.rglob("x*.wkw")) >= 8:
             break
         time.sleep(0.002)
     assert proc.poll() is None, "downsample finished before it could be killed"
     proc.kill()
     proc.wait()
-    # the half-built mag is not named in the properties file
+    # the half-built mag is neither named in the properties file nor visible as a folder
     assert sorted(Dataset(path).get_layer("color").mags) == [(1, 1, 1)]
+    assert not (path / "color" / "2").exists()
     run("downsample", str(path), "--max-mag", "2", *SEQ)
     run("check-equality", str(path), str(tmp_path / "whole"), *SEQ)
 

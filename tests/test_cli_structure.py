@@ -93,7 +93,8 @@ def _workers(executor) -> int:
     return executor._max_workers
 
 
-def test_cli_and_utils_make_their_executors_in_the_one_factory():
+def test_cli_and_utils_make_their_executors_in_the_one_factory(monkeypatch):
+    monkeypatch.delenv("DASK_ADDRESS", raising=False)  # set where the engine tests run: it is an address
     namespace = argparse.Namespace(distribution_strategy="multiprocessing", jobs=3)
     with EngineOptions(jobs=3).executor() as a, get_executor_for_args(namespace) as b, executor_for(
         namespace, None
