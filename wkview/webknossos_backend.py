@@ -468,6 +468,10 @@ def _keep_metadata(new: Callable[..., Any], old: Callable[..., Any]) -> Callable
 def _int3(values: Any) -> tuple[int, int, int] | None:
     """Three ints from a tuple/list/Vec3Int/array of integers, else None (webknossos
     decides what to do with anything else)."""
+    if type(values) is tuple and len(values) == 3:  # the common case, without the loop
+        a, b, c = values
+        if type(a) is int and type(b) is int and type(c) is int:
+            return values  # type: ignore[return-value]
     try:
         items = tuple(values)
     except TypeError:
@@ -571,8 +575,11 @@ def _plain_box(box: Any) -> tuple[tuple[int, int, int], tuple[int, int, int]] | 
     ``NDBoundingBox`` (what the buffered slice reader passes); None for other boxes."""
     _, _, _, _, _, CXYZ_AXES, _ = _WK
     if type(box) is _WK[6].BoundingBox:
-        x, y, z = box.topleft.to_tuple()
-        sx, sy, sz = box.size.to_tuple()
+        # ``VecInt.to_tuple``: the stored tuple itself (``Vec3Int`` overrides it with one
+        # that builds a new tuple through three properties, which costs more than the read plan)
+        values = _WK[6].VecInt.to_tuple
+        x, y, z = values(box.topleft)
+        sx, sy, sz = values(box.size)
     elif isinstance(box, _WK[6].NDBoundingBox) and box.axes == CXYZ_AXES:
         _, x, y, z = box.topleft.to_tuple()
         _, sx, sy, sz = box.size.to_tuple()
