@@ -172,6 +172,15 @@ data.tofile(root / "volume.raw")
 convert_raw(root / "volume.raw", root / "converted", data.shape, "uint8", (1, 1, 1),
             block_len=8, file_len=2, executor=get_executor("sequential"))
 _mark_done(root / "progress" / "batch-0", {"largest": None})  # convert removes its records at the end
+# files outside datasets: a preview image, exported slices and volumes, sample images
+from wkview.preview import write_preview
+from wkview.sample import write_image_stack
+from wkview.tools import export_region
+write_preview(root / "ds", root / "outputs" / "preview.png", layer="lz4")
+export_region(root / "ds", root / "outputs" / "tiff", layer="lz4")
+export_region(root / "ds", root / "outputs" / "volume.npy", layer="raw", format="npy")
+for suffix in (".tif", ".png"):
+    write_image_stack(root / "outputs" / ("sample" + suffix), (16, 8, 2), suffix=suffix)
 """
 
 
@@ -203,6 +212,8 @@ def test_every_file_written_gets_the_umask_mode(tmp_path: Path, umask: int) -> N
     assert (out / "other" / "lz4" / "foreign-dir" / "foreign-more.txt").read_text() == "notes"
     assert (out / "other" / "lz4" / "foreign-notes.txt") in files
     assert (out / "progress" / "batch-0") in files
+    outputs = {str(p.relative_to(out / "outputs")) for p in files if p.is_relative_to(out / "outputs")}
+    assert {"preview.png", "tiff/0000.tif", "tiff/0015.tif", "volume.npy", "sample.tif/1.tif", "sample.png/0.png"} <= outputs
     modes = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in files}
     assert modes == {name: oct(0o666 & ~umask) for name in modes}
 
@@ -331,3 +342,22 @@ def test_compress_into_a_target_goes_through_the_codec(tmp_path: Path) -> None:
     with pytest.raises(wkview.JobError, match="x1.wkw.*CorruptFileError|CorruptFileError.*x1.wkw"):
         mag.compress(target_path=tmp_path / "again")
     assert not [p for p in (tmp_path / "again").rglob("*.tmp")]
+
+
+def test_an_encoding_that_fails_leaves_the_old_file(tmp_path: Path) -> None:
+    """Images and other outputs are encoded in memory and then replace their file in one
+    rename: an encoder that fails half-way leaves the old file and no temporary file."""
+    path = tmp_path / "image.png"
+    path.write_bytes(b"old")
+
+    def half_then_fail(file) -> None:
+        file.write(b"half of a new image")
+        raise RuntimeError("encoder failed")
+
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        _durable.write_encoded(path, half_then_fail, lock=False)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.png"]
+    _durable.write_encoded(path, lambda file: file.write(b"new"), lock=False)
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.png"]

@@ -40,14 +40,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import stat
 import struct
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO
 
 from ._settings import fsync_enabled, locking_enabled
 from .errors import CorruptFileError
@@ -419,6 +420,15 @@ def write_file(path: str | os.PathLike, data: bytes | bytearray | memoryview, *,
     holds the lock)."""
     with replacing(path, lock=lock) as new:
         pwrite_all(new.fd, data, 0)
+
+
+def write_encoded(path: str | os.PathLike, encode: Callable[[BinaryIO], object], *, lock: bool = True) -> None:
+    """Replace ``path`` through :func:`replacing` by what ``encode`` writes to a binary
+    file object (an image library's ``save``/``imwrite``, say), encoded in memory first
+    so that a failed encoding leaves ``path`` untouched."""
+    buffer = io.BytesIO()
+    encode(buffer)
+    write_file(path, buffer.getbuffer(), lock=lock)
 
 
 def copy_file(source: str | os.PathLike, target: str | os.PathLike, *, lock: bool = True) -> int:

@@ -28,6 +28,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import _durable
 from .dataset import Dataset, Layer
 from .errors import DatasetError, TargetExistsError
 from .geometry import Mag
@@ -192,10 +193,6 @@ def write_preview(
         lay = ds.get_layer(layer)
     image = preview_image(lay, mag, size=size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        Image.fromarray(image, "RGB").save(tmp, format="PNG")
-        os.replace(tmp, out)  # a reader never sees half a PNG
-    finally:
-        tmp.unlink(missing_ok=True)
+    # through the one durable path: a reader never sees half a PNG, the mode is the umask's
+    _durable.write_encoded(out, lambda file: Image.fromarray(image, "RGB").save(file, format="PNG"), lock=False)
     return out

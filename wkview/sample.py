@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _durable
+
 __all__ = ["em_like", "write_image_stack"]
 
 NOISE = 1  # grey levels of dense noise: gives an LZ4HC ratio of about 1.8, like EM data
@@ -93,10 +95,10 @@ def write_image_stack(folder, shape: tuple[int, int, int], seed: int = 0, suffix
             if suffix == ".tif":
                 import tifffile
 
-                tifffile.imwrite(path, image)
+                _durable.write_encoded(path, lambda f: tifffile.imwrite(f, image), lock=False)
             else:
                 from PIL import Image
 
-                Image.fromarray(image).save(path)
+                _durable.write_encoded(path, lambda f: Image.fromarray(image).save(f, format="PNG"), lock=False)
             files.append(path)
     return files

@@ -268,7 +268,11 @@ def _export_slab(
         image = data[:, :, :, k].transpose(2, 1, 0)  # (y, x, channels)
         image = image[:, :, 0] if channels == 1 else image
         file = Path(target) / f"{region.topleft[2] + z + k:0{digits}d}.tif"
-        tifffile.imwrite(file, np.ascontiguousarray(image), photometric="rgb" if channels == 3 else "minisblack")
+        photometric = "rgb" if channels == 3 else "minisblack"
+        # a new file of this export (no other writer: no lock file beside each slice)
+        _durable.write_encoded(
+            file, lambda f: tifffile.imwrite(f, np.ascontiguousarray(image), photometric=photometric), lock=False
+        )
     return n
 
 
