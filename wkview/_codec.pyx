@@ -20,7 +20,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from posix.unistd cimport getpid, pread
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 
 from ._morton cimport compact_bits, morton3, spread_bits
 
@@ -754,35 +754,101 @@ cdef int _read_row(
     return 0
 
 
+cdef extern from *:
+    """
+    /* relaxed atomics: the back-off below is a hint shared by reads on any thread */
+    static int wkv_backoff = 0;
+    static inline int wkv_backoff_take(void) {
+        int left = __atomic_load_n(&wkv_backoff, __ATOMIC_RELAXED);
+        if (left <= 0) return 0;
+        __atomic_store_n(&wkv_backoff, left - 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    static inline void wkv_backoff_set(int n) { __atomic_store_n(&wkv_backoff, n, __ATOMIC_RELAXED); }
+    """
+    int wkv_backoff_take() noexcept nogil
+    void wkv_backoff_set(int n) noexcept nogil
+
+cdef enum:
+    # Small reads (decoding fewer than BACKOFF_MAX_WORK bytes) that stay on the calling
+    # thread after a small parallel one whose helper threads came too late to take any
+    # work (their cores were busy with other processes): the caller had waited for them
+    # at the region's end for nothing, up to a scheduler time slice. Larger reads always
+    # run in parallel: there a late helper still takes its share.
+    BACKOFF_READS = 32
+    BACKOFF_MAX_WORK = 4 << 20
+
+
+cdef Py_ssize_t _split_units(
+    const Py_ssize_t* count, Py_ssize_t n, Py_ssize_t want, Py_ssize_t* unit_start,
+) noexcept nogil:
+    # Cut the rows (job by job; z, y, x with x fastest) into units a thread decodes one
+    # after the other: the blocks of one x-run of a job together, because an x-row of the
+    # output crosses from one block into the next inside a cache line (two threads writing
+    # either side of it would pass the line back and forth on every row). Runs are cut
+    # further only when there are fewer than `want` of them. Returns the unit count;
+    # unit u is rows unit_start[u] to unit_start[u + 1] - 1.
+    cdef Py_ssize_t i, runs = 0, parts, per, r = 0, u = 0, k, x, start
+    for i in range(n):
+        runs += count[3 * i + 1] * count[3 * i + 2]
+    parts = (want + runs - 1) // runs if runs < want else 1
+    for i in range(n):
+        x = count[3 * i]
+        per = (x + parts - 1) // parts if parts < x else 1
+        for k in range(count[3 * i + 1] * count[3 * i + 2]):
+            start = 0
+            while start < x:
+                unit_start[u] = r + start
+                u += 1
+                start += per
+            r += x
+    unit_start[u] = r
+    return u
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void _read_rows(
     const Job* jobs, const Py_ssize_t* job_of, const int64_t* table, Py_ssize_t rows,
+    const Py_ssize_t* count, Py_ssize_t n,
     Py_ssize_t B, Py_ssize_t block_bytes, int threads, int flags, Py_ssize_t min_work,
-    int* status, int* errs,
+    int* status, int* errs, Py_ssize_t* unit_start, int* who,
 ) noexcept nogil:
     # every row, on `threads` OpenMP threads (each with its own buffers) or on this one
     cdef Py_ssize_t capacity = LZ4_compressBound(<int>block_bytes)
     cdef uint8_t* comp = NULL
     cdef uint8_t* scratch = NULL
-    cdef Py_ssize_t r, work = 0
+    cdef Py_ssize_t r, u, units, work = 0
+    cdef bint late = True
     for r in range(rows):
         work += _prefix_bytes(&table[r * P_COLS], B, block_bytes // (B * B * B)) if flags & F_PARTIAL else block_bytes
-    if threads > 1 and rows > 1 and work >= min_work and _parallel_allowed():
-        with parallel(num_threads=threads if threads < rows else <int>rows):
-            comp = <uint8_t*>malloc(capacity)
-            scratch = <uint8_t*>malloc(block_bytes)
-            for r in prange(rows, schedule="dynamic", chunksize=1):
-                if comp == NULL or scratch == NULL:
-                    status[r] = C_ERR_MEMORY
-                else:
-                    status[r] = _read_row(
-                        &jobs[job_of[r]], &table[r * P_COLS], B, block_bytes, capacity,
-                        comp, scratch, flags, &errs[r],
-                    )
-            free(comp)
-            free(scratch)
-        return
+    cdef bint small = work < BACKOFF_MAX_WORK
+    if threads > 1 and rows > 1 and work >= min_work and _parallel_allowed() and not (small and wkv_backoff_take()):
+        units = _split_units(count, n, 4 * threads, unit_start)
+        if units > 1:
+            for u in range(units):
+                who[u] = 0
+            with parallel(num_threads=threads if threads < units else <int>units):
+                comp = <uint8_t*>malloc(capacity)
+                scratch = <uint8_t*>malloc(block_bytes)
+                for u in prange(units, schedule="dynamic", chunksize=1):
+                    who[u] = threadid()
+                    for r in range(unit_start[u], unit_start[u + 1]):
+                        if comp == NULL or scratch == NULL:
+                            status[r] = C_ERR_MEMORY
+                        else:
+                            status[r] = _read_row(
+                                &jobs[job_of[r]], &table[r * P_COLS], B, block_bytes, capacity,
+                                comp, scratch, flags, &errs[r],
+                            )
+                free(comp)
+                free(scratch)
+            for u in range(units):
+                if who[u] != 0:
+                    late = False
+            if late and small:
+                wkv_backoff_set(BACKOFF_READS)
+            return
     comp = <uint8_t*>malloc(capacity)
     scratch = <uint8_t*>malloc(block_bytes)
     for r in range(rows):
@@ -834,6 +900,8 @@ def read_boxes(
     cdef int64_t* table = NULL
     cdef int* status = NULL
     cdef int* errs = NULL
+    cdef Py_ssize_t* unit_start = NULL
+    cdef int* who = NULL
     cdef Py_ssize_t opened = 0, i, a, rows = 0, r, k, edge, file_len
     cdef const uint64_t[::1] ends
     cdef Grid* g
@@ -872,7 +940,9 @@ def read_boxes(
         table = <int64_t*>malloc(rows * P_COLS * sizeof(int64_t))
         status = <int*>malloc(rows * sizeof(int))
         errs = <int*>malloc(rows * sizeof(int))
-        if job_of == NULL or table == NULL or status == NULL or errs == NULL:
+        unit_start = <Py_ssize_t*>malloc((rows + 1) * sizeof(Py_ssize_t))
+        who = <int*>malloc(rows * sizeof(int))
+        if job_of == NULL or table == NULL or status == NULL or errs == NULL or unit_start == NULL or who == NULL:
             raise MemoryError()
         with nogil:
             r = 0
@@ -883,7 +953,10 @@ def read_boxes(
                 for a in range(k):
                     job_of[r + a] = i
                 r += k
-            _read_rows(jobs, job_of, table, rows, B, block_bytes, threads, flags, parallel_min_bytes, status, errs)
+            _read_rows(
+                jobs, job_of, table, rows, count, n, B, block_bytes, threads, flags, parallel_min_bytes,
+                status, errs, unit_start, who,
+            )
         for r in range(rows):
             if status[r] == C_ERR_MEMORY:
                 raise MemoryError()
@@ -902,6 +975,8 @@ def read_boxes(
         free(table)
         free(status)
         free(errs)
+        free(unit_start)
+        free(who)
 
 
 @cython.boundscheck(False)
