@@ -818,8 +818,8 @@ cdef Py_ssize_t _split_units(
     # after the other: the blocks of one x-run of a job together, because an x-row of the
     # output crosses from one block into the next inside a cache line (two threads writing
     # either side of it would pass the line back and forth on every row). Runs are cut
-    # further only when there are fewer than `want` of them (the threads). Returns the unit count;
-    # unit u is rows unit_start[u] to unit_start[u + 1] - 1.
+    # further only when there are fewer than `want` of them (the threads). Returns the
+    # unit count; unit u is rows unit_start[u] to unit_start[u + 1] - 1.
     cdef Py_ssize_t i, runs = 0, parts, per, r = 0, u = 0, k, x, start
     for i in range(n):
         runs += count[3 * i + 1] * count[3 * i + 2]
