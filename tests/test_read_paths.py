@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import random_data
 from wkview import CorruptFileError, _codec, codec
+from wkview.errors import ShapeError
 from wkview._storage import MagStore, set_io_threads
 
 B = 8  # block edge
@@ -228,8 +229,12 @@ def test_lean_path_takes_only_what_it_can_read(mags) -> None:
             ((1, 2, 3), (0, 1, 1)),  # empty
             ((-1, 2, 3), (1, 1, 1)),
             ((1, 2, 2**32 - 1), (1, 1, 1)),  # beyond WKW's coordinates
+            ((2**70, 2, 3), (1, 1, 1)),  # beyond any C integer
+            ((1, 2, 3), (1, 2**70, 1)),
         ]:
             assert small.read(offset, size, 1) is None, (offset, size)
+        with pytest.raises(ShapeError):  # the general path's check, as before
+            store.read((2**70, 2, 3), (1, 1, 1))
     finally:
         store.close()
 

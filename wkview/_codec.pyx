@@ -1145,18 +1145,16 @@ cdef class SmallReads:
         cdef Py_ssize_t n[3]
         cdef Py_ssize_t f[3]
         cdef Py_ssize_t a
-        cdef object v
+        cdef object v, w
         if type(offset) is not tuple or type(size) is not tuple or len(offset) != 3 or len(size) != 3 or threads < 1:
             return None
         for a in range(3):
             v = offset[a]
-            if type(v) is not int:
+            w = size[a]
+            if type(v) is not int or type(w) is not int or not (-(1 << 40) < v < (1 << 40)) or not (0 < w < (1 << 40)):
                 return None
             o[a] = v
-            v = size[a]
-            if type(v) is not int:
-                return None
-            n[a] = v
+            n[a] = w
             if o[a] < 0 or n[a] < 1 or o[a] + n[a] > 0xFFFFFFFF:
                 return None
             f[a] = o[a] >> self.file_shift
