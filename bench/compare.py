@@ -6,6 +6,8 @@ How to rerun
     .venv/bin/python bench/compare.py --size 128 --repeat 1   # quick check (well under a minute)
     ./run.sh compare [ARGS]                                # the same through run.sh
     .venv/bin/python bench/compare.py --only small_reads,full_read --libs wkview,libwkw --json out.json
+    .venv/bin/python bench/compare.py --only small_reads,voxel_reads,full_read --libs wkview,libwkw --threads 1,2
+                                                           # issue 18's P1, 1-voxel read and P2, 1 and 2 threads
 
 Options: ``--size N`` (edge of the cube, power of two >= 64, default 512), ``--repeat N``
 (timed repetitions per cell, default 3), ``--only`` (workloads, comma-separated),
