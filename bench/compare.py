@@ -6,13 +6,16 @@ How to rerun
     .venv/bin/python bench/compare.py --size 128 --repeat 1   # quick check (well under a minute)
     ./run.sh compare [ARGS]                                # the same through run.sh
     .venv/bin/python bench/compare.py --only small_reads,full_read --libs wkview,libwkw --json out.json
+    .venv/bin/python bench/compare.py --only small_reads,voxel_reads,full_read --libs wkview,libwkw --threads 1,2
+                                                           # issue 18's P1, 1-voxel read and P2, 1 and 2 threads
 
 Options: ``--size N`` (edge of the cube, power of two >= 64, default 512), ``--repeat N``
 (timed repetitions per cell, default 3), ``--only`` (workloads, comma-separated),
 ``--libs`` (default ``wkview,libwkw,wk-wkw,wk-zarr3``), ``--json FILE`` (all numbers),
 ``--keep`` (keep the work folder), ``--file-len`` (override the WKW file length),
 ``--threads N`` (``WKVIEW_IO_THREADS`` of the measured processes: ``--threads 1`` shows the
-serial gains apart from the parallel ones; libwkw reads on one thread either way),
+serial gains apart from the parallel ones; libwkw reads on one thread either way; a list such
+as ``--threads 1,2`` measures wkview once per count, as rows ``wkview-t1``, ``wkview-t2``),
 ``--zarr3-shard`` (see below).
 
 What is measured
@@ -42,7 +45,9 @@ Workloads (see ``bench/_workloads.py``):
 Every (library, workload) cell runs in a fresh subprocess (this script with a hidden flag).
 Inside it, set-up (data, datasets, page cache warming, a warm-up pass for reads, a small
 warm-up write for writes) is untimed; each repetition is timed with ``time.perf_counter``
-with the garbage collector off; the best repetition is reported. Peak memory: the RSS
+with the garbage collector off; the best repetition is reported, and in the note column
+the least CPU time of the process (``time.process_time``, all its threads) per repetition or
+call, which other processes on the machine disturb less than wall time. Peak memory: the RSS
 high-water mark is reset after set-up (``5`` written to ``/proc/self/clear_refs``) and
 ``VmHWM - VmRSS-before`` is reported (max over repetitions); where clear_refs is not
 permitted, the ``ru_maxrss`` delta (marked ``~``). Every result is checked against NumPy
@@ -146,20 +151,23 @@ def _malloc_trim() -> None:
         pass
 
 
-def _timed(fn: Callable[[], Any], mem: PeakMemory) -> tuple[float, int]:
+def _timed(fn: Callable[[], Any], mem: PeakMemory) -> tuple[float, float, int]:
+    """Wall time, CPU time of the process (all threads) and peak memory growth of ``fn()``."""
     gc.collect()
     _malloc_trim()
     mem.start()
     gc.disable()
     try:
+        c0 = time.process_time()
         t0 = time.perf_counter()
         out = fn()
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - c0
     finally:
         gc.enable()
     peak = mem.stop()
     del out
-    return elapsed, peak
+    return elapsed, cpu, peak
 
 
 # -- one cell (runs in the child process) -----------------------------------------------
@@ -194,13 +202,14 @@ def _measure_read(spec: dict, lib: Any, geo: W.Geometry, data: np.ndarray, mem: 
 
         _check(fn(), data, "full read")
         calls = 1
-    times, peaks = [], []
+    times, cpus, peaks = [], [], []
     for _ in range(spec["repeat"]):
-        t, p = _timed(fn, mem)
+        t, c, p = _timed(fn, mem)
         times.append(t)
+        cpus.append(c)
         peaks.append(p)
     lib.close(target)
-    return {"times": times, "calls": calls, "peak_bytes": max(peaks)}
+    return {"times": times, "cpu_times": cpus, "calls": calls, "peak_bytes": max(peaks)}
 
 
 def _write_op(lib: Any, workload: str, geo: W.Geometry, data: np.ndarray) -> tuple[Callable[[Any], None], np.ndarray]:
@@ -253,14 +262,15 @@ def _measure_write(spec: dict, lib: Any, geo: W.Geometry, data: np.ndarray, mem:
     try:
         _warm_write(spec, lib, data, work)
         op, written = _write_op(lib, workload, geo, data)
-        times, peaks = [], []
+        times, cpus, peaks = [], [], []
         disk = None
         for rep in range(spec["repeat"]):
             path = work / f"rep{rep}"
             target = _new_target(lib, workload, geo, path, spec.get("template"))
             os.sync()  # no writeback of set-up files during the timed part
-            t, p = _timed(functools.partial(op, target), mem)
+            t, c, p = _timed(functools.partial(op, target), mem)
             times.append(t)
+            cpus.append(c)
             peaks.append(p)
             last = rep == spec["repeat"] - 1
             if last:
@@ -279,7 +289,7 @@ def _measure_write(spec: dict, lib: Any, geo: W.Geometry, data: np.ndarray, mem:
                 os.replace(path, spec["keep_output"])
             else:
                 shutil.rmtree(path, ignore_errors=True)
-        return {"times": times, "calls": 1, "peak_bytes": max(peaks), "disk_bytes": disk}
+        return {"times": times, "cpu_times": cpus, "calls": 1, "peak_bytes": max(peaks), "disk_bytes": disk}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -287,7 +297,7 @@ def _measure_write(spec: dict, lib: Any, geo: W.Geometry, data: np.ndarray, mem:
 def child_main(spec_file: str) -> int:
     with open(spec_file) as f:
         spec = json.load(f)
-    result: dict[str, Any] = {"lib": spec["lib"], "workload": spec["workload"], "status": "ok"}
+    result: dict[str, Any] = {"lib": spec.get("label", spec["lib"]), "workload": spec["workload"], "status": "ok"}
     try:
         geo = W.Geometry(spec["n"], spec["file_len"], spec.get("zarr3_shard", 0))
         lib = W.make_lib(spec["lib"])
@@ -319,26 +329,31 @@ def child_main(spec_file: str) -> int:
 
 def _run_child(spec: dict, workdir: Path, script: Path | None = None) -> dict:
     """Run one cell in a fresh process (``script --_child spec``; default: this script)."""
-    tag = f"{spec['lib']}-{spec['workload']}"
+    label = spec.get("label", spec["lib"])
+    tag = f"{label}-{spec['workload']}"
     spec = dict(spec, result=str(workdir / f"result-{tag}.json"))
     spec_file = workdir / f"spec-{tag}.json"
     spec_file.write_text(json.dumps(spec))
+    env = None
+    if spec.get("threads"):
+        env = dict(os.environ, WKVIEW_IO_THREADS=str(spec["threads"]))
     try:
         proc = subprocess.run(
             [sys.executable, str(script or Path(__file__).resolve()), CHILD_FLAG, str(spec_file)],
             capture_output=True,
             text=True,
             timeout=CHILD_TIMEOUT,
+            env=env,
         )
     except subprocess.TimeoutExpired:
-        return {"lib": spec["lib"], "workload": spec["workload"], "status": "error", "note": f"timed out after {CHILD_TIMEOUT} s"}
+        return {"lib": label, "workload": spec["workload"], "status": "error", "note": f"timed out after {CHILD_TIMEOUT} s"}
     try:
         with open(spec["result"]) as f:
             return json.load(f)
     except (OSError, ValueError):
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
         return {
-            "lib": spec["lib"],
+            "lib": label,
             "workload": spec["workload"],
             "status": "error",
             "note": f"child exited with {proc.returncode}: " + " | ".join(tail),
@@ -385,8 +400,10 @@ def format_table(results: dict[tuple[str, str], dict], workloads: list[str], lib
             disk_s = f"{disk / 2**20:.1f} MiB ({raw / disk:.2f}x)" if disk else "-"
             mem = _fmt_mib(r.get("peak_bytes"), r.get("mem_method") != "clear_refs")
             spread = ""
+            if r.get("cpu_times"):
+                spread = f"cpu {_fmt_time(min(r['cpu_times']) / r['calls'], w in W.PER_CALL_WORKLOADS).strip()}; "
             if len(r["times"]) > 1:
-                spread = f"worst {max(r['times']) / min(r['times']):.2f}x of best"
+                spread += f"worst {max(r['times']) / min(r['times']):.2f}x of best"
             lines.append(
                 f"{w:<16} {lib:<9} {_fmt_time(t, w in W.PER_CALL_WORKLOADS):>16} {ratio:>9} {disk_s:>22} {mem:>12}  {spread}"
             )
@@ -418,7 +435,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", dest="json_out", help="write all numbers to this file")
     p.add_argument("--file-len", type=int, default=0, help="WKW file_len (default: size/64, i.e. 8 at 512)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (datasets) at the end")
-    p.add_argument("--threads", type=int, default=0, help="WKVIEW_IO_THREADS of the measured processes (default: unset)")
+    p.add_argument(
+        "--threads",
+        default="",
+        help="WKVIEW_IO_THREADS of the measured processes (default: unset); a list (1,2) measures wkview once per count",
+    )
     p.add_argument(
         "--zarr3-shard",
         default="auto",
@@ -432,6 +453,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             p.error(f"{name}: unknown {unknown}; choose from {','.join(allowed)}")
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
+    try:
+        args.thread_counts = [int(v) for v in args.threads.split(",") if v.strip()]
+        if any(t < 1 for t in args.thread_counts):
+            raise ValueError
+    except ValueError:
+        p.error("--threads: positive ints, comma-separated")
     try:
         W.Geometry(args.size, args.file_len)
     except ValueError as exc:
@@ -450,8 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == [CHILD_FLAG]:
         return child_main(argv[1])
     args = parse_args(argv)
-    if args.threads > 0:  # the cells run in child processes, which inherit it
-        os.environ["WKVIEW_IO_THREADS"] = str(args.threads)
+    if len(args.thread_counts) == 1:  # the cells run in child processes, which inherit it
+        os.environ["WKVIEW_IO_THREADS"] = str(args.thread_counts[0])
     started = time.perf_counter()
     workloads = [w for w in W.WORKLOADS if w in args.only.split(",")]
     libs = [lib for lib in W.LIBS if lib in args.libs.split(",")]
@@ -484,15 +511,23 @@ def main(argv: list[str] | None = None) -> int:
     templates: dict[str, str] = {}
     base_spec = {"n": geo.n, "file_len": geo.file_len, "zarr3_shard": geo.zarr3_shard, "repeat": args.repeat, "workdir": str(workdir)}
     order = [w for w in EXEC_ORDER if w in workloads]
-    cells = [(w, lib) for w in order for lib in libs]
+    # one row per library; wkview once per thread count when --threads lists several
+    per_count = len(args.thread_counts) > 1
+    rows = [
+        (lib, t, f"{lib}-t{t}") if per_count and lib == "wkview" else (lib, 0, lib)
+        for lib in libs
+        for t in (args.thread_counts if per_count and lib == "wkview" else [0])
+    ]
+    labels = [label for _, _, label in rows]
+    cells = [(w, lib, t, label) for w in order for lib, t, label in rows]
     done = 0
     try:
         while cells:
-            workload, lib = cells.pop(0)
-            spec = dict(base_spec, lib=lib, workload=workload)
+            workload, lib, threads, label = cells.pop(0)
+            spec = dict(base_spec, lib=lib, workload=workload, label=label, threads=threads)
             t = time.perf_counter()
             r = None
-            if workload == "aligned_write":
+            if workload == "aligned_write" and lib not in templates:
                 # its output (checked) is the filled mag the reads and the unaligned write use
                 spec["keep_output"] = str(workdir / f"template-{lib}")
             elif workload in (*W.READ_WORKLOADS, "unaligned_write", "small_edit"):
@@ -509,19 +544,20 @@ def main(argv: list[str] | None = None) -> int:
                 notes.append(r["note"] + ": its columns are skipped")
                 dropped = W.WK_LIBS if lib in W.WK_LIBS else (lib,)
                 libs = [x for x in libs if x not in dropped]
+                labels = [x for x in labels if x not in dropped]
                 cells = [c for c in cells if c[1] not in dropped]
                 results = {k: v for k, v in results.items() if k[1] not in dropped}
                 continue
             done += 1
-            if workload == "aligned_write" and r["status"] == "ok":
+            if workload == "aligned_write" and r["status"] == "ok" and lib not in templates:
                 templates[lib] = spec["keep_output"]
-            results[(workload, lib)] = r
+            results[(workload, label)] = r
             ct = _cell_time(r)
             if ct is None:
                 msg = r["status"] + ": " + r.get("note", "")
             else:
                 msg = f"{ct * 1e6:.1f} us/call" if workload in W.PER_CALL_WORKLOADS else f"{ct:.3f} s"
-            print(f"[{done}/{done + len(cells)}] {workload:<16} {lib:<9} {msg}  ({time.perf_counter() - t:.1f} s wall)", file=sys.stderr)
+            print(f"[{done}/{done + len(cells)}] {workload:<16} {label:<9} {msg}  ({time.perf_counter() - t:.1f} s wall)", file=sys.stderr)
             if r["status"] == "error" and r.get("traceback"):
                 print(r["traceback"], file=sys.stderr)
     finally:
@@ -545,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {os.cpu_count()} cores, load average {load_start[0]:.2f} at start, "
         f"{load_end[0]:.2f} at end; total {elapsed:.0f} s; "
         f"WKVIEW_IO_THREADS={os.environ.get('WKVIEW_IO_THREADS', 'unset')}"
+        + (f" (wkview-tN rows: N)" if len(args.thread_counts) > 1 else "")
     )
     print(
         "time: best repetition (small_reads, voxel_reads: its mean per call); x libwkw: time / raw libwkw time; "
@@ -553,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print("note: " + note)
     print()
-    print(format_table(results, workloads, libs, args.size), end="")
+    print(format_table(results, workloads, labels, args.size), end="")
 
     if args.json_out:
         out = {
@@ -569,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                     _cell_time(r) / _cell_time(results[(w, W.BASELINE)])
                     if _cell_time(r) and _cell_time(results.get((w, W.BASELINE), {})) else None
                 ))
-                for (w, _lib), r in sorted(results.items(), key=lambda kv: (W.WORKLOADS.index(kv[0][0]), W.LIBS.index(kv[0][1])))
+                for (w, _lib), r in sorted(results.items(), key=lambda kv: (W.WORKLOADS.index(kv[0][0]), labels.index(kv[0][1])))
             ],
         }
         with open(args.json_out, "w") as f:

@@ -2,9 +2,12 @@
 
 The kernel ``wkview._codec.read_boxes`` takes one of several paths per block: serial or
 on OpenMP threads, decoded straight into the output or through a scratch block, whole
-or only up to the box's last voxel. Each combination must give exactly what libwkw
-reads from the same files (and the NumPy array that was written), on random boxes,
-dtypes, channel counts, memory layouts, and mags with missing files.
+or only up to the box's last voxel, from all of a block's compressed bytes or from the
+share a partial decode likely needs (read in full when that falls short). Reads inside
+one opened file take ``_codec.SmallReads``, the lean path in C. Each combination must
+give exactly what libwkw reads from the same files (and the NumPy array that was
+written), on random boxes, dtypes, channel counts, memory layouts, and mags with
+missing files.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import random_data
 from wkview import CorruptFileError, _codec, codec
-from wkview._storage import MagStore
+from wkview.errors import ShapeError
+from wkview._storage import MagStore, set_io_threads
 
 B = 8  # block edge
 FILE_LEN = 2
@@ -31,7 +35,8 @@ SHAPE = (2 * EDGE, 2 * EDGE, EDGE)  # 2 x 2 x 1 files
 MISSING = (1, 1, 0)  # this file is never written: it reads as zeros
 DTYPES = [np.uint8, np.int16, np.uint32, np.float32, np.float64, np.int64]
 CHANNELS = [1, 3]
-FLAGS = [0, _codec.DIRECT, _codec.PARTIAL, _codec.DIRECT | _codec.PARTIAL]
+FLAGS = [d | p | x for d in (0, _codec.DIRECT) for p in (0, _codec.PARTIAL) for x in (0, _codec.PREFIX)]
+ALL_FLAGS = _codec.DIRECT | _codec.PARTIAL | _codec.PREFIX
 
 
 def _write_mag(path: Path, dtype: type, channels: int, seed: int) -> np.ndarray:
@@ -40,6 +45,11 @@ def _write_mag(path: Path, dtype: type, channels: int, seed: int) -> np.ndarray:
     data = random_data(np.random.default_rng(seed), (channels, *SHAPE), dtype)
     # a few all-zero blocks: LZ4 encodes them as tiny blocks, another decode case
     data[:, :B, :B, :B] = 0
+    # blocks of noise and zeros (z is a block's slowest axis): the compressed bytes of a
+    # decoded prefix are far from its share of the block, so the prefix read falls short
+    # and the block is read again in full
+    data[:, B : 2 * B, :B, : B // 2] = 0
+    data[:, :B, B : 2 * B, B // 2 : B] = 0
     with wkw.Dataset.create(str(path), header) as ds:
         for fx in range(2):
             for fy in range(2):
@@ -158,19 +168,122 @@ def test_whole_blocks_decode_in_place(mags, threads, flags) -> None:
             np.testing.assert_array_equal(out, data[(slice(None), *sel)])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(box=boxes, dtype=st.sampled_from(DTYPES), channels=st.sampled_from(CHANNELS))
-def test_store_reads_match_libwkw(mags, box, dtype, channels) -> None:
-    """MagStore's lean one-file path and its multi-file path (missing files zero-filled)."""
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("flags", [_codec.PARTIAL | _codec.PREFIX, ALL_FLAGS])
+def test_partial_decodes_of_uneven_blocks(mags, threads, flags) -> None:
+    """Prefixes of the blocks of noise and zeros: most need the compressed bytes read again
+    in full; every voxel and every short run of them must still match."""
+    for dtype, channels in [(np.uint8, 1), (np.int16, 3), (np.float64, 3)]:
+        path, data = mags[(dtype, channels)]
+        layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
+        for corner in [(B, 0, 0), (0, B, 0)]:
+            for z in range(B):
+                for offset, size in [((corner[0] + 3, corner[1] + 5, z), (1, 1, 1)), ((corner[0], corner[1], z), (B, 2, 1))]:
+                    out = _out(layout, size, "F")
+                    _kernel_read(path, layout, offset, size, out, threads, flags)
+                    sel = tuple(slice(o, o + s) for o, s in zip(offset, size))
+                    np.testing.assert_array_equal(out, data[(slice(None), *sel)])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(box=boxes, dtype=st.sampled_from(DTYPES), channels=st.sampled_from(CHANNELS), threads=st.sampled_from([1, 2]))
+def test_store_reads_match_libwkw(mags, box, dtype, channels, threads) -> None:
+    """MagStore's general paths (one file, several files, missing files zero-filled) and,
+    from the second read of a box in one existing file on, its lean path."""
     (offset, size) = box
     path, data = mags[(dtype, channels)]
+    sel = tuple(slice(o, o + s) for o, s in zip(offset, size))
+    expected = data[(slice(None), *sel)]
+    one_file = all(o // EDGE == (o + n - 1) // EDGE for o, n in zip(offset, size))
+    present = one_file and (offset[0] // EDGE, offset[1] // EDGE, 0) != MISSING
+    store = MagStore(path)
+    set_io_threads(threads)
+    try:
+        assert store._small.read(offset, size, threads) is None  # nothing opened yet
+        first = store.read(offset, size)
+        lean = store._small.read(offset, size, threads)
+        again = store.read(offset, size)
+    finally:
+        set_io_threads(None)
+        store.close()
+    assert (lean is not None) == present
+    for got in (first, again) + ((lean,) if present else ()):
+        assert got.flags.f_contiguous and got.dtype == data.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_lean_path_takes_only_what_it_can_read(mags) -> None:
+    """SmallReads.read returns None for every box its caller must read (and check)."""
+    path, data = mags[(np.uint8, 1)]
     store = MagStore(path)
     try:
-        got = store.read(offset, size)
+        store.read((0, 0, 0), (1, 1, 1))
+        small = store._small
+        assert np.array_equal(small.read((1, 2, 3), (2, 2, 2), 1), data[:, 1:3, 2:4, 3:5])
+        for offset, size in [
+            ((1, 2, 3), (EDGE, 1, 1)),  # spans two files
+            ((EDGE, 0, 0), (1, 1, 1)),  # a file not opened yet
+            ([1, 2, 3], (1, 1, 1)),  # not tuples
+            ((1, 2, 3), (1, 1, np.int64(1))),  # not plain ints
+            ((1, 2), (1, 1, 1)),
+            ((1, 2, 3), (0, 1, 1)),  # empty
+            ((-1, 2, 3), (1, 1, 1)),
+            ((1, 2, 2**32 - 1), (1, 1, 1)),  # beyond WKW's coordinates
+            ((2**70, 2, 3), (1, 1, 1)),  # beyond any C integer
+            ((1, 2, 3), (1, 2**70, 1)),
+        ]:
+            assert small.read(offset, size, 1) is None, (offset, size)
+        with pytest.raises(ShapeError):  # the general path's check, as before
+            store.read((2**70, 2, 3), (1, 1, 1))
     finally:
         store.close()
-    sel = tuple(slice(o, o + s) for o, s in zip(offset, size))
-    np.testing.assert_array_equal(got, data[(slice(None), *sel)])
+
+
+@pytest.mark.parametrize("how", ["libwkw rewrite", "replaced", "removed"])
+def test_lean_path_sees_files_changed_by_others(mags, tmp_path: Path, how: str) -> None:
+    """A file written by another writer after the lean path opened it is read anew."""
+    src, data = mags[(np.int16, 3)]
+    path = tmp_path / "mag"
+    shutil.copytree(src, path)
+    store = MagStore(path)
+    try:
+        np.testing.assert_array_equal(store.read((1, 2, 3), (3, 3, 3)), data[:, 1:4, 2:5, 3:6])
+        np.testing.assert_array_equal(store.read((1, 2, 3), (3, 3, 3)), data[:, 1:4, 2:5, 3:6])  # lean
+        new = data.copy()
+        name = path / "z0" / "y0" / "x0.wkw"
+        if how == "removed":
+            name.unlink()
+            new[:, :EDGE, :EDGE] = 0
+        else:
+            new[:, :EDGE, :EDGE] += 1
+            target = path if how == "libwkw rewrite" else tmp_path / "other"
+            if how == "replaced":
+                shutil.copytree(src, target)
+            with wkw.Dataset.open(str(target)) as ds:
+                ds.write((0, 0, 0), np.asfortranarray(new[:, :EDGE, :EDGE]))
+            if how == "replaced":
+                os.replace(target / "z0" / "y0" / "x0.wkw", name)
+        np.testing.assert_array_equal(store.read((1, 2, 3), (3, 3, 3)), new[:, 1:4, 2:5, 3:6])
+        np.testing.assert_array_equal(store.read((1, 2, 3), (3, 3, 3)), new[:, 1:4, 2:5, 3:6])
+    finally:
+        store.close()
+
+
+def test_lean_path_sees_own_writes(mags, tmp_path: Path) -> None:
+    """A write through the store (wkview's codec) replaces the file the lean path holds."""
+    src, data = mags[(np.float32, 1)]
+    path = tmp_path / "mag"
+    shutil.copytree(src, path)
+    store = MagStore(path)
+    try:
+        store.read((1, 2, 3), (2, 2, 2))
+        store.read((1, 2, 3), (2, 2, 2))
+        patch = np.full((1, 2, 2, 2), 5.5, np.float32)
+        store.write((1, 2, 3), patch)
+        np.testing.assert_array_equal(store.read((1, 2, 3), (2, 2, 2)), patch)
+        np.testing.assert_array_equal(store.read((0, 2, 3), (3, 2, 2))[:, 1:], patch)
+    finally:
+        store.close()
 
 
 def _damage_block(path: Path, layout: codec.Layout, index: int) -> None:
@@ -188,20 +301,32 @@ def test_a_damaged_block_raises_from_any_thread(mags, tmp_path: Path, threads: i
     path = tmp_path / "mag"
     shutil.copytree(src, path)
     layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
+    store = MagStore(path)
+    store.read((EDGE, 0, 0), (1, 1, 1))  # x1.wkw is now open on the lean path
     _damage_block(path / "z0" / "y0" / "x1.wkw", layout, 5)
-    out = _out(layout, SHAPE, "F")
-    with pytest.raises(CorruptFileError, match=r"x1\.wkw: block 5 "):
-        _kernel_read(path, layout, (0, 0, 0), SHAPE, out, threads, _codec.DIRECT | _codec.PARTIAL)
-    store = MagStore(path)
-    with pytest.raises(CorruptFileError, match=r"x1\.wkw: block 5 "):
-        store.read((0, 0, 0), SHAPE)
-    store.close()
+    for flags in FLAGS:
+        out = _out(layout, SHAPE, "F")
+        with pytest.raises(CorruptFileError, match=r"x1\.wkw: block 5 "):
+            _kernel_read(path, layout, (0, 0, 0), SHAPE, out, threads, flags)
+    set_io_threads(threads)
+    try:
+        with pytest.raises(CorruptFileError, match=r"x1\.wkw: block 5 "):
+            store.read((0, 0, 0), SHAPE)
+        # block 5 (Morton (1, 0, 1)) of x1.wkw alone, through the lean path's entry point
+        with pytest.raises(CorruptFileError, match=r"x1\.wkw: block 5 "):
+            store.read((EDGE + B, 0, B), (B, B, B))
+        assert store._small.read((EDGE + B, 0, B), (B, B, B), threads) is None
+    finally:
+        set_io_threads(None)
+        store.close()
 
 
-def _read_in_child(path: str, expected_sum: float) -> None:
-    store = MagStore(path)
+def _read_in_child(path: str, expected_sum: float, store: MagStore | None = None) -> None:
+    store = MagStore(path) if store is None else store
     got = store.read((0, 0, 0), SHAPE)
-    os._exit(0 if float(got.sum()) == expected_sum else 3)
+    one = store.read((1, 2, 3), (4, 5, 6))  # inside one file: the lean path
+    ok = float(got.sum()) == expected_sum and np.array_equal(one, got[:, 1:5, 2:7, 3:9])
+    os._exit(0 if ok else 3)
 
 
 def test_parallel_read_in_a_forked_child(mags) -> None:
@@ -212,14 +337,22 @@ def test_parallel_read_in_a_forked_child(mags) -> None:
     out = _out(layout, SHAPE, "F")
     _kernel_read(path, layout, (0, 0, 0), SHAPE, out, 2, _codec.DIRECT | _codec.PARTIAL)
     np.testing.assert_array_equal(out, data)
-    child = multiprocessing.get_context("fork").Process(target=_read_in_child, args=(str(path), float(data.sum())))
-    child.start()
-    child.join(120)  # a hang guard, not a timing: a healthy child ends in well under a second
-    if child.is_alive():
-        child.kill()
-        child.join()
-        pytest.fail("the forked child hung in its read")
-    assert child.exitcode == 0
+    store = MagStore(path)
+    store.read((1, 2, 3), (4, 5, 6))  # the parent's store holds the file on its lean path
+    try:
+        for inherited in (None, store):
+            child = multiprocessing.get_context("fork").Process(
+                target=_read_in_child, args=(str(path), float(data.sum()), inherited)
+            )
+            child.start()
+            child.join(120)  # a hang guard, not a timing: a healthy child ends in well under a second
+            if child.is_alive():
+                child.kill()
+                child.join()
+                pytest.fail("the forked child hung in its read")
+            assert child.exitcode == 0
+    finally:
+        store.close()
 
 
 def test_raw_mag_reads_with_and_without_missing_files(tmp_path: Path) -> None:

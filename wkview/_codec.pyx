@@ -20,7 +20,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from posix.unistd cimport getpid, pread
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 
 from ._morton cimport compact_bits, morton3, spread_bits
 
@@ -662,15 +662,17 @@ cdef struct Job:
     Grid g
 
 cdef enum:
-    # flags of read_boxes (the paths it may take; both on by default)
+    # flags of read_boxes (the paths it may take; all on by default)
     F_DIRECT = 1   # decode whole blocks straight into the output where its layout allows
     F_PARTIAL = 2  # decode a block only up to the last voxel the box needs from it
+    F_PREFIX = 4   # for such a partial decode, read about the compressed bytes it needs
     # decoded bytes below which a read stays on the calling thread: waking a second
     # thread costs more than decoding a few blocks (a 32^3 read of uint8 decodes 256 KiB)
     PARALLEL_MIN_WORK = 96 << 10
 
 DIRECT = F_DIRECT
 PARTIAL = F_PARTIAL
+PREFIX = F_PREFIX
 
 # the process that first ran an OpenMP parallel region here (0: none yet)
 cdef long _omp_pid = 0
@@ -712,37 +714,51 @@ cdef int _read_row(
     cdef int64_t index = p[P_INDEX]
     cdef int64_t begin = <int64_t>(j.data_offset if index == 0 else j.ends[index - 1])
     cdef int64_t length = <int64_t>j.ends[index] - begin
-    cdef int64_t pos = 0, got
+    cdef int64_t have = length
     cdef Py_ssize_t need
     cdef Py_ssize_t bs[4]
-    cdef int decoded
+    cdef int decoded, code
     if length <= 0 or length > capacity:
         return C_ERR_DECODE
-    while pos < length:
-        got = pread(j.fd, comp + pos, length - pos, begin + pos)
-        if got < 0:
-            if errno == EINTR:
-                continue
-            err[0] = errno
-            return C_ERR_OS
-        if got == 0:
-            return C_ERR_SHORT
-        pos += got
     cdef uint8_t* dst = (
         j.g.data + p[P_AT] * j.g.strides[1] + p[P_AT + 1] * j.g.strides[2] + p[P_AT + 2] * j.g.strides[3]
     )
     if p[P_FULL] and j.direct and flags & F_DIRECT:
+        code = _pread_all(j.fd, comp, length, begin, err)
+        if code:
+            return code
         decoded = LZ4_decompress_safe(<const char*>comp, <char*>dst, <int>length, <int>block_bytes)
         return 0 if decoded == block_bytes else C_ERR_DECODE
     need = _prefix_bytes(p, B, vs) if flags & F_PARTIAL else block_bytes
     if need == block_bytes:
+        code = _pread_all(j.fd, comp, length, begin, err)
+        if code:
+            return code
         decoded = LZ4_decompress_safe(<const char*>comp, <char*>scratch, <int>length, <int>block_bytes)
         if decoded != block_bytes:
             return C_ERR_DECODE
     else:
+        if flags & F_PREFIX:
+            # copying the compressed bytes out of the page cache is most of a small read:
+            # read about the share of them the partial decode needs, the rest only when
+            # that falls short (a truncated input decodes to a correct, shorter prefix)
+            have = length * need // block_bytes
+            have += have // 4 + 256
+            if have > length:
+                have = length
+        code = _pread_all(j.fd, comp, have, begin, err)
+        if code:
+            return code
         decoded = LZ4_decompress_safe_partial(
-            <const char*>comp, <char*>scratch, <int>length, <int>need, <int>block_bytes
+            <const char*>comp, <char*>scratch, <int>have, <int>need, <int>block_bytes
         )
+        if decoded < need and have < length:
+            code = _pread_all(j.fd, comp + have, length - have, begin + have, err)
+            if code:
+                return code
+            decoded = LZ4_decompress_safe_partial(
+                <const char*>comp, <char*>scratch, <int>length, <int>need, <int>block_bytes
+            )
         if decoded < need:
             return C_ERR_DECODE
     _block_strides(j.g.itemsize, vs, B, bs)
@@ -754,35 +770,117 @@ cdef int _read_row(
     return 0
 
 
+cdef int _pread_all(int fd, uint8_t* buf, int64_t n, int64_t offset, int* err) noexcept nogil:
+    # n bytes at offset of fd into buf: 0, C_ERR_OS (errno in err) or C_ERR_SHORT
+    cdef int64_t pos = 0, got
+    while pos < n:
+        got = pread(fd, buf + pos, n - pos, offset + pos)
+        if got < 0:
+            if errno == EINTR:
+                continue
+            err[0] = errno
+            return C_ERR_OS
+        if got == 0:
+            return C_ERR_SHORT
+        pos += got
+    return 0
+
+
+cdef extern from *:
+    """
+    /* relaxed atomics: the back-off below is a hint shared by reads on any thread */
+    static int wkv_backoff = 0;
+    static inline int wkv_backoff_take(void) {
+        int left = __atomic_load_n(&wkv_backoff, __ATOMIC_RELAXED);
+        if (left <= 0) return 0;
+        __atomic_store_n(&wkv_backoff, left - 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    static inline void wkv_backoff_set(int n) { __atomic_store_n(&wkv_backoff, n, __ATOMIC_RELAXED); }
+    """
+    int wkv_backoff_take() noexcept nogil
+    void wkv_backoff_set(int n) noexcept nogil
+
+cdef enum:
+    # Small reads (decoding fewer than BACKOFF_MAX_WORK bytes) that stay on the calling
+    # thread after a small parallel one whose helper threads came too late to take any
+    # work (their cores were busy with other processes): the caller had waited for them
+    # at the region's end for nothing, up to a scheduler time slice. Larger reads always
+    # run in parallel: there a late helper still takes its share.
+    BACKOFF_READS = 32
+    BACKOFF_MAX_WORK = 4 << 20
+
+
+cdef Py_ssize_t _split_units(
+    const Py_ssize_t* count, Py_ssize_t n, Py_ssize_t want, Py_ssize_t* unit_start,
+) noexcept nogil:
+    # Cut the rows (job by job; z, y, x with x fastest) into units a thread decodes one
+    # after the other: the blocks of one x-run of a job together, because an x-row of the
+    # output crosses from one block into the next inside a cache line (two threads writing
+    # either side of it would pass the line back and forth on every row). Runs are cut
+    # further only when there are fewer than `want` of them (the threads). Returns the
+    # unit count; unit u is rows unit_start[u] to unit_start[u + 1] - 1.
+    cdef Py_ssize_t i, runs = 0, parts, per, r = 0, u = 0, k, x, start
+    for i in range(n):
+        runs += count[3 * i + 1] * count[3 * i + 2]
+    parts = (want + runs - 1) // runs if runs < want else 1
+    for i in range(n):
+        x = count[3 * i]
+        per = (x + parts - 1) // parts if parts < x else 1
+        for k in range(count[3 * i + 1] * count[3 * i + 2]):
+            start = 0
+            while start < x:
+                unit_start[u] = r + start
+                u += 1
+                start += per
+            r += x
+    unit_start[u] = r
+    return u
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void _read_rows(
     const Job* jobs, const Py_ssize_t* job_of, const int64_t* table, Py_ssize_t rows,
+    const Py_ssize_t* count, Py_ssize_t n,
     Py_ssize_t B, Py_ssize_t block_bytes, int threads, int flags, Py_ssize_t min_work,
-    int* status, int* errs,
+    int* status, int* errs, Py_ssize_t* unit_start, int* who,
 ) noexcept nogil:
     # every row, on `threads` OpenMP threads (each with its own buffers) or on this one
     cdef Py_ssize_t capacity = LZ4_compressBound(<int>block_bytes)
     cdef uint8_t* comp = NULL
     cdef uint8_t* scratch = NULL
-    cdef Py_ssize_t r, work = 0
+    cdef Py_ssize_t r, u, units, work = 0
+    cdef bint late = True
     for r in range(rows):
         work += _prefix_bytes(&table[r * P_COLS], B, block_bytes // (B * B * B)) if flags & F_PARTIAL else block_bytes
-    if threads > 1 and rows > 1 and work >= min_work and _parallel_allowed():
-        with parallel(num_threads=threads if threads < rows else <int>rows):
-            comp = <uint8_t*>malloc(capacity)
-            scratch = <uint8_t*>malloc(block_bytes)
-            for r in prange(rows, schedule="dynamic", chunksize=1):
-                if comp == NULL or scratch == NULL:
-                    status[r] = C_ERR_MEMORY
-                else:
-                    status[r] = _read_row(
-                        &jobs[job_of[r]], &table[r * P_COLS], B, block_bytes, capacity,
-                        comp, scratch, flags, &errs[r],
-                    )
-            free(comp)
-            free(scratch)
-        return
+    cdef bint small = work < BACKOFF_MAX_WORK
+    if threads > 1 and rows > 1 and work >= min_work and _parallel_allowed() and not (small and wkv_backoff_take()):
+        units = _split_units(count, n, threads, unit_start)
+        if units > 1:
+            for u in range(units):
+                who[u] = 0
+            with parallel(num_threads=threads if threads < units else <int>units):
+                comp = <uint8_t*>malloc(capacity)
+                scratch = <uint8_t*>malloc(block_bytes)
+                for u in prange(units, schedule="dynamic", chunksize=1):
+                    who[u] = threadid()
+                    for r in range(unit_start[u], unit_start[u + 1]):
+                        if comp == NULL or scratch == NULL:
+                            status[r] = C_ERR_MEMORY
+                        else:
+                            status[r] = _read_row(
+                                &jobs[job_of[r]], &table[r * P_COLS], B, block_bytes, capacity,
+                                comp, scratch, flags, &errs[r],
+                            )
+                free(comp)
+                free(scratch)
+            for u in range(units):
+                if who[u] != 0:
+                    late = False
+            if late and small:
+                wkv_backoff_set(BACKOFF_READS)
+            return
     comp = <uint8_t*>malloc(capacity)
     scratch = <uint8_t*>malloc(block_bytes)
     for r in range(rows):
@@ -798,8 +896,93 @@ cdef void _read_rows(
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
+cdef object _run_jobs(
+    Job* jobs, const Py_ssize_t* origin, Py_ssize_t n, Py_ssize_t B, Py_ssize_t block_bytes,
+    int threads, int flags, Py_ssize_t parallel_min_bytes,
+):
+    # read the boxes of checked jobs (box i at file-local origin[3i:3i+3]); None or the
+    # first failure as read_boxes returns it
+    cdef Py_ssize_t first_s[3]
+    cdef Py_ssize_t count_s[3]
+    cdef Py_ssize_t* first = first_s
+    cdef Py_ssize_t* count = count_s
+    cdef Py_ssize_t* job_of = NULL
+    cdef int64_t* table = NULL
+    cdef int* status = NULL
+    cdef int* errs = NULL
+    cdef Py_ssize_t* unit_start = NULL
+    cdef int* who = NULL
+    cdef Py_ssize_t i, a, rows = 0, r, k
+    cdef Grid* g
+    try:
+        if n > 1:
+            first = <Py_ssize_t*>malloc(3 * n * sizeof(Py_ssize_t))
+            count = <Py_ssize_t*>malloc(3 * n * sizeof(Py_ssize_t))
+            if first == NULL or count == NULL:
+                raise MemoryError()
+        for i in range(n):
+            g = &jobs[i].g
+            if g.shape[1] == 0 or g.shape[2] == 0 or g.shape[3] == 0:
+                count[3 * i] = count[3 * i + 1] = count[3 * i + 2] = 0
+            else:
+                _piece_counts(&origin[3 * i], &g.shape[1], B, &first[3 * i], &count[3 * i])
+            rows += count[3 * i] * count[3 * i + 1] * count[3 * i + 2]
+        if rows == 0:
+            return None
+        job_of = <Py_ssize_t*>malloc(rows * sizeof(Py_ssize_t))
+        table = <int64_t*>malloc(rows * P_COLS * sizeof(int64_t))
+        status = <int*>malloc(rows * sizeof(int))
+        errs = <int*>malloc(rows * sizeof(int))
+        unit_start = <Py_ssize_t*>malloc((rows + 1) * sizeof(Py_ssize_t))
+        who = <int*>malloc(rows * sizeof(int))
+        if job_of == NULL or table == NULL or status == NULL or errs == NULL or unit_start == NULL or who == NULL:
+            raise MemoryError()
+        with nogil:
+            r = 0
+            for i in range(n):
+                k = count[3 * i] * count[3 * i + 1] * count[3 * i + 2]
+                if k:
+                    _fill_pieces(&origin[3 * i], &jobs[i].g.shape[1], B, &first[3 * i], &count[3 * i], &table[r * P_COLS])
+                for a in range(k):
+                    job_of[r + a] = i
+                r += k
+            _read_rows(
+                jobs, job_of, table, rows, count, n, B, block_bytes, threads, flags, parallel_min_bytes,
+                status, errs, unit_start, who,
+            )
+        for r in range(rows):
+            if status[r] == C_ERR_MEMORY:
+                raise MemoryError()
+            if status[r]:
+                return (job_of[r], table[r * P_COLS + P_INDEX], status[r], errs[r] if status[r] == C_ERR_OS else 0)
+        return None
+    finally:
+        if first != first_s:
+            free(first)
+        if count != count_s:
+            free(count)
+        free(job_of)
+        free(table)
+        free(status)
+        free(errs)
+        free(unit_start)
+        free(who)
+
+
+cdef int _check_read_args(Py_ssize_t B, Py_ssize_t voxel_size, int threads) except -1:
+    if B < 1 or B & (B - 1) or B > 1024:
+        raise ValueError(f"block edge must be a power of two <= 1024, got {B}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if voxel_size < 1 or B * B * B * voxel_size > MAX_BLOCK_BYTES:
+        raise ValueError(f"blocks of {B}^3 voxels of {voxel_size} bytes do not fit LZ4")
+    return 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def read_boxes(
-    list boxes, Py_ssize_t B, Py_ssize_t voxel_size, int threads, int flags=F_DIRECT | F_PARTIAL,
+    list boxes, Py_ssize_t B, Py_ssize_t voxel_size, int threads, int flags=F_DIRECT | F_PARTIAL | F_PREFIX,
     Py_ssize_t parallel_min_bytes=PARALLEL_MIN_WORK,
 ):
     """Fill each ``out`` of ``boxes`` with its box of an open compressed WKW file.
@@ -809,8 +992,10 @@ def read_boxes(
     and a writable ``(channels, x, y, z)`` array of any layout whose voxels are
     ``voxel_size`` bytes. Every block of every box is read (``pread``) and decoded
     on its own, without the GIL, on up to ``threads`` OpenMP threads: only up to the
-    box's last voxel in it (``PARTIAL``), straight into ``out`` where a whole block
-    has the decoded layout there (``DIRECT``); ``flags`` turns these off (tests).
+    box's last voxel in it (``PARTIAL``) from about the share of its compressed bytes
+    that needs (``PREFIX``; all of them when that falls short), straight into ``out``
+    where a whole block has the decoded layout there (``DIRECT``); ``flags`` turns
+    these off (tests).
     Reads decoding fewer than ``parallel_min_bytes`` stay on the calling thread.
     Every voxel of each ``out`` is written.
 
@@ -818,27 +1003,16 @@ def read_boxes(
     order of ``boxes``, then z, y, x) that fails: ``ERR_DECODE``,
     ``ERR_SHORT`` or ``ERR_OS``.
     """
-    if B < 1 or B & (B - 1) or B > 1024:
-        raise ValueError(f"block edge must be a power of two <= 1024, got {B}")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    _check_read_args(B, voxel_size, threads)
     cdef Py_ssize_t n = len(boxes), block_bytes = B * B * B * voxel_size
-    if voxel_size < 1 or block_bytes > MAX_BLOCK_BYTES:
-        raise ValueError(f"blocks of {B}^3 voxels of {voxel_size} bytes do not fit LZ4")
     cdef Job* jobs = <Job*>malloc((n if n else 1) * sizeof(Job))
     cdef Py_buffer* views = <Py_buffer*>malloc((n if n else 1) * sizeof(Py_buffer))
-    cdef Py_ssize_t* first = <Py_ssize_t*>malloc((3 * n if n else 1) * sizeof(Py_ssize_t))
-    cdef Py_ssize_t* count = <Py_ssize_t*>malloc((3 * n if n else 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* origin = <Py_ssize_t*>malloc((3 * n if n else 1) * sizeof(Py_ssize_t))
-    cdef Py_ssize_t* job_of = NULL
-    cdef int64_t* table = NULL
-    cdef int* status = NULL
-    cdef int* errs = NULL
-    cdef Py_ssize_t opened = 0, i, a, rows = 0, r, k, edge, file_len
+    cdef Py_ssize_t opened = 0, i, a, edge, file_len
     cdef const uint64_t[::1] ends
     cdef Grid* g
     try:
-        if jobs == NULL or views == NULL or first == NULL or count == NULL or origin == NULL:
+        if jobs == NULL or views == NULL or origin == NULL:
             raise MemoryError()
         for i in range(n):
             fd, ends, data_offset, offset, out = boxes[i]
@@ -861,47 +1035,157 @@ def read_boxes(
             jobs[i].ends = &ends[0]
             jobs[i].data_offset = data_offset
             jobs[i].direct = _direct_layout(g, B)
-            if g.shape[1] == 0 or g.shape[2] == 0 or g.shape[3] == 0:
-                count[3 * i] = count[3 * i + 1] = count[3 * i + 2] = 0
-            else:
-                _piece_counts(&origin[3 * i], &g.shape[1], B, &first[3 * i], &count[3 * i])
-            rows += count[3 * i] * count[3 * i + 1] * count[3 * i + 2]
-        if rows == 0:
-            return None
-        job_of = <Py_ssize_t*>malloc(rows * sizeof(Py_ssize_t))
-        table = <int64_t*>malloc(rows * P_COLS * sizeof(int64_t))
-        status = <int*>malloc(rows * sizeof(int))
-        errs = <int*>malloc(rows * sizeof(int))
-        if job_of == NULL or table == NULL or status == NULL or errs == NULL:
-            raise MemoryError()
-        with nogil:
-            r = 0
-            for i in range(n):
-                k = count[3 * i] * count[3 * i + 1] * count[3 * i + 2]
-                if k:
-                    _fill_pieces(&origin[3 * i], &jobs[i].g.shape[1], B, &first[3 * i], &count[3 * i], &table[r * P_COLS])
-                for a in range(k):
-                    job_of[r + a] = i
-                r += k
-            _read_rows(jobs, job_of, table, rows, B, block_bytes, threads, flags, parallel_min_bytes, status, errs)
-        for r in range(rows):
-            if status[r] == C_ERR_MEMORY:
-                raise MemoryError()
-            if status[r]:
-                return (job_of[r], table[r * P_COLS + P_INDEX], status[r], errs[r] if status[r] == C_ERR_OS else 0)
-        return None
+        return _run_jobs(jobs, origin, n, B, block_bytes, threads, flags, parallel_min_bytes)
     finally:
         for i in range(opened):
             PyBuffer_Release(&views[i])
         free(jobs)
         free(views)
-        free(first)
-        free(count)
         free(origin)
-        free(job_of)
-        free(table)
-        free(status)
-        free(errs)
+
+
+# -- the lean path of small reads ------------------------------------------------------
+# A read inside one data file already opened costs a few microseconds of Python around
+# the kernel; SmallReads does that part in C: box arithmetic, the opened file's lookup by
+# its grid index, the check that it is unchanged (fstat of the open descriptor), the
+# output array, and the kernel. Anything else (a missing, unopened or changed file, a box
+# spanning files, a damaged block) is left to the caller's general path, which also
+# raises the errors.
+
+cdef extern from *:
+    """
+    #include <sys/stat.h>
+    /* 1 when fd is still the file the key was taken from: same inode, size and mtime,
+       and still linked once (replacing the path by a rename unlinks the old file) */
+    static int wkv_same_file(int fd, unsigned long long ino, long long size, long long mtime_ns) {
+        struct stat st;
+        if (fstat(fd, &st) != 0) return 0;
+        return st.st_nlink == 1 && (unsigned long long)st.st_ino == ino && (long long)st.st_size == size
+            && (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec == mtime_ns;
+    }
+    """
+    int wkv_same_file(int fd, unsigned long long ino, long long size, long long mtime_ns) noexcept nogil
+
+
+cdef class _Opened:
+    # one entry of SmallReads: the open file (kept alive while it is used) and its key
+    cdef object owner
+    cdef object ends_array
+    cdef const uint64_t* ends
+    cdef int fd
+    cdef uint64_t data_offset
+    cdef unsigned long long ino
+    cdef long long size, mtime_ns
+
+
+cdef class SmallReads:
+    """The lean path of reads lying in one compressed data file of a mag.
+
+    ``block_len``, ``file_len``, ``channels`` and ``dtype`` describe the mag. Files are
+    added with :meth:`add` by the caller's general path once opened; :meth:`read`
+    returns None whenever that path is needed.
+    """
+
+    cdef Py_ssize_t B, edge, channels, voxel_size, file_shift
+    cdef object dtype
+    cdef dict files
+    cdef object __weakref__
+
+    def __init__(self, Py_ssize_t block_len, Py_ssize_t file_len, Py_ssize_t channels, dtype):
+        self.dtype = np.dtype(dtype)
+        _check_read_args(block_len, channels * self.dtype.itemsize, 1)
+        if file_len < 1 or file_len & (file_len - 1) or block_len * file_len > (1 << 30):
+            raise ValueError(f"file length must be a power of two, got {file_len}")
+        self.B = block_len
+        self.edge = block_len * file_len
+        self.file_shift = 0
+        while (1 << self.file_shift) < self.edge:
+            self.file_shift += 1
+        self.channels = channels
+        self.voxel_size = channels * self.dtype.itemsize
+        self.files = {}
+
+    def add(self, index, opened, key):
+        """Remember ``opened`` (a ``CompressedFile``) as the file at grid ``index``
+        (3 ints), taken when the file had ``key`` ``(inode, size, mtime_ns)``."""
+        cdef _Opened e = _Opened()
+        cdef const uint64_t[::1] ends = opened.ends
+        if ends.shape[0] != (self.edge // self.B) ** 3:
+            raise ValueError(f"{opened.path}: {ends.shape[0]} blocks, the mag's files have {(self.edge // self.B) ** 3}")
+        e.owner = opened
+        e.ends_array = opened.ends
+        e.ends = &ends[0]
+        e.fd = opened.fd
+        e.data_offset = opened.header.data_offset
+        e.ino, e.size, e.mtime_ns = key
+        self.files[self._key(index[0], index[1], index[2])] = e
+
+    def discard(self, index):
+        """Forget the file at grid ``index`` (it is being replaced)."""
+        self.files.pop(self._key(index[0], index[1], index[2]), None)
+
+    def discard_file(self, opened):
+        """Forget ``opened`` wherever it is (it left the caller's cache of open files)."""
+        for k in [k for k, e in self.files.items() if (<_Opened>e).owner is opened]:
+            del self.files[k]
+
+    def clear(self):
+        """Forget every file."""
+        self.files.clear()
+
+    cdef inline object _key(self, int64_t x, int64_t y, int64_t z):
+        return (x << 42) | (y << 21) | z
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def read(self, offset, size, int threads):
+        """The box (absolute ``offset`` and ``size``, tuples of 3 ints) as a new Fortran-ordered
+        ``(channels, x, y, z)`` array, or None when the caller's general path must read it."""
+        cdef Py_ssize_t o[3]
+        cdef Py_ssize_t n[3]
+        cdef Py_ssize_t f[3]
+        cdef Py_ssize_t a
+        cdef object v, w
+        if type(offset) is not tuple or type(size) is not tuple or len(offset) != 3 or len(size) != 3 or threads < 1:
+            return None
+        for a in range(3):
+            v = offset[a]
+            w = size[a]
+            if type(v) is not int or type(w) is not int or not (-(1 << 40) < v < (1 << 40)) or not (0 < w < (1 << 40)):
+                return None
+            o[a] = v
+            n[a] = w
+            if o[a] < 0 or n[a] < 1 or o[a] + n[a] > 0xFFFFFFFF:
+                return None
+            f[a] = o[a] >> self.file_shift
+            if (o[a] + n[a] - 1) >> self.file_shift != f[a]:
+                return None
+            o[a] -= f[a] << self.file_shift
+        cdef _Opened e = self.files.get(self._key(f[0], f[1], f[2]))
+        if e is None:
+            return None
+        cdef bint same
+        with nogil:
+            same = wkv_same_file(e.fd, e.ino, e.size, e.mtime_ns)
+        if not same:
+            self.files.pop(self._key(f[0], f[1], f[2]), None)
+            return None
+        out = np.empty((self.channels, n[0], n[1], n[2]), dtype=self.dtype, order="F")
+        cdef Py_buffer view
+        cdef Job job
+        _open_grid(out, &view, True, &job.g)
+        try:
+            job.fd = e.fd
+            job.ends = e.ends
+            job.data_offset = e.data_offset
+            job.direct = _direct_layout(&job.g, self.B)
+            failed = _run_jobs(
+                &job, o, 1, self.B, self.B * self.B * self.B * self.voxel_size, threads,
+                F_DIRECT | F_PARTIAL | F_PREFIX, PARALLEL_MIN_WORK,
+            )
+        finally:
+            PyBuffer_Release(&view)
+        return out if failed is None else None
 
 
 @cython.boundscheck(False)

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import os
 import threading
+import weakref
 from collections import OrderedDict, deque
 from concurrent.futures import wait
 from pathlib import Path
@@ -77,6 +78,19 @@ MAX_FILES_LOCKED = 256
 
 #: data files a store keeps open (with their parsed jump tables) for codec reads
 OPEN_FILES_CACHED = 64
+
+# every store's lean reader (see _codec.SmallReads), emptied in a forked child: its
+# entries are the parent's open files, which the child's caches do not know
+_SMALL_READS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _forget_small_reads() -> None:
+    for small in list(_SMALL_READS):
+        small.clear()
+
+
+os.register_at_fork(after_in_child=_forget_small_reads)
+
 
 #: Boxes smaller than this many bytes are read or written with one call on the calling
 #: thread: handing them to the pool costs more than it saves.
@@ -244,6 +258,7 @@ class MagStore:
         self.compression_level = (
             DEFAULT_COMPRESSION_LEVEL if compression_level is None else _check_level(compression_level)
         )
+        self._small = self._new_small_reads()
 
     @classmethod
     def create(cls, path: str | os.PathLike, header: wkw.Header) -> "MagStore":
@@ -287,6 +302,8 @@ class MagStore:
             cache = self.__dict__.get("_open_files_cache")
             if cache and self.__dict__.get("_open_files_pid") == os.getpid():
                 cache.clear()  # each file closes once no read uses it any more
+            if self._small is not None:
+                self._small.clear()
 
     def moved_to(self, path: str | os.PathLike) -> None:
         """The mag folder was renamed to ``path``: close and forget what was checked."""
@@ -318,6 +335,16 @@ class MagStore:
         self._pid = -1
         self._lock = threading.Lock()
         self._checks = _FileCheck()
+        self._small = self._new_small_reads()
+
+    def _new_small_reads(self) -> Any:
+        """The lean path of reads inside one compressed file (None where the codec does not read)."""
+        if not (self.is_compressed and self.codec == "wkview"):
+            return None
+        header = self.header
+        small = _codec.SmallReads(header.block_len, header.file_len, self.num_channels, self.dtype)
+        _SMALL_READS.add(small)
+        return small
 
     # -- geometry of the files ----------------------------------------------------
 
@@ -383,6 +410,11 @@ class MagStore:
         A box spanning several files is read file by file on the IO threads;
         files that do not exist are not read at all.
         """
+        small = self._small
+        if small is not None:  # a box in one file opened before: all of it in C
+            out = small.read(offset, size, get_io_threads())
+            if out is not None:
+                return out
         self._check_box(offset, size)
         if self.is_compressed and self.codec == "wkview":
             return self._codec_read(offset, size)
@@ -540,10 +572,11 @@ class MagStore:
 
     # -- wkview's own codec for compressed files ------------------------------------------
 
-    def _opened(self, path: str) -> Any:
+    def _opened(self, path: str, index: tuple[int, int, int] | None = None) -> Any:
         """The file opened by the codec, with its parsed jump table; cached per
         (inode, size, mtime), so a file replaced or changed is parsed again.
-        None when the file does not exist.
+        None when the file does not exist. ``index``: the file's grid index, to hand
+        the file to the lean path of small reads too.
 
         Files leaving the cache are not closed here: a read on another thread may
         still use them; each closes when its last user lets go of it.
@@ -558,13 +591,19 @@ class MagStore:
             hit = cache.get(path)
             if hit is not None and hit[0] == key:
                 cache.move_to_end(path)  # least recently used files leave first
+                if index is not None and self._small is not None:
+                    self._small.add(index, hit[1], key)
                 return hit[1]
         opened = codec.CompressedFile.open(path, self._layout)
         with self._lock:
             cache[path] = (key, opened)
             cache.move_to_end(path)
             while len(cache) > OPEN_FILES_CACHED:
-                cache.popitem(last=False)
+                _, (_, old) = cache.popitem(last=False)
+                if self._small is not None:
+                    self._small.discard_file(old)
+            if index is not None and self._small is not None:
+                self._small.add(index, opened, key)
         return opened
 
     @property
@@ -584,7 +623,7 @@ class MagStore:
         one_file = _core.file_box(offset, size, edge)
         if one_file is not None:  # most small reads: no projection, no sub-arrays
             index, local = one_file
-            opened = self._opened(self.file_path(index))
+            opened = self._opened(self.file_path(index), index)
             if opened is None:
                 return np.zeros((layout.channels, *size), dtype=layout.dtype, order="F")
             out = np.empty((layout.channels, *size), dtype=layout.dtype, order="F")
@@ -612,16 +651,21 @@ class MagStore:
         all files are encoded together on the codec threads."""
         edge = self.file_edge
         boxes = []
+        indices = []
         for part in _core.project_box(offset, data.shape[1:], (edge, edge, edge)):
             ax, ay, az = part.array_offset
             sx, sy, sz = part.size
             piece = data[:, ax : ax + sx, ay : ay + sy, az : az + sz]
             boxes.append((self.file_path(part.index), part.local_offset, piece))
+            indices.append(part.index)
         try:
             codec.write_boxes(self._layout, boxes, level)
         finally:
             cache = self._open_files
             with self._lock:
+                if self._small is not None:
+                    for index in indices:
+                        self._small.discard(index)
                 for path, _, _ in boxes:
                     self._checks.forget(path)
                     # the cached file is the replaced one: an open descriptor would keep
