@@ -488,12 +488,12 @@ def test_check_equality_reports_first_difference(tmp_path, dataset):
 
 def test_export_tiff_and_npy_round_trip(tmp_path, dataset):
     path, vol = dataset
-    run("export", str(path), str(tmp_path / "tiffs"), "--bbox", "5,6,7,20,10,4")
+    run("export", str(path), str(tmp_path / "tiffs"), "--bbox", "5,6,7,20,10,4", *SEQ)
     files = sorted((tmp_path / "tiffs").iterdir())
     assert [f.name for f in files] == ["0007.tif", "0008.tif", "0009.tif", "0010.tif"]
     for k, f in enumerate(files):
         assert np.array_equal(tifffile.imread(f).T, vol[5:25, 6:16, 7 + k])
-    run("export", str(path), str(tmp_path / "all.npy"), "--format", "npy")
+    run("export", str(path), str(tmp_path / "all.npy"), "--format", "npy")  # on the default worker processes
     assert np.array_equal(np.load(tmp_path / "all.npy"), vol)
     # the .npy converts back into the same voxels
     run("convert", str(tmp_path / "all.npy"), str(tmp_path / "again"), "--voxel-size", "1,1,1", *SEQ, *SMALL,

@@ -5,7 +5,6 @@ in tmp_path: every public function, its edge cases and its errors; NumPy is the 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -235,17 +234,6 @@ def test_differences_in_layers_dtypes_boxes_and_mags(tmp_path):
     assert found.what == "mags" and "Mag(2)" in found.detail
 
 
-def test_check_equality_on_worker_processes(tmp_path):
-    _, data = make_dataset(tmp_path / "a")
-    changed = data.copy()
-    changed[0, 39, 35, 19] = 0  # the last voxel: in the last file
-    make_dataset(tmp_path / "b", changed)
-    with get_executor("processes", max_workers=2) as executor:
-        found = check_equality(tmp_path / "a", tmp_path / "b", executor=executor)
-        assert found.position == (42, 35, 24)
-        assert check_equality(tmp_path / "a", tmp_path / "a", executor=executor) is None
-
-
 def test_check_equality_of_a_missing_layer_or_dataset(dataset, tmp_path):
     path, _ = dataset
     with pytest.raises(DatasetError, match="'nope' does not exist"):
@@ -293,15 +281,6 @@ def test_export_rgb_tiffs(tmp_path):
     files = export_region(tmp_path / "ds", tmp_path / "out", bbox=BoundingBox(OFFSET, (16, 12, 3)))
     assert len(files) == 3
     np.testing.assert_array_equal(tifffile.imread(files[1]), data[:, :, :, 1].transpose(2, 1, 0))
-
-
-def test_export_on_worker_processes(dataset, tmp_path):
-    path, data = dataset
-    with get_executor("processes", max_workers=2) as executor:
-        (file,) = export_region(path, tmp_path / "v.npy", format="npy", executor=executor)
-        files = export_region(path, tmp_path / "tifs", executor=executor)
-    np.testing.assert_array_equal(np.load(file), data[0])
-    assert len(files) == SHAPE[2] and all(f.exists() for f in files)
 
 
 def test_export_errors(dataset, tmp_path):
@@ -394,14 +373,30 @@ def test_verify_reports_damage_and_leftovers_and_repair_removes_only_leftovers(t
     assert {Path(d.path) for d in verify_dataset(tmp_path / "ds")} == {cut, flipped}
 
 
-def test_verify_one_layer_on_worker_processes(tmp_path):
-    ds, _ = make_dataset(tmp_path / "ds")
+# -- on worker processes -------------------------------------------------------------------------
+
+
+def test_check_export_and_verify_on_worker_processes(tmp_path):
+    """The jobs of check_equality, export_region and verify_dataset pickled to worker processes
+    (one pool for all three: starting one costs more than the jobs)."""
+    ds, data = make_dataset(tmp_path / "a")
+    changed = data.copy()
+    changed[0, 39, 35, 19] = 0  # the last voxel: in the last file
+    make_dataset(tmp_path / "b", changed)
     seg = ds.add_layer("seg", "segmentation", dtype_per_layer="uint32", largest_segment_id=1)
     seg.add_mag(1, block_len=8, file_len=2).write(np.ones((1, 16, 16, 16), np.uint32))
-    (bad,) = _data_files(tmp_path / "ds" / "seg" / "1")
+    (bad,) = _data_files(tmp_path / "a" / "seg" / "1")
     bad.write_bytes(bad.read_bytes()[: -(16**3)])  # a raw file missing a block's worth
-    os.utime(bad)
     with get_executor("processes", max_workers=2) as executor:
-        assert verify_dataset(tmp_path / "ds", layer="color", executor=executor) == []
-        (found,) = verify_dataset(tmp_path / "ds", executor=executor)
-    assert Path(found.path) == bad and found.reason
+        found = check_equality(tmp_path / "a", tmp_path / "b", layer="color", executor=executor)
+        assert found.position == (42, 35, 24)
+        assert check_equality(tmp_path / "a", tmp_path / "a", layer="color", executor=executor) is None
+        (file,) = export_region(tmp_path / "a", tmp_path / "v.npy", layer="color", format="npy", executor=executor)
+        files = export_region(tmp_path / "a", tmp_path / "tifs", layer="color", executor=executor)
+        assert verify_dataset(tmp_path / "a", layer="color", executor=executor) == []
+        (damaged,) = verify_dataset(tmp_path / "a", executor=executor)
+    np.testing.assert_array_equal(np.load(file), data[0])
+    assert len(files) == SHAPE[2]
+    for k in (0, SHAPE[2] - 1):
+        np.testing.assert_array_equal(tifffile.imread(files[k]), data[0, :, :, k].T)
+    assert Path(damaged.path) == bad and damaged.reason
