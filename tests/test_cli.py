@@ -1,16 +1,23 @@
-"""The ``wkview`` command end to end, through the installed console script.
+"""The ``wkview`` command end to end.
 
 Stacks are made in the test with the reader libraries (tifffile, Pillow); the
-converted voxels are compared with what those libraries read back.
+converted voxels are compared with what those libraries read back. The commands run
+in-process through :func:`wkview.cli.main` (what the console script calls, with its exit
+status and its stdout/stderr), which saves an interpreter start per command; the console
+script itself is started by :func:`run_installed` in the tests of what only a real process
+shows (the entry point, ``python -m wkview``, kills and interrupts).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
+import logging
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +26,7 @@ import tifffile
 from PIL import Image
 
 from wkview import Dataset
+from wkview.cli import main
 from wkview.convert import PROGRESS_FOLDER
 from wkview.pyramid import building_path
 from wkview.sample import em_like
@@ -28,11 +36,38 @@ SEQ = ["--distribution-strategy", "sequential"]
 SMALL = ["--block-len", "8", "--file-len", "2"]  # files of 16^3 voxels: many files in small tests
 
 
-def run(*args: str, check: int | None = 0, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run([WKVIEW, *args], capture_output=True, text=True, timeout=300, **kw)
+def _checked(proc: subprocess.CompletedProcess, check: int | None) -> subprocess.CompletedProcess:
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     return proc
+
+
+def run_installed(*args: str, check: int | None = 0, **kw) -> subprocess.CompletedProcess:
+    """The installed ``wkview`` console script in a new process."""
+    proc = subprocess.run([WKVIEW, *args], capture_output=True, text=True, timeout=300, **kw)
+    return _checked(proc, check)
+
+
+def run(*args: str, check: int | None = 0) -> subprocess.CompletedProcess:
+    """``wkview ARGS`` in this process: :func:`wkview.cli.main`'s exit status and output.
+
+    What a fresh process would show is kept: warnings and log records of level WARNING go
+    to stderr as Python's defaults print them there (pytest's warnings-are-errors filter
+    and its log capture would otherwise take them).
+    """
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)  # what logging's last-resort handler prints
+    handler.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            warnings.resetwarnings()
+            warnings.simplefilter("default")
+            status = main(list(args))
+    finally:
+        root.removeHandler(handler)
+    return _checked(subprocess.CompletedProcess(["wkview", *args], status, out.getvalue(), err.getvalue()), check)
 
 
 def read_layer(path: Path, layer: str = "color", mag: int | str = 1) -> np.ndarray:
@@ -304,8 +339,8 @@ def test_missing_voxel_size(tmp_path):
 )
 def test_bad_flags(tmp_path, flags, text, monkeypatch):
     write_tiff_stack(tmp_path / "s", volume((16, 16, 3)))
-    env = {k: v for k, v in os.environ.items() if k != "DASK_ADDRESS"}
-    proc = run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), *flags, check=2, env=env)
+    monkeypatch.delenv("DASK_ADDRESS", raising=False)
+    proc = run("convert", str(tmp_path / "s"), str(tmp_path / "ds"), *flags, check=2)
     assert text in _one_line_error(proc)
     assert not (tmp_path / "ds").exists()
 
@@ -453,12 +488,12 @@ def test_check_equality_reports_first_difference(tmp_path, dataset):
 
 def test_export_tiff_and_npy_round_trip(tmp_path, dataset):
     path, vol = dataset
-    run("export", str(path), str(tmp_path / "tiffs"), "--bbox", "5,6,7,20,10,4")
+    run("export", str(path), str(tmp_path / "tiffs"), "--bbox", "5,6,7,20,10,4", *SEQ)
     files = sorted((tmp_path / "tiffs").iterdir())
     assert [f.name for f in files] == ["0007.tif", "0008.tif", "0009.tif", "0010.tif"]
     for k, f in enumerate(files):
         assert np.array_equal(tifffile.imread(f).T, vol[5:25, 6:16, 7 + k])
-    run("export", str(path), str(tmp_path / "all.npy"), "--format", "npy")
+    run("export", str(path), str(tmp_path / "all.npy"), "--format", "npy")  # on the default worker processes
     assert np.array_equal(np.load(tmp_path / "all.npy"), vol)
     # the .npy converts back into the same voxels
     run("convert", str(tmp_path / "all.npy"), str(tmp_path / "again"), "--voxel-size", "1,1,1", *SEQ, *SMALL,

@@ -20,7 +20,7 @@ from wkview.executors import ExecutorOptionsError, executor_for_strategy, parse_
 from wkview.sample import em_like
 from wkview.utils import executor_for, get_executor_for_args
 
-from .test_cli import run
+from .test_cli import run_installed
 
 
 @pytest.fixture
@@ -82,8 +82,8 @@ def test_internal_errors_exit_1_with_a_traceback_hint(dataset, monkeypatch, caps
 
 
 def test_exit_codes_through_the_installed_command(dataset, tmp_path):
-    assert "not a WKW dataset" in run("info", str(tmp_path / "nothing"), check=2).stderr
-    run("info", str(dataset), check=0)
+    assert "not a WKW dataset" in run_installed("info", str(tmp_path / "nothing"), check=2).stderr
+    run_installed("info", str(dataset), check=0)
 
 
 # -- one executor factory ---------------------------------------------------------------------------

@@ -33,22 +33,25 @@ def _mag_files(mag: Path) -> tuple[list[Path], list[Path]]:
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_lock_files_per_mag_are_bounded(tmp_path: Path, compress: bool) -> None:
-    """Writing 2560 data files leaves at most LOCK_STRIPES lock files, all in the lock folder."""
+    """Writing 1536 data files leaves one lock file per stripe they (and the header) fall in:
+    LOCK_STRIPES lock files, all in the lock folder."""
     mag = Dataset.create(tmp_path / "ds", scale=(1, 1, 1)).add_layer("color", "color").add_mag(
         1, block_len=2, file_len=1, compress=compress
     )
-    data = (np.arange(80 * 64 * 4) % 251).astype(np.uint8).reshape(80, 64, 4)
+    data = (np.arange(64 * 48 * 4) % 251).astype(np.uint8).reshape(64, 48, 4)
     wkview.set_fsync(False)  # the lock files are the same; the test takes a tenth of the time
     try:
-        mag.write(data, offset=(0, 0, 0))  # one file per 2^3 voxels: 40 x 32 x 2 = 2560 files
+        mag.write(data, offset=(0, 0, 0))  # one file per 2^3 voxels: 32 x 24 x 2 = 1536 files
     finally:
         wkview.set_fsync(None)
     data_files, others = _mag_files(mag.path)
-    assert len(data_files) == 40 * 32 * 2
+    assert len(data_files) == 32 * 24 * 2
     lock_folder = mag.path / _durable.LOCK_FOLDER
     assert others and all(p.parent == lock_folder and p.name.endswith(".lock") for p in others)
-    assert len(others) == _durable.LOCK_STRIPES  # 2560 files reach every stripe
-    assert np.array_equal(mag.read(size=(80, 64, 4))[0], data)
+    stripes = {_durable.lock_path(str(p)) for p in [*data_files, mag.path / "header.wkw"]}
+    assert sorted(str(p) for p in others) == sorted(stripes)
+    assert len(others) == _durable.LOCK_STRIPES  # 1536 files reach every stripe
+    assert np.array_equal(mag.read(size=(64, 48, 4))[0], data)
 
 
 def test_lock_path_is_a_stripe_of_the_mag() -> None:

@@ -120,20 +120,6 @@ def counting_tasks(executor: Any) -> Iterator[list[Any]]:
         del executor.submit
 
 
-def wait_until_stable(log: str, quiet_s: float = 0.8, limit_s: float = 20.0) -> int:
-    """Line count of ``log`` once it stopped growing (jobs still running finish)."""
-    end = time.monotonic() + limit_s
-    last, since = -1, time.monotonic()
-    while time.monotonic() < end:
-        count = jobs.count_lines(log)
-        if count != last:
-            last, since = count, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            break
-        time.sleep(0.05)
-    return last
-
-
 # ---------------------------------------------------------------------------
 # results
 
@@ -293,10 +279,11 @@ def test_failure_cancels_the_pending_jobs(kind: str, tmp_path: Path) -> None:
     try:
         with pytest.raises(JobError, match="job 0 of 40"):
             within(GUARD_S, run_jobs, job, range(n), executor, batch_size=1)
-        ran = wait_until_stable(log)
     finally:
         if executor is not None:
+            # waits for every job not cancelled: had run_jobs left the pending ones, all 40 run
             executor.shutdown(wait=True)
+    ran = jobs.count_lines(log)
     if kind in ("inline", "sequential", "sequential_with_pickling"):
         assert ran == 1
     else:
@@ -335,7 +322,7 @@ def test_keyboard_interrupt_cancels_and_reraises(tmp_path: Path) -> None:
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
         with pytest.raises(KeyboardInterrupt):
             run_jobs(job, range(30), executor, batch_size=1)
-        ran = wait_until_stable(log, quiet_s=0.4)
+    ran = jobs.count_lines(log)  # the pool has shut down: what was not cancelled has run
     assert 3 <= ran <= 8, ran
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -18,13 +16,12 @@ import numpy as np
 import pytest
 
 from tests import volume_inputs as vi
+from tests.test_cli import run
 from wkview import Dataset, get_executor
 from wkview.convert import convert
 from wkview.errors import SourceError
 from wkview.sources import open_source
 from wkview.volume_sources import Hdf5Volume, MrcVolume, TensorStoreVolume
-
-WKVIEW = str(Path(sys.executable).with_name("wkview"))
 
 # (c, x, y, z): odd sizes, so the boxes below cut chunks of every writer anywhere
 SHAPE = (21, 19, 13)
@@ -261,10 +258,8 @@ def test_jobs_reopen_the_source_in_worker_processes(tmp_path):
 def test_cli_converts_hdf5_with_axis_order(tmp_path):
     data = volume(1, np.uint8)
     spec = vi.write_hdf5(tmp_path / "raw.h5", data, dataset="volumes/raw", order="xyz")
-    proc = subprocess.run([WKVIEW, "convert", spec, str(tmp_path / "ds"), "--voxel-size", "4,4,40", "--axis-order",
-                           "xyz", "--no-downsample", "--quiet", "--distribution-strategy", "sequential"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    run("convert", spec, str(tmp_path / "ds"), "--voxel-size", "4,4,40", "--axis-order", "xyz", "--no-downsample",
+        "--quiet", "--distribution-strategy", "sequential")
     np.testing.assert_array_equal(Dataset(tmp_path / "ds").get_layer("color").get_mag(1).read(), data)
 
 
@@ -282,9 +277,7 @@ def test_cli_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, broken
         (tmp_path / "in").mkdir()
         (tmp_path / "in" / "notes.txt").write_text("no volume here")
         source, named = str(tmp_path / "in"), "in: the folder holds no images"
-    proc = subprocess.run([WKVIEW, "convert", source, str(tmp_path / "out"), "--voxel-size", "1,1,1"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
+    proc = run("convert", source, str(tmp_path / "out"), "--voxel-size", "1,1,1", check=2)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], proc.stderr
     assert not (tmp_path / "out").exists()

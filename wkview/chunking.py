@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -87,7 +88,16 @@ class ChunkPlan:
         return nx * ny * nz
 
     def chunk(self, number: int) -> tuple[Int3, Int3]:
-        """Absolute ``(offset, size)`` of chunk ``number``."""
+        """Absolute ``(offset, size)`` of chunk ``number``.
+
+        Raises
+        ------
+        ChunkingError
+            When ``number`` is not one of the plan's chunk numbers (a negative one would
+            otherwise count from the end, as list indices do, and name another chunk).
+        """
+        if not 0 <= number < len(self):
+            raise ChunkingError(f"chunk number {number} is not in this plan of {len(self)} chunks")
         nx, ny, nz = self.shape
         ix, rest = divmod(number, ny * nz)
         iy, iz = divmod(rest, nz)
@@ -97,6 +107,9 @@ class ChunkPlan:
         )
 
     def number(self, ix: int, iy: int, iz: int) -> int:
+        """The number of the chunk at grid position ``(ix, iy, iz)`` (see :meth:`chunk`)."""
+        if not all(0 <= i < n for i, n in zip((ix, iy, iz), self.shape)):
+            raise ChunkingError(f"grid position {(ix, iy, iz)} is outside this plan's grid {self.shape}")
         _, ny, nz = self.shape
         return (ix * ny + iy) * nz + iz
 
@@ -127,12 +140,32 @@ def plan_chunks(offset: Sequence[int], size: Sequence[int], chunk_size: Sequence
 
     ``write_unit`` is the edge of the region a write rewrites whole, or None
     for read-only work.
+
+    Raises
+    ------
+    ChunkingError
+        When ``offset``, ``size`` or ``chunk_size`` is not three ints, ``size`` is
+        negative, ``chunk_size`` is not positive, or ``write_unit`` is neither None nor
+        a positive int.
     """
     cs = check_chunk_size(chunk_size)
-    axes = [_axis_chunks(offset[a], size[a], cs[a]) for a in range(3)]
+    try:
+        box_offset, box_size = _int3(offset, "offset"), _int3(size, "size")
+    except (TypeError, ValueError) as exc:
+        raise ChunkingError(str(exc)) from None
+    if any(s < 0 for s in box_size):
+        raise ChunkingError(f"size {box_size} must not be negative")
+    if write_unit is not None:
+        try:
+            write_unit = operator.index(write_unit)
+        except TypeError:
+            raise ChunkingError(f"write_unit must be None or a positive int, got {write_unit!r}") from None
+        if write_unit <= 0:  # a zero unit would divide by zero when grouping; a negative one means nothing
+            raise ChunkingError(f"write_unit must be None or a positive int, got {write_unit!r}")
+    axes = [_axis_chunks(box_offset[a], box_size[a], cs[a]) for a in range(3)]
     return ChunkPlan(
-        offset=tuple(offset),  # type: ignore[arg-type]
-        size=tuple(size),  # type: ignore[arg-type]
+        offset=tuple(box_offset),  # type: ignore[arg-type]
+        size=tuple(box_size),  # type: ignore[arg-type]
         chunk_size=cs,
         axis_starts=(axes[0][0], axes[1][0], axes[2][0]),
         axis_sizes=(axes[0][1], axes[1][1], axes[2][1]),
@@ -158,7 +191,15 @@ def pair_chunk_axes(
     pairing one-to-one and covering both views.
 
     Returns per axis the source starts and sizes (x, y, z starts, then x, y, z sizes).
+
+    Raises
+    ------
+    ChunkingError
+        When a chunk size is not three positive ints, or the pairing fails (a fractional
+        source position, a gap, an overlap, or chunks not ending where the source does).
     """
+    source_chunk_size = check_chunk_size(source_chunk_size, "source_chunk_size")
+    target_chunk_size = check_chunk_size(target_chunk_size, "target_chunk_size")
     starts: list[list[int]] = []
     sizes: list[list[int]] = []
     for a in range(3):

@@ -492,9 +492,10 @@ def downsample_cmd(
 ) -> None:
     """Build the mag pyramid of a dataset's layers (existing mags are kept)."""
     started = time.perf_counter()
+    ds = tools.open_dataset(dataset)  # a mistyped path fails before worker processes start
     with engine.executor() as executor:
         made = tools.downsample_dataset(
-            dataset,
+            ds,
             layer=layer,
             from_mag=_mag(from_mag, "--from-mag"),
             max_mag=_mag(max_mag, "--max-mag"),
@@ -531,9 +532,10 @@ def compress_cmd(
 ) -> None:
     """Compress the raw (and with lz4hc the LZ4) mags of a dataset in place (every file
     replaced atomically; rerun to finish)."""
+    ds = tools.open_dataset(dataset)
     with engine.executor() as executor:
         results = tools.compress_dataset(
-            dataset, layer=layer, mag=_mag(mag, "--mag"), level=level, compression=compression.value,
+            ds, layer=layer, mag=_mag(mag, "--mag"), level=level, compression=compression.value,
             executor=executor, progress=engine.progress,
         )
     if not results:
@@ -554,8 +556,9 @@ def check_equality_cmd(
     engine: EngineOptions,
 ) -> None:
     """Exit 0 when two datasets hold the same voxels, 1 with the first difference otherwise."""
+    first, second = tools.open_dataset(a), tools.open_dataset(b)
     with engine.executor() as executor:
-        diff = tools.check_equality(a, b, layer=layer, bbox=_bbox(bbox), executor=executor, progress=engine.progress)
+        diff = tools.check_equality(first, second, layer=layer, bbox=_bbox(bbox), executor=executor, progress=engine.progress)
     if diff is None:
         engine.say(f"{a} and {b} are equal")
         return
@@ -579,9 +582,10 @@ def export_cmd(
     box = _bbox(bbox)
     if box is not None and box.is_empty():
         raise typer.BadParameter(f"the box is empty: {bbox!r}", param_hint="--bbox")
+    ds = tools.open_dataset(dataset)
     with engine.executor() as executor:
         files = tools.export_region(
-            dataset, out, layer=layer, mag=_mag(mag, "--mag"), bbox=box, format=format.value,
+            ds, out, layer=layer, mag=_mag(mag, "--mag"), bbox=box, format=format.value,
             executor=executor, progress=engine.progress,
         )
     engine.say(f"wrote {len(files)} file(s) to {out}")
@@ -652,8 +656,9 @@ def verify_cmd(
     engine: EngineOptions,
 ) -> None:
     """Check every data file (header, jump table, every block decoded once); exit 1 when any is damaged."""
+    ds = tools.open_dataset(dataset)
     with engine.executor() as executor:
-        damage = tools.verify_dataset(dataset, layer=layer, repair=repair, executor=executor, progress=engine.progress)
+        damage = tools.verify_dataset(ds, layer=layer, repair=repair, executor=executor, progress=engine.progress)
     for d in damage:
         typer.echo(str(d))
     remaining = [d for d in damage if not d.repaired]

@@ -78,6 +78,12 @@ def downsample_dataset(
     done: dict[str, list[Mag]] = {}
     for lay in _wkw_layers(ds, layer):
         start = Mag(from_mag) if from_mag is not None else lay.get_finest_mag().mag
+        if start not in lay.mags:
+            # checked here too: a chain that happens to be empty would hide the mistake
+            raise DatasetError(
+                f"from_mag {start.to_layer_name()} is not a mag of layer {lay.name!r} "
+                f"(mags: {', '.join(m.to_layer_name() for m in sorted(lay.mags))})"
+            )
         coarsest = pyramid.default_coarsest_mag(lay.bounding_box.size) if max_mag is None else Mag(max_mag)
         chain = pyramid.downsampling_chain(start, coarsest, sampling_mode, ds.scale, lay.bounding_box.size)
         previous = start
@@ -185,7 +191,8 @@ def check_equality(
 
     Compares the WKW layers (or ``layer``): their names, dtypes, channels, bounding
     boxes (unless ``bbox``, in mag-1 voxels, is given) and mags, then the voxels of
-    every mag in file-sized chunks, on ``executor``.
+    every mag in file-sized chunks, on ``executor``. Of several differing voxels of a
+    mag, the first in z, then y, then x order is reported.
     """
     da, db = open_dataset(a), open_dataset(b)
     names_a = {lay.name for lay in _wkw_layers(da, layer)}
@@ -225,15 +232,17 @@ def check_equality(
                 unit="voxel",
                 weight=lambda chunk: chunk[1][0] * chunk[1][1] * chunk[1][2],
             )
-            for hit in found:
-                if hit is not None:
-                    pos, value_a, value_b = hit
-                    return Difference(
-                        "voxels",
-                        f"layer {name!r}, mag {mag.to_layer_name()}: first difference at {pos}: "
-                        f"{_values(value_a)} vs {_values(value_b)}",
-                        layer=name, mag=mag.to_layer_name(), position=pos, value_a=value_a, value_b=value_b,
-                    )
+            hits = [hit for hit in found if hit is not None]
+            if hits:
+                # each chunk reports its first voxel in z, y, x order; the chunks run in x-major
+                # order, so the first of the mag in that same order is the smallest (z, y, x)
+                pos, value_a, value_b = min(hits, key=lambda hit: hit[0][::-1])
+                return Difference(
+                    "voxels",
+                    f"layer {name!r}, mag {mag.to_layer_name()}: first difference at {pos}: "
+                    f"{_values(value_a)} vs {_values(value_b)}",
+                    layer=name, mag=mag.to_layer_name(), position=pos, value_a=value_a, value_b=value_b,
+                )
     return None
 
 
@@ -295,6 +304,8 @@ def export_region(
     ``out`` is a folder) holding ``(x, y, z)`` or ``(channels, x, y, z)``. Slabs of
     z-slices are jobs on ``executor`` (the ``.npy`` is filled through memory maps).
     """
+    if format not in ("tiff", "npy"):
+        raise DatasetError(f"format must be 'tiff' or 'npy', got {format!r}")
     ds = open_dataset(dataset)
     lay = ds.get_layer(layer) if layer is not None else _single_wkw_layer(ds)
     view = lay.get_mag(mag)
@@ -302,8 +313,6 @@ def export_region(
     region = (bbox if bbox is not None else lay.bounding_box).align_with_mag(m, ceil=True).in_mag(m)
     if region.is_empty():
         raise ShapeError(f"the region to export is empty ({region})")
-    if format not in ("tiff", "npy"):
-        raise ValueError(f"format must be 'tiff' or 'npy', got {format!r}")
     out = Path(out)
     size = tuple(region.size)
     channels = lay.num_channels

@@ -54,11 +54,46 @@ def _dask_reachable(address: str) -> str | None:
         return f"no Dask scheduler at {address}: {exc}"
 
 
+def _slurmctld_unreachable() -> str | None:
+    """Why no controller can answer, when slurm.conf names one whose port refuses at once.
+
+    ``sinfo`` retries a dead controller for seconds (on every test worker); a refused
+    connection to the controller's port says the same in a millisecond. None when the
+    controller accepts, or when slurm.conf cannot be read (``sinfo`` decides then).
+    """
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
+    try:
+        lines = conf.read_text().splitlines()
+    except OSError:
+        return None
+    settings = {}
+    for line in lines:
+        key, sep, value = line.split("#", 1)[0].strip().partition("=")
+        if sep:
+            settings.setdefault(key.strip().lower(), value.strip())
+    host = settings.get("slurmctldhost") or settings.get("controlmachine")
+    if not host:
+        return None
+    # "name(address)": the address is where the controller listens
+    address = host.split("(", 1)[1].rstrip(")") if "(" in host else host
+    port = int(settings.get("slurmctldport", "6817").split("-", 1)[0])
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return None
+    except ConnectionRefusedError as exc:
+        return f"no Slurm controller at {address}:{port} ({conf}): {exc}"
+    except OSError:
+        return None  # unresolvable or slow: leave it to sinfo
+
+
 @functools.lru_cache(maxsize=None)
 def _slurm_reachable() -> str | None:
     """None if Slurm takes jobs here, else why not."""
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
         return "sbatch/sinfo not on PATH"
+    why = _slurmctld_unreachable()
+    if why is not None:
+        return why
     try:
         out = subprocess.run(
             # a live controller answers in milliseconds; a dead one is retried for ~10 s
