@@ -573,17 +573,23 @@ def _slow_path(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("webknossos' box arithmetic ran")
 
 
-def run_form(tmp_path: Path, template: Path, layer: str, form: Callable[[Targets], Any], fast: bool) -> None:
-    """The form on copies of the same data with webknossos alone and with the backend:
-    the same result (or error: type and message) and the same warnings (attributed to the
-    same file and line). Forms marked fast
-    must not reach webknossos' box arithmetic while the backend is on."""
+def run_form(
+    tmp_path: Path, template: Path, layer: str, form: Callable[[Targets], Any], fast: bool, writes: bool = True
+) -> None:
+    """The form on the same data with webknossos alone and with the backend: the same
+    result (or error: type and message) and the same warnings (attributed to the same file
+    and line). Forms marked fast must not reach webknossos' box arithmetic while the backend
+    is on. A form that ``writes`` runs on two copies of ``template``; a read runs on
+    ``template`` itself (the test checks that it stays unchanged)."""
     import shutil
 
     runs = []
     for on in (False, True):
-        path = tmp_path / ("backed" if on else "plain")
-        shutil.copytree(template, path)
+        if writes:
+            path = tmp_path / ("backed" if on else "plain")
+            shutil.copytree(template, path)
+        else:
+            path = template
         with backend.enabled() if on else contextlib.nullcontext():
             targets = Targets(path, layer)
             with pytest.MonkeyPatch.context() as patch:
@@ -598,13 +604,21 @@ def run_form(tmp_path: Path, template: Path, layer: str, form: Callable[[Targets
     assert plain[2] == backed[2], f"warnings differ: {plain[2]} vs {backed[2]}"
 
 
+def _tree_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file under ``folder``."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
 @pytest.mark.parametrize("layer", ["lz4", "raw"])
-@pytest.mark.parametrize(("form", "fast"), [f[1:] for f in READ_FORMS + WRITE_FORMS],
+@pytest.mark.parametrize(("form", "fast", "writes"), [f[1:] + (False,) for f in READ_FORMS] + [f[1:] + (True,) for f in WRITE_FORMS],
                          ids=["read-" + f[0] for f in READ_FORMS] + ["write-" + f[0] for f in WRITE_FORMS])
 def test_every_call_form_gives_what_webknossos_alone_gives(
-    tmp_path: Path, forms_template: Path, layer: str, form: Callable[[Targets], Any], fast: bool
+    tmp_path: Path, forms_template: Path, layer: str, form: Callable[[Targets], Any], fast: bool, writes: bool
 ) -> None:
-    run_form(tmp_path, forms_template, layer, form, fast)
+    before = None if writes else _tree_state(forms_template)
+    run_form(tmp_path, forms_template, layer, form, fast, writes)
+    if before is not None:  # reads share the template: none of them may change it
+        assert _tree_state(forms_template) == before
 
 
 # -- webknossos' checks and errors stay its own ----------------------------------------------
