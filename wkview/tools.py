@@ -78,12 +78,7 @@ def downsample_dataset(
     done: dict[str, list[Mag]] = {}
     for lay in _wkw_layers(ds, layer):
         start = Mag(from_mag) if from_mag is not None else lay.get_finest_mag().mag
-        if start not in lay.mags:
-            # checked here too: a chain that happens to be empty would hide the mistake
-            raise DatasetError(
-                f"from_mag {start.to_layer_name()} is not a mag of layer {lay.name!r} "
-                f"(mags: {', '.join(m.to_layer_name() for m in sorted(lay.mags))})"
-            )
+        lay.get_mag(start)  # refuses a mag the layer lacks, also when the chain from it is empty
         coarsest = pyramid.default_coarsest_mag(lay.bounding_box.size) if max_mag is None else Mag(max_mag)
         chain = pyramid.downsampling_chain(start, coarsest, sampling_mode, ds.scale, lay.bounding_box.size)
         previous = start
@@ -234,8 +229,8 @@ def check_equality(
             )
             hits = [hit for hit in found if hit is not None]
             if hits:
-                # each chunk reports its first voxel in z, y, x order; the chunks run in x-major
-                # order, so the first of the mag in that same order is the smallest (z, y, x)
+                # each chunk reports its first difference in z, y, x order: the mag's first is
+                # the smallest of those positions read as (z, y, x)
                 pos, value_a, value_b = min(hits, key=lambda hit: hit[0][::-1])
                 return Difference(
                     "voxels",
