@@ -1151,11 +1151,12 @@ cdef class SmallReads:
         for a in range(3):
             v = offset[a]
             w = size[a]
-            if type(v) is not int or type(w) is not int or not (-(1 << 40) < v < (1 << 40)) or not (0 < w < (1 << 40)):
+            # ints the general path would refuse, or that C cannot hold, go to that path
+            if type(v) is not int or type(w) is not int or not (0 <= v < (1 << 40)) or not (0 < w < (1 << 40)):
                 return None
             o[a] = v
             n[a] = w
-            if o[a] < 0 or n[a] < 1 or o[a] + n[a] > 0xFFFFFFFF:
+            if o[a] + n[a] > 0xFFFFFFFF:
                 return None
             f[a] = o[a] >> self.file_shift
             if (o[a] + n[a] - 1) >> self.file_shift != f[a]:
