@@ -16,7 +16,7 @@ import wkview.tools
 from wkview import cli
 from wkview.cli import ConvertOptions, EngineOptions, main
 from wkview.convert import convert
-from wkview.executors import ExecutorOptionsError, executor_for_strategy, parse_job_resources
+from wkview.executors import ExecutorOptionsError, LazyPool, executor_for_strategy, parse_job_resources
 from wkview.sample import em_like
 from wkview.utils import executor_for, get_executor_for_args
 
@@ -99,8 +99,10 @@ def test_cli_and_utils_make_their_executors_in_the_one_factory(monkeypatch):
     with EngineOptions(jobs=3).executor() as a, get_executor_for_args(namespace) as b, executor_for(
         namespace, None
     ) as c, executor_for_strategy("multiprocessing", jobs=3) as d:
-        assert {type(e) for e in (a, b, c)} == {type(d)}
-        assert _workers(a) == _workers(b) == _workers(c) == _workers(d) == 3
+        # the command's pool starts at its first job (a LazyPool); the pool it starts is the same
+        assert isinstance(a, LazyPool) and not a.started
+        assert {type(e) for e in (a.pool, b, c)} == {type(d)}
+        assert _workers(a) == _workers(a.pool) == _workers(b) == _workers(c) == _workers(d) == 3
     # the same options are refused the same way, whichever caller passes them on
     bad = dict(distribution_strategy="dask", job_resources="mem=1G", dask_address=None)
     errors = []

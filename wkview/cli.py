@@ -197,9 +197,13 @@ class EngineOptions:
 
     @contextlib.contextmanager
     def executor(self) -> Iterator[Any]:
-        """The executor of these options (:func:`wkview.executors.executor_for_strategy`), shut down after."""
+        """The executor of these options (:func:`wkview.executors.executor_for_strategy`), shut down after.
+
+        A local pool starts its processes only when a job is submitted: a command whose
+        work runs in this process, or that refuses its input first, starts none."""
         with executor_for_strategy(
-            self.distribution_strategy, jobs=self.jobs, job_resources=self.job_resources, dask_address=self.dask_address
+            self.distribution_strategy, jobs=self.jobs, job_resources=self.job_resources,
+            dask_address=self.dask_address, lazy=True,
         ) as executor:
             yield executor
 

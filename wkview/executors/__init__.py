@@ -39,7 +39,7 @@ worker processes), ``_run`` (:func:`run_jobs`) and ``_errors``.
 from __future__ import annotations
 
 from ._batching import default_batch_size, runs_here
-from ._create import EXECUTOR_NAMES, available_cores, executor_for_strategy, get_executor, parse_job_resources
+from ._create import EXECUTOR_NAMES, LazyPool, available_cores, executor_for_strategy, get_executor, parse_job_resources
 from ._errors import ExecutorOptionsError, JobError, JobTimeoutError
 from ._run import run_jobs
 
@@ -48,6 +48,7 @@ __all__ = [
     "JobError",
     "JobTimeoutError",
     "EXECUTOR_NAMES",
+    "LazyPool",
     "available_cores",
     "default_batch_size",
     "executor_for_strategy",

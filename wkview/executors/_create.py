@@ -12,14 +12,21 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import cluster_tools
 
 from ._errors import ExecutorOptionsError
 
-__all__ = ["EXECUTOR_NAMES", "available_cores", "executor_for_strategy", "get_executor", "parse_job_resources"]
+__all__ = [
+    "EXECUTOR_NAMES",
+    "LazyPool",
+    "available_cores",
+    "executor_for_strategy",
+    "get_executor",
+    "parse_job_resources",
+]
 
 _T = TypeVar("_T")
 
@@ -202,6 +209,68 @@ def _get_cluster_executor(name: str, kwargs: dict[str, Any], keep_sigint: bool) 
     return executor
 
 
+class LazyPool(Executor):
+    """A local process pool that starts when its first job is submitted.
+
+    cluster_tools' multiprocessing pool starts a process at once when it is created
+    (the one that forwards the workers' log records, which imports everything the
+    program has imported: about a second of CPU), and its workers at the first job.
+    A command whose work turns out to fit in the calling process (a conversion of one
+    batch, an input refused before any job) starts neither through this wrapper.
+    The other methods of ``cls`` (``map_to_futures``, ``forward_log``, ...) start the
+    pool and are the started pool's; asking whether it has one does not start it.
+
+    Parameters
+    ----------
+    make : callable
+        Creates the pool.
+    cls : type
+        The class of the pool ``make`` returns.
+    max_workers : int
+        Its number of workers (read by :func:`default_batch_size` before it starts).
+    """
+
+    def __init__(self, make: Callable[[], Any], cls: type, max_workers: int) -> None:
+        self._make = make
+        self._cls = cls
+        self._max_workers = max_workers
+        self._pool: Any = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        """Whether the pool has been started."""
+        return self._pool is not None
+
+    @property
+    def pool(self) -> Any:
+        """The pool, started now if it has not been."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if self._pool is None:
+                self._pool = self._make()
+            return self._pool
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def __getattr__(self, name: str) -> Any:
+        # only names this class lacks reach here; private ones are not the pool's API, and
+        # a name the pool's class lacks (e.g. a Dask executor's `client`) starts nothing
+        if name.startswith("_") or not hasattr(self._cls, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.pool, name)
+
+
 def parse_job_resources(value: Any) -> dict[str, Any]:
     """Cluster job resources as a dict: from a mapping, a JSON object text (as webknossos'
     command line takes them) or ``KEY=VALUE,KEY=VALUE`` text; None or "" give ``{}``.
@@ -243,6 +312,7 @@ def executor_for_strategy(
     jobs: int | None = None,
     job_resources: Any = None,
     dask_address: str | None = None,
+    lazy: bool = False,
 ) -> Any:
     """The executor a distribution strategy and its options name: the one factory behind
     the ``wkview`` command's engine flags, :func:`wkview.utils.get_executor_for_args`
@@ -260,6 +330,9 @@ def executor_for_strategy(
         tasks: a dict, JSON object text or ``KEY=VALUE,...`` (:func:`parse_job_resources`).
     dask_address : str, optional
         Scheduler of ``"dask"``; else ``job_resources["address"]``, else ``DASK_ADDRESS``.
+    lazy : bool
+        Wrap a ``"multiprocessing"`` pool in a :class:`LazyPool`, which starts no
+        process before its first job (the ``wkview`` command's choice).
 
     Returns
     -------
@@ -280,7 +353,12 @@ def executor_for_strategy(
         raise ExecutorOptionsError(f"jobs must be a positive int, got {jobs!r}")
     resources = parse_job_resources(job_resources)
     if strategy == "multiprocessing":
-        return get_executor(strategy, max_workers=jobs or available_cores())
+        workers = jobs or available_cores()
+        if lazy:
+            return LazyPool(
+                lambda: get_executor(strategy, max_workers=workers), cluster_tools.MultiprocessingExecutor, workers
+            )
+        return get_executor(strategy, max_workers=workers)
     if strategy == "dask":
         address = dask_address or resources.pop("address", None) or os.environ.get("DASK_ADDRESS")
         if not address:
