@@ -11,7 +11,7 @@ import wkview
 from wkview import Dataset, Mag
 from wkview.downsampling import pool
 
-from .conftest import random_data
+from .conftest import examples, random_data
 
 
 def reference_pool(data: np.ndarray, factors, mode: str) -> np.ndarray:
@@ -135,7 +135,7 @@ from hypothesis import strategies as st  # noqa: E402
 from wkview.downsampling import INTERPOLATION_MODES, _blocks  # noqa: E402
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     mode=st.sampled_from(["mean", "median", "max", "min", "nearest"]),
     factors=st.tuples(*[st.sampled_from([1, 2, 4])] * 3),
@@ -154,7 +154,7 @@ def test_fast_reductions_equal_the_block_path(mode, factors, counts, channels, d
     assert np.array_equal(pool(data, factors, mode), simple)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     factors=st.sampled_from([(2, 1, 1), (1, 2, 1), (2, 2, 1), (1, 2, 2), (2, 2, 2), (2, 1, 2)]),
     dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32]),
