@@ -18,6 +18,15 @@ from tests.conftest import random_data
 from wkview import Dataset
 
 
+@pytest.fixture(scope="module")
+def multiprocessing_executor() -> Any:
+    """One pool of two worker processes for the module's workloads, as the Dask and Slurm
+    executors are one per session (starting the pool's workers is most of a small workload's
+    CPU time; the failing job's test shows a failure leaves the pool usable)."""
+    with wkview.get_executor("multiprocessing", max_workers=2) as ex:
+        yield ex
+
+
 @pytest.fixture(
     params=[
         "sequential",
@@ -27,11 +36,10 @@ from wkview import Dataset
     ]
 )
 def executor(request: pytest.FixtureRequest) -> Any:
-    if request.param in ("dask", "slurm"):
+    if request.param in ("multiprocessing", "dask", "slurm"):
         yield request.getfixturevalue(f"{request.param}_executor")
         return
-    kwargs = {"max_workers": 2} if request.param == "multiprocessing" else {}
-    with wkview.get_executor(request.param, **kwargs) as ex:
+    with wkview.get_executor(request.param) as ex:
         yield ex
 
 
