@@ -6,7 +6,7 @@ import os
 import subprocess
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -70,6 +70,18 @@ def make_mag(
     if codec is not None:
         store.codec = codec
     return store
+
+
+@pytest.fixture(scope="session")
+def multiprocessing_executor() -> Iterator[Any]:
+    """One pool of two worker processes (wkview's "multiprocessing" executor) for the tests
+    that run their jobs on worker processes without testing the pool itself: starting a
+    pool's workers costs more CPU than those tests' jobs. Tests of a pool's own behaviour
+    (failures, cancelling, killed workers, settings reaching new workers) make their own."""
+    from wkview import get_executor
+
+    with get_executor("multiprocessing", max_workers=2) as executor:
+        yield executor
 
 
 @pytest.fixture

@@ -65,21 +65,22 @@ def _layer(tmp_path, category="color", dtype="uint8", compress=True):
 EXECUTORS = {
     "inline": lambda: None,
     "sequential": lambda: wkview.get_executor("sequential"),
-    "multiprocessing": lambda: wkview.get_executor("multiprocessing", max_workers=2),
+    "multiprocessing": None,  # the session's pool (tests/conftest.py), not made or shut down here
     "process_pool": lambda: ProcessPoolExecutor(max_workers=2),
 }
 
 
 @pytest.mark.parametrize("executor_name", list(EXECUTORS))
-def test_downsample_mag_color_mean_on_every_executor(tmp_path, executor_name):
+def test_downsample_mag_color_mean_on_every_executor(tmp_path, executor_name, request):
     layer = _layer(tmp_path)
     data = random_data(np.random.default_rng(1), (64, 48, 40), np.uint8)
     layer.get_mag(1).write(data, offset=(0, 0, 0))
-    executor = EXECUTORS[executor_name]()
+    make = EXECUTORS[executor_name]
+    executor = request.getfixturevalue("multiprocessing_executor") if make is None else make()
     try:
         layer.downsample_mag(1, 2, interpolation_mode="mean", executor=executor)
     finally:
-        if executor is not None:
+        if make is not None and executor is not None:
             executor.shutdown()
     expected = reference_pool(data[np.newaxis], (2, 2, 2), "mean")
     assert np.array_equal(layer.get_mag(2).read((0, 0, 0), (32, 24, 20)), expected)

@@ -18,15 +18,6 @@ from tests.conftest import random_data
 from wkview import Dataset
 
 
-@pytest.fixture(scope="module")
-def multiprocessing_executor() -> Any:
-    """One pool of two worker processes for the module's workloads, as the Dask and Slurm
-    executors are one per session (starting the pool's workers is most of a small workload's
-    CPU time; the failing job's test shows a failure leaves the pool usable)."""
-    with wkview.get_executor("multiprocessing", max_workers=2) as ex:
-        yield ex
-
-
 @pytest.fixture(
     params=[
         "sequential",
@@ -36,6 +27,7 @@ def multiprocessing_executor() -> Any:
     ]
 )
 def executor(request: pytest.FixtureRequest) -> Any:
+    # multiprocessing: tests/conftest.py's pool of the session, as Dask and Slurm are one per session
     if request.param in ("multiprocessing", "dask", "slurm"):
         yield request.getfixturevalue(f"{request.param}_executor")
         return
