@@ -63,6 +63,7 @@ SEED = 0
 BLOCK_LEN = 32
 SMALL_EDGE = 32
 N_SMALL_READS = 2000
+N_SMALL_READS_AS_TEST = 200  # the first ones, when a benchmark runs once as a test
 
 
 # -- data ------------------------------------------------------------------------------

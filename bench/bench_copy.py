@@ -1,7 +1,8 @@
 """copy_dataset: byte-for-byte file copies vs re-encoding into another layout.
 
 A LZ4HC layer of EM-like sample data (256^3 in normal runs, 512^3 with
-WKVIEW_BENCH_FULL=1), block_len 32, file_len 4. Run with
+WKVIEW_BENCH_FULL=1, 128^3 when run as a test: still several files in the re-encoded
+copies), block_len 32, file_len 4. Run with
 ``./run.sh bench -k copy`` for the figures.
 """
 
@@ -22,12 +23,13 @@ from ._workloads import load_data
 
 FULL = os.environ.get("WKVIEW_BENCH_FULL") == "1"
 N = 512 if FULL else 256
+N_AS_TEST = 128
 
 
 @pytest.fixture(scope="module")
-def source():
+def source(as_test: bool):
     folder = Path(tempfile.mkdtemp(prefix="wkview-bench-copy-"))
-    data = load_data(N)
+    data = load_data(N_AS_TEST if as_test else N)
     ds = wkview.Dataset.create(folder / "src", scale=(1, 1, 1))
     ds.add_layer("color", "color").add_mag(1, block_len=32, file_len=4, compress=True).write(data)
     yield ds, data, folder

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
 import wkw
+from hypothesis import settings
 
 from wkview._storage import MagStore
 from wkview.view import View
@@ -22,6 +24,22 @@ ALL_DTYPES = [
     np.int8, np.int16, np.int32, np.int64,
     np.float32, np.float64,
 ]
+
+
+#: ``WKVIEW_TEST_FULL=1`` (set by .ci/run): every property test runs its full example count;
+#: ``./run.sh test`` runs a quarter of it, so the default run stays quick while CI keeps the volume
+FULL_EXAMPLES = os.environ.get("WKVIEW_TEST_FULL") == "1"
+QUICK_SHARE = 4
+# for property tests without their own count (hypothesis' default is 100 examples)
+settings.register_profile("wkview-quick", max_examples=100 // QUICK_SHARE)
+if not FULL_EXAMPLES:
+    settings.load_profile("wkview-quick")
+
+
+def examples(full: int) -> int:
+    """The example count of a property test: ``full`` in CI, a quarter of it (at least 10) in
+    the default run."""
+    return full if FULL_EXAMPLES else max(full // QUICK_SHARE, 10)
 
 
 def random_data(rng: np.random.Generator, shape: tuple[int, ...], dtype: type) -> np.ndarray:
@@ -52,6 +70,18 @@ def make_mag(
     if codec is not None:
         store.codec = codec
     return store
+
+
+@pytest.fixture(scope="session")
+def multiprocessing_executor() -> Iterator[Any]:
+    """One pool of two worker processes (wkview's "multiprocessing" executor) for the tests
+    that run their jobs on worker processes without testing the pool itself: starting a
+    pool's workers costs more CPU than those tests' jobs. Tests of a pool's own behaviour
+    (failures, cancelling, killed workers, settings reaching new workers) make their own."""
+    from wkview import get_executor
+
+    with get_executor("multiprocessing", max_workers=2) as executor:
+        yield executor
 
 
 @pytest.fixture

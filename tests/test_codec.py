@@ -16,11 +16,13 @@ from hypothesis import strategies as st
 
 from wkview import CorruptFileError, _codec, _core, codec
 
+from .conftest import examples
+
 LZ4, LZ4HC = wkw.Header.BLOCK_TYPE_LZ4, wkw.Header.BLOCK_TYPE_LZ4HC
 DTYPES = [np.uint8, np.uint16, np.float32, np.uint64, np.int8]
 
 SETTINGS = settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 
 
@@ -513,7 +515,7 @@ def test_failed_write_leaves_files_whole(tmp_path: Path) -> None:
         assert np.array_equal(got, old) or np.array_equal(got, written)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     flips=st.lists(st.tuples(st.integers(0, 2**31), st.integers(1, 255)), min_size=1, max_size=6),
     cut=st.one_of(st.none(), st.integers(0, 2**31)),

@@ -158,16 +158,13 @@ def test_resumed_multilayer_conversion_matches(tmp_path, monkeypatch):
     assert Dataset(tmp_path / "ds").get_layer("color__channel1").bounding_box.size == (56, 40, 4)
 
 
-def test_multilayer_batches_on_worker_processes(tmp_path):
+def test_multilayer_batches_on_worker_processes(tmp_path, multiprocessing_executor):
     """Batches and pyramid jobs of a split OME-TIFF on two worker processes give the
     dataset a sequential run gives."""
-    from wkview import get_executor
-
     source = make("ome_czyx_named", tmp_path).source
     small = dict(block_len=8, file_len=2, max_mag=2)  # files of 16^3: several batches and pyramid jobs
     here = convert(source, tmp_path / "here", (1, 1, 1), **small)
-    with get_executor("multiprocessing", max_workers=2) as executor:
-        there = convert(source, tmp_path / "there", (1, 1, 1), executor=executor, batch_bytes=1, **small)
+    there = convert(source, tmp_path / "there", (1, 1, 1), executor=multiprocessing_executor, batch_bytes=1, **small)
     assert list(there.layers) == list(here.layers) == ["color__DAPI", "color__GFP", "color__RFP"]
     for name in here.layers:
         for mag in (1, 2):

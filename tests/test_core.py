@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from wkview import _core
 
 from . import reference as ref
+from .conftest import examples
 
-SETTINGS = settings(max_examples=200, deadline=None)
+SETTINGS = settings(max_examples=examples(200), deadline=None)
 
 # Coordinates cluster around interesting origins: 0, the int32 limits and 2**40.
 ORIGINS = [0, -(2**31), 2**31, -(2**40), 2**40, 2**40 + 12345]

@@ -11,7 +11,7 @@ import wkview
 from wkview import Dataset, Mag
 from wkview.downsampling import pool
 
-from .conftest import random_data
+from .conftest import examples, random_data
 
 
 def reference_pool(data: np.ndarray, factors, mode: str) -> np.ndarray:
@@ -65,21 +65,22 @@ def _layer(tmp_path, category="color", dtype="uint8", compress=True):
 EXECUTORS = {
     "inline": lambda: None,
     "sequential": lambda: wkview.get_executor("sequential"),
-    "multiprocessing": lambda: wkview.get_executor("multiprocessing", max_workers=2),
+    "multiprocessing": None,  # the session's pool (tests/conftest.py), not made or shut down here
     "process_pool": lambda: ProcessPoolExecutor(max_workers=2),
 }
 
 
 @pytest.mark.parametrize("executor_name", list(EXECUTORS))
-def test_downsample_mag_color_mean_on_every_executor(tmp_path, executor_name):
+def test_downsample_mag_color_mean_on_every_executor(tmp_path, executor_name, request):
     layer = _layer(tmp_path)
     data = random_data(np.random.default_rng(1), (64, 48, 40), np.uint8)
     layer.get_mag(1).write(data, offset=(0, 0, 0))
-    executor = EXECUTORS[executor_name]()
+    make = EXECUTORS[executor_name]
+    executor = request.getfixturevalue("multiprocessing_executor") if make is None else make()
     try:
         layer.downsample_mag(1, 2, interpolation_mode="mean", executor=executor)
     finally:
-        if executor is not None:
+        if make is not None and executor is not None:
             executor.shutdown()
     expected = reference_pool(data[np.newaxis], (2, 2, 2), "mean")
     assert np.array_equal(layer.get_mag(2).read((0, 0, 0), (32, 24, 20)), expected)
@@ -135,7 +136,7 @@ from hypothesis import strategies as st  # noqa: E402
 from wkview.downsampling import INTERPOLATION_MODES, _blocks  # noqa: E402
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     mode=st.sampled_from(["mean", "median", "max", "min", "nearest"]),
     factors=st.tuples(*[st.sampled_from([1, 2, 4])] * 3),
@@ -154,7 +155,7 @@ def test_fast_reductions_equal_the_block_path(mode, factors, counts, channels, d
     assert np.array_equal(pool(data, factors, mode), simple)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     factors=st.sampled_from([(2, 1, 1), (1, 2, 1), (2, 2, 1), (1, 2, 2), (2, 2, 2), (2, 1, 2)]),
     dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32]),

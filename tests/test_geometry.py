@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from wkview import BoundingBox, ChunkingError, Mag, ShapeError, Vec3Int
 
 from . import reference as ref
+from .conftest import examples
 
-SETTINGS = settings(max_examples=200, deadline=None)
+SETTINGS = settings(max_examples=examples(200), deadline=None)
 
 ORIGINS = [0, -(2**31), 2**31, 2**40, -(2**40)]
 coord = st.builds(operator.add, st.sampled_from(ORIGINS), st.integers(-40, 40))

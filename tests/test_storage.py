@@ -19,7 +19,7 @@ import wkview
 from wkview import _storage
 from wkview._storage import _slabs, get_io_threads, set_io_threads
 
-from .conftest import LZ4HC, RAW, make_mag, random_data
+from .conftest import LZ4HC, RAW, examples, make_mag, random_data
 
 EDGE = 40  # the volume edge used by the property tests (files are 16^3)
 
@@ -37,7 +37,7 @@ boxes = st.tuples(
 ).map(lambda b: (b[0], tuple(min(s, EDGE - o) for o, s in zip(*b))))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     writes=st.lists(boxes, min_size=1, max_size=5),
     reads=st.lists(boxes, min_size=1, max_size=4),
@@ -74,7 +74,7 @@ def test_fast_paths_equal_simple_paths(
         simple.close()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     start=st.integers(-1000, 1000),
     length=st.integers(1, 500),
@@ -128,7 +128,7 @@ aligned_boxes = st.tuples(
 ).map(lambda b: (tuple(16 * o for o in b[0]), tuple(16 * min(s, 3 - o) if o < 3 else 16 for o, s in zip(*b))))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     writes=st.lists(aligned_boxes, min_size=1, max_size=4),
     threads=st.sampled_from([1, 2, 3]),

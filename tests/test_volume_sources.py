@@ -17,7 +17,7 @@ import pytest
 
 from tests import volume_inputs as vi
 from tests.test_cli import run
-from wkview import Dataset, get_executor
+from wkview import Dataset
 from wkview.convert import convert
 from wkview.errors import SourceError
 from wkview.sources import open_source
@@ -238,7 +238,7 @@ def test_a_damaged_chunk_fails_the_read_naming_the_store(tmp_path):
         src.read((0, 0, 0), SHAPE)
 
 
-def test_jobs_reopen_the_source_in_worker_processes(tmp_path):
+def test_jobs_reopen_the_source_in_worker_processes(tmp_path, multiprocessing_executor):
     """The convert jobs carry the source record; each worker opens the store itself."""
     data = volume(1, np.uint16)
     specs = {
@@ -246,13 +246,12 @@ def test_jobs_reopen_the_source_in_worker_processes(tmp_path):
         "hdf5": vi.write_hdf5(tmp_path / "b.h5", data),
         "mrc": vi.write_mrc(tmp_path / "c.mrc", data),
     }
-    with get_executor("multiprocessing", max_workers=2) as executor:
-        for name, spec in specs.items():
-            src = open_source(spec)
-            ds = convert(src, tmp_path / name, (1, 1, 1), block_len=8, file_len=1, downsample=False,
-                         executor=executor, batch_bytes=1)  # one job per 8^3 file
-            got = ds.get_layer("color").get_mag(1).read()
-            np.testing.assert_array_equal(got, data)
+    for name, spec in specs.items():
+        src = open_source(spec)
+        ds = convert(src, tmp_path / name, (1, 1, 1), block_len=8, file_len=1, downsample=False,
+                     executor=multiprocessing_executor, batch_bytes=1)  # one job per 8^3 file
+        got = ds.get_layer("color").get_mag(1).read()
+        np.testing.assert_array_equal(got, data)
 
 
 def test_cli_converts_hdf5_with_axis_order(tmp_path):

@@ -605,8 +605,15 @@ def run_form(
 
 
 def _tree_state(folder: Path) -> dict[str, tuple[int, int]]:
-    """Size and modification time of every file under ``folder``."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+    """Size and modification time of every file under ``folder`` (one stat per file: every
+    read form takes this twice over the template's data and lock files)."""
+    state = {}
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(parent, name)
+            info = os.stat(path)
+            state[os.path.relpath(path, folder)] = (info.st_size, info.st_mtime_ns)
+    return state
 
 
 @pytest.mark.parametrize("layer", ["lz4", "raw"])

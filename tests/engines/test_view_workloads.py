@@ -27,11 +27,11 @@ from wkview import Dataset
     ]
 )
 def executor(request: pytest.FixtureRequest) -> Any:
-    if request.param in ("dask", "slurm"):
+    # multiprocessing: tests/conftest.py's pool of the session, as Dask and Slurm are one per session
+    if request.param in ("multiprocessing", "dask", "slurm"):
         yield request.getfixturevalue(f"{request.param}_executor")
         return
-    kwargs = {"max_workers": 2} if request.param == "multiprocessing" else {}
-    with wkview.get_executor(request.param, **kwargs) as ex:
+    with wkview.get_executor(request.param) as ex:
         yield ex
 
 
