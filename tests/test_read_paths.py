@@ -385,3 +385,54 @@ def test_view_box_takes_plain_ints_only() -> None:
     assert _core.file_box((33, 5, 0), (2, 2, 2), 32) == ((1, 0, 0), (1, 5, 0))
     assert _core.file_box((31, 5, 0), (2, 2, 2), 32) is None
     assert _core.file_box((-1, 0, 0), (1, 1, 1), 32) == ((-1, 0, 0), (31, 0, 0))
+
+
+@pytest.mark.skipif(not _codec.openmp_enabled(), reason="a build without OpenMP reads on one thread only")
+def test_small_reads_back_off_after_late_helpers(mags, tmp_path: Path) -> None:
+    # A small read whose helper threads came too late makes the next small reads serial
+    # (a late thread cannot be forced, so the back-off is set by hand as such a read sets
+    # it); reads of more than BACKOFF_SMALL_BYTES ignore it. Each read is still right.
+    path, data = mags[(np.uint8, 1)]
+    layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
+    size = SHAPE
+    expected = data
+
+    def read(threads: int = 2) -> None:
+        out = _out(layout, size, "F")
+        _kernel_read(path, layout, (0, 0, 0), size, out, threads, ALL_FLAGS)
+        np.testing.assert_array_equal(out, expected)
+
+    _codec.set_backoff(0)
+    parallel, _ = _codec.read_stats()
+    read()
+    assert _codec.read_stats()[0] == parallel + 1  # threads=2: one parallel region
+    read(threads=1)
+    assert _codec.read_stats()[0] == parallel + 1  # one thread: none
+    _codec.set_backoff(3)
+    for left in (2, 1, 0):
+        read()
+        assert _codec.read_stats() == (parallel + 1, left)  # serial, one read of the back-off used up
+    read()
+    assert _codec.read_stats()[0] == parallel + 2  # back-off over: parallel again
+    with pytest.raises(ValueError):
+        _codec.set_backoff(-1)
+
+    # a big read (3 channels of float64, 64^3: 6 MiB decoded) stays parallel during a back-off
+    big_path = tmp_path / "big"
+    header = wkw.Header(np.float64, num_channels=3, block_len=B, file_len=8, block_type=wkw.Header.BLOCK_TYPE_LZ4HC)
+    big = random_data(np.random.default_rng(5), (3, 64, 64, 64), np.float64)
+    assert big.nbytes > _codec.BACKOFF_SMALL_BYTES
+    with wkw.Dataset.create(str(big_path), header) as ds:
+        ds.write((0, 0, 0), np.asfortranarray(big))
+    big_layout = codec.as_layout(header)
+    f = codec.CompressedFile.open(big_path / "z0" / "y0" / "x0.wkw", big_layout)
+    try:
+        _codec.set_backoff(5)
+        parallel = _codec.read_stats()[0]
+        out = np.empty((3, 64, 64, 64), np.float64, order="F")
+        assert _codec.read_boxes([(f.fd, f.ends, f.header.data_offset, (0, 0, 0), out)], B, big_layout.voxel_size, 2) is None
+        np.testing.assert_array_equal(out, big)
+        assert _codec.read_stats() == (parallel + 1, 5)
+    finally:
+        f.close()
+        _codec.set_backoff(0)

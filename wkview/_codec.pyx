@@ -797,9 +797,17 @@ cdef extern from *:
         return 1;
     }
     static inline void wkv_backoff_set(int n) { __atomic_store_n(&wkv_backoff, n, __ATOMIC_RELAXED); }
+    static inline int wkv_backoff_left(void) { return __atomic_load_n(&wkv_backoff, __ATOMIC_RELAXED); }
+    /* parallel regions the reads of this process have entered (for tests and profiling) */
+    static long long wkv_parallel_reads = 0;
+    static inline void wkv_count_parallel(void) { __atomic_add_fetch(&wkv_parallel_reads, 1, __ATOMIC_RELAXED); }
+    static inline long long wkv_parallel_count(void) { return __atomic_load_n(&wkv_parallel_reads, __ATOMIC_RELAXED); }
     """
     int wkv_backoff_take() noexcept nogil
     void wkv_backoff_set(int n) noexcept nogil
+    int wkv_backoff_left() noexcept nogil
+    void wkv_count_parallel() noexcept nogil
+    long long wkv_parallel_count() noexcept nogil
 
 cdef enum:
     # Small reads (decoding fewer than BACKOFF_MAX_WORK bytes) that stay on the calling
@@ -809,6 +817,23 @@ cdef enum:
     # run in parallel: there a late helper still takes its share.
     BACKOFF_READS = 32
     BACKOFF_MAX_WORK = 4 << 20
+
+BACKOFF_SMALL_BYTES = BACKOFF_MAX_WORK
+
+
+def read_stats():
+    """``(parallel, serial_left)``: the parallel regions reads of this process have
+    entered, and how many more small reads run serial after a read whose helper
+    threads came too late (the back-off)."""
+    return (wkv_parallel_count(), wkv_backoff_left())
+
+
+def set_backoff(int reads):
+    """Make the next ``reads`` small reads serial, as a read whose helper threads came
+    too late does (tests; 0 ends a back-off)."""
+    if reads < 0:
+        raise ValueError(f"reads must be >= 0, got {reads}")
+    wkv_backoff_set(reads)
 
 
 cdef Py_ssize_t _split_units(
@@ -860,6 +885,7 @@ cdef void _read_rows(
         if units > 1:
             for u in range(units):
                 who[u] = 0
+            wkv_count_parallel()
             with parallel(num_threads=threads if threads < units else <int>units):
                 comp = <uint8_t*>malloc(capacity)
                 scratch = <uint8_t*>malloc(block_bytes)
