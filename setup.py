@@ -7,7 +7,6 @@ extension module needs ``cythonize``.
 
 import ctypes.util
 import os
-import tempfile
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -31,33 +30,6 @@ def lz4_link_args() -> list[str]:
     return [f"-l:{found}"]
 
 
-def openmp_flags() -> list[str]:
-    """``-fopenmp`` when the compiler builds and links an OpenMP program, else nothing:
-    the codec's parallel loops then run on the calling thread (``WKVIEW_OPENMP=0``
-    forces that)."""
-    if os.environ.get("WKVIEW_OPENMP", "1") == "0":
-        return []
-    from setuptools._distutils.ccompiler import new_compiler
-    from setuptools._distutils.errors import CompileError, LinkError
-    from setuptools._distutils.sysconfig import customize_compiler
-
-    compiler = new_compiler()
-    customize_compiler(compiler)
-    with tempfile.TemporaryDirectory() as work:
-        source = os.path.join(work, "probe.c")
-        with open(source, "w") as f:
-            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
-        try:
-            objects = compiler.compile([source], output_dir=work, extra_postargs=["-fopenmp"])
-            compiler.link_executable(objects, os.path.join(work, "probe"), extra_postargs=["-fopenmp"])
-        except (CompileError, LinkError):
-            print("wkview: the compiler has no OpenMP; the codec decodes on one thread per read")
-            return []
-    return ["-fopenmp"]
-
-
-OPENMP = openmp_flags()
-
 extensions = [
     Extension(
         "wkview._core",
@@ -67,8 +39,9 @@ extensions = [
     Extension(
         "wkview._codec",
         sources=["wkview/_codec.pyx"],
-        extra_compile_args=["-O3", *OPENMP],
-        extra_link_args=[*lz4_link_args(), *OPENMP],
+        # -pthread: the codec's pool of reader threads
+        extra_compile_args=["-O3", "-pthread"],
+        extra_link_args=[*lz4_link_args(), "-pthread"],
     ),
 ]
 

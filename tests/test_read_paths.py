@@ -1,7 +1,7 @@
 """Every read path of the codec against NumPy and libwkw.
 
 The kernel ``wkview._codec.read_boxes`` takes one of several paths per block: serial or
-on OpenMP threads, decoded straight into the output or through a scratch block, whole
+on the codec's pool of threads, decoded straight into the output or through a scratch block, whole
 or only up to the box's last voxel, from all of a block's compressed bytes or from the
 share a partial decode likely needs (read in full when that falls short). Reads inside
 one opened file take ``_codec.SmallReads``, the lean path in C. Each combination must
@@ -322,16 +322,19 @@ def test_a_damaged_block_raises_from_any_thread(mags, tmp_path: Path, threads: i
 
 
 def _read_in_child(path: str, expected_sum: float, store: MagStore | None = None) -> None:
+    set_io_threads(2)
     store = MagStore(path) if store is None else store
+    before = _codec.pool_stats()[0]
     got = store.read((0, 0, 0), SHAPE)
+    on_pool = _codec.pool_stats()[0] == before + 1 and _codec.pool_stats()[1] >= 1  # the child's own helpers
     one = store.read((1, 2, 3), (4, 5, 6))  # inside one file: the lean path
     ok = float(got.sum()) == expected_sum and np.array_equal(one, got[:, 1:5, 2:7, 3:9])
-    os._exit(0 if ok else 3)
+    os._exit(0 if ok and on_pool else 3 if not ok else 4)
 
 
 def test_parallel_read_in_a_forked_child(mags) -> None:
-    """A forked child reads after its parent decoded on OpenMP threads (libgomp would
-    hang in a child that starts a parallel region): the child must finish and be right."""
+    """A forked child reads after its parent decoded on the pool's helper threads, which
+    the child does not have: it starts its own, and its reads are right."""
     path, data = mags[(np.float64, 3)]
     layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
     out = _out(layout, SHAPE, "F")
@@ -385,3 +388,46 @@ def test_view_box_takes_plain_ints_only() -> None:
     assert _core.file_box((33, 5, 0), (2, 2, 2), 32) == ((1, 0, 0), (1, 5, 0))
     assert _core.file_box((31, 5, 0), (2, 2, 2), 32) is None
     assert _core.file_box((-1, 0, 0), (1, 1, 1), 32) == ((-1, 0, 0), (31, 0, 0))
+
+
+def test_reads_take_the_pool_only_with_threads(mags) -> None:
+    path, data = mags[(np.uint16 if np.uint16 in DTYPES else np.int16, 1)]
+    layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
+    reads, _ = _codec.pool_stats()
+    for threads, more in ((1, 0), (2, 1), (4, 1)):
+        out = _out(layout, SHAPE, "F")
+        _kernel_read(path, layout, (0, 0, 0), SHAPE, out, threads, ALL_FLAGS)
+        np.testing.assert_array_equal(out, data)
+        assert _codec.pool_stats()[0] == reads + more
+        reads += more
+    assert _codec.pool_stats()[1] >= 3  # helpers for up to 4 threads (3 besides the caller)
+
+
+def test_concurrent_readers_share_the_pool(mags) -> None:
+    """Reads from several threads at once: one holds the pool, the others decode on their
+    own threads; every read is right and none waits forever."""
+    import threading
+
+    path, data = mags[(np.float32, 3)]
+    layout = codec.as_layout(wkw.Dataset.open(str(path)).header)
+    boxes = [((o, o % 7, o % 5), (SHAPE[0] - o, SHAPE[1] - o % 7, SHAPE[2] - o % 5)) for o in range(12)]
+    failures: list[BaseException] = []
+
+    def reader(seed: int) -> None:
+        try:
+            for i in range(30):
+                offset, size = boxes[(seed + i) % len(boxes)]
+                out = _out(layout, size, "F")
+                _kernel_read(path, layout, offset, size, out, 2 + seed % 3, ALL_FLAGS)
+                sel = tuple(slice(o, o + n) for o, n in zip(offset, size))
+                np.testing.assert_array_equal(out, data[(slice(None), *sel)])
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)  # a hang guard, not a timing
+    assert not any(t.is_alive() for t in threads), "a reader hung"
+    assert not failures, failures[0]

@@ -3,15 +3,6 @@
 Public names live here; everything else is private.
 """
 
-import os as _os
-
-# The codec decodes on OpenMP threads. libgomp's default lets idle threads spin between
-# reads, which on a machine with more runnable threads than cores (data loaders in
-# several processes) makes every parallel read wait for descheduled spinners (measured:
-# 32^3 reads 8x slower). libgomp reads this when wkview._codec loads it, so it is set
-# before any import below; a value the user set wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 try:
     from . import _core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only on broken installs

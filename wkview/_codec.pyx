@@ -17,10 +17,9 @@ from cpython.buffer cimport PyBUF_RECORDS, PyBUF_RECORDS_RO, PyBuffer_Release, P
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 from posix.unistd cimport getpid, pread
-from cython.parallel cimport parallel, prange, threadid
 
 from ._morton cimport compact_bits, morton3, spread_bits
 
@@ -637,21 +636,8 @@ def read_blocks(int fd, const uint64_t[::1] ends, uint64_t data_offset, const in
 
 # -- reading boxes ------------------------------------------------------------------
 # The blocks of the boxes of several files are one list of rows; each row is read
-# (pread) and decoded independently, so the rows of one read are spread over OpenMP
-# threads with a few microseconds' dispatch, no Python tasks. libgomp cannot run a
-# parallel region in a process forked from one whose OpenMP threads exist (it waits on
-# threads the child does not have): a forked child of a process that decoded in
-# parallel decodes on its calling thread (see _parallel_allowed).
-
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #define WKV_HAVE_OPENMP 1
-    #else
-    #define WKV_HAVE_OPENMP 0
-    #endif
-    """
-    const int WKV_HAVE_OPENMP
+# (pread) and decoded independently, so the rows of one read are spread over the
+# threads of the native pool below with a microsecond's dispatch, no Python tasks.
 
 cdef struct Job:
     # one file's box: the file, its validated jump table, and the caller's array
@@ -673,25 +659,6 @@ cdef enum:
 DIRECT = F_DIRECT
 PARTIAL = F_PARTIAL
 PREFIX = F_PREFIX
-
-# the process that first ran an OpenMP parallel region here (0: none yet)
-cdef long _omp_pid = 0
-
-
-def openmp_enabled():
-    """Whether this build decodes with OpenMP threads (see setup.py)."""
-    return bool(WKV_HAVE_OPENMP)
-
-
-cdef bint _parallel_allowed() noexcept nogil:
-    global _omp_pid
-    if not WKV_HAVE_OPENMP:
-        return False
-    cdef long pid = getpid()
-    if _omp_pid == 0:
-        _omp_pid = pid
-    return _omp_pid == pid
-
 
 cdef bint _direct_layout(const Grid* g, Py_ssize_t B) noexcept nogil:
     # a whole block in the array has the byte layout of a decoded one: Fortran order,
@@ -786,31 +753,6 @@ cdef int _pread_all(int fd, uint8_t* buf, int64_t n, int64_t offset, int* err) n
     return 0
 
 
-cdef extern from *:
-    """
-    /* relaxed atomics: the back-off below is a hint shared by reads on any thread */
-    static int wkv_backoff = 0;
-    static inline int wkv_backoff_take(void) {
-        int left = __atomic_load_n(&wkv_backoff, __ATOMIC_RELAXED);
-        if (left <= 0) return 0;
-        __atomic_store_n(&wkv_backoff, left - 1, __ATOMIC_RELAXED);
-        return 1;
-    }
-    static inline void wkv_backoff_set(int n) { __atomic_store_n(&wkv_backoff, n, __ATOMIC_RELAXED); }
-    """
-    int wkv_backoff_take() noexcept nogil
-    void wkv_backoff_set(int n) noexcept nogil
-
-cdef enum:
-    # Small reads (decoding fewer than BACKOFF_MAX_WORK bytes) that stay on the calling
-    # thread after a small parallel one whose helper threads came too late to take any
-    # work (their cores were busy with other processes): the caller had waited for them
-    # at the region's end for nothing, up to a scheduler time slice. Larger reads always
-    # run in parallel: there a late helper still takes its share.
-    BACKOFF_READS = 32
-    BACKOFF_MAX_WORK = 4 << 20
-
-
 cdef Py_ssize_t _split_units(
     const Py_ssize_t* count, Py_ssize_t n, Py_ssize_t want, Py_ssize_t* unit_start,
 ) noexcept nogil:
@@ -838,49 +780,275 @@ cdef Py_ssize_t _split_units(
     return u
 
 
+# -- the native pool of reads ---------------------------------------------------------
+# A read's blocks are spread over the calling thread and up to threads-1 helper threads
+# kept by this module. What matters for reads of a few blocks (a 32^3 read decodes for
+# ~150 us): a helper that is awake takes work within a microsecond (it polls for the
+# next read for 20 us after each one, then sleeps); the caller never waits for a helper
+# that has not taken a unit yet (a helper whose core is busy elsewhere just misses the
+# read), only for units a running helper is decoding; a second thread reading at the
+# same time decodes on its own thread; a forked child starts its own helpers.
+
+cdef extern from *:
+    """
+    #include <pthread.h>
+    #include <sched.h>
+    #include <signal.h>
+    #include <stdint.h>
+    #include <time.h>
+
+    typedef void (*wkv_unit_fn)(void* ctx, long unit, int worker);
+
+    #define WKV_MAX_WORKERS 64
+    /* how long a helper polls for the next read before it sleeps: a read loop's Python part
+       between two reads takes ~10-30 us (20, 50 and 100 us gave the same 32^3 reads) */
+    #define WKV_HELPER_POLL_NS 20000LL
+    #define WKV_CALLER_SPINS 4000
+    /* the job word: generation (26 bits) | units (19 bits) | next unclaimed unit (19 bits) */
+    #define WKV_UNIT_BITS 19
+    #define WKV_MAX_UNITS ((1L << WKV_UNIT_BITS) - 1)
+    #define WKV_GEN(w) ((unsigned)((w) >> (2 * WKV_UNIT_BITS)))
+    #define WKV_UNITS(w) ((long)(((w) >> WKV_UNIT_BITS) & WKV_MAX_UNITS))
+    #define WKV_NEXT(w) ((long)((w) & WKV_MAX_UNITS))
+    #define WKV_WORD(g, u, n) ((((unsigned long long)((g) & 0x3FFFFFFu)) << (2 * WKV_UNIT_BITS)) \
+                               | ((unsigned long long)(u) << WKV_UNIT_BITS) | (unsigned long long)(n))
+
+    static pthread_mutex_t wkv_mu = PTHREAD_MUTEX_INITIALIZER;
+    static pthread_cond_t wkv_cv = PTHREAD_COND_INITIALIZER;
+    static int wkv_helpers = 0;         /* helper threads of this process (written under wkv_mu) */
+    static int wkv_atfork_done = 0;
+    static int wkv_busy = 0;            /* a caller holds the job slot */
+    static unsigned long long wkv_word = 0;
+    static int wkv_joiners = 0;         /* helpers 1..wkv_joiners may take units of the job */
+    static wkv_unit_fn wkv_fn = 0;
+    static void* wkv_ctx = 0;
+    static long wkv_done = 0;           /* units of the job finished */
+    static int wkv_sleeping = 0;        /* helpers waiting on wkv_cv */
+    static long long wkv_pool_reads = 0; /* jobs run on the pool (tests, profiling) */
+
+    static inline void wkv_relax(void) {
+    #if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+    #elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+    #endif
+    }
+
+    static long long wkv_now_ns(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+    }
+
+    /* take and run units of job `gen` until none is left (or a newer job is out) */
+    static void wkv_take_units(unsigned gen, int worker) {
+        for (;;) {
+            unsigned long long w = __atomic_load_n(&wkv_word, __ATOMIC_ACQUIRE);
+            if (WKV_GEN(w) != gen || WKV_NEXT(w) >= WKV_UNITS(w)) return;
+            if (!__atomic_compare_exchange_n(&wkv_word, &w, w + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                continue;
+            /* the unit is ours and job `gen` cannot end before it is done: its fields hold */
+            wkv_unit_fn fn = __atomic_load_n(&wkv_fn, __ATOMIC_RELAXED);
+            void* ctx = __atomic_load_n(&wkv_ctx, __ATOMIC_RELAXED);
+            fn(ctx, WKV_NEXT(w), worker);
+            __atomic_add_fetch(&wkv_done, 1, __ATOMIC_RELEASE);
+        }
+    }
+
+    static void* wkv_helper_main(void* arg) {
+        int id = (int)(intptr_t)arg;
+        unsigned seen = WKV_GEN(__atomic_load_n(&wkv_word, __ATOMIC_ACQUIRE));
+        for (;;) {
+            unsigned long long w = __atomic_load_n(&wkv_word, __ATOMIC_ACQUIRE);
+            long long until = 0;
+            int spins = 0;
+            while (WKV_GEN(w) == seen) {
+                if (until == 0) until = wkv_now_ns() + WKV_HELPER_POLL_NS;
+                if (++spins % 64 != 0 || wkv_now_ns() < until) {
+                    wkv_relax();
+                } else {
+                    /* Dekker with the caller: count ourselves asleep, then look again (both
+                       seq_cst), so a caller that saw no sleeper published before our look */
+                    pthread_mutex_lock(&wkv_mu);
+                    __atomic_add_fetch(&wkv_sleeping, 1, __ATOMIC_SEQ_CST);
+                    while (WKV_GEN(__atomic_load_n(&wkv_word, __ATOMIC_SEQ_CST)) == seen)
+                        pthread_cond_wait(&wkv_cv, &wkv_mu);
+                    __atomic_sub_fetch(&wkv_sleeping, 1, __ATOMIC_SEQ_CST);
+                    pthread_mutex_unlock(&wkv_mu);
+                    until = 0;
+                }
+                w = __atomic_load_n(&wkv_word, __ATOMIC_ACQUIRE);
+            }
+            seen = WKV_GEN(w);
+            if (id <= __atomic_load_n(&wkv_joiners, __ATOMIC_RELAXED))
+                wkv_take_units(seen, id);
+        }
+        return NULL;
+    }
+
+    /* a forked child has none of its parent's helpers (and maybe a job slot taken by a
+       thread that does not exist in it): it starts afresh */
+    static void wkv_after_fork_child(void) {
+        pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+        pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+        wkv_mu = mu;
+        wkv_cv = cv;
+        wkv_helpers = 0;
+        wkv_sleeping = 0;
+        wkv_busy = 0;
+    }
+
+    /* up to `want` helpers running; returns how many there are (at most want) */
+    static int wkv_ensure_helpers(int want) {
+        int have = __atomic_load_n(&wkv_helpers, __ATOMIC_ACQUIRE);
+        if (have >= want) return want;
+        pthread_mutex_lock(&wkv_mu);
+        if (!wkv_atfork_done && pthread_atfork(NULL, NULL, wkv_after_fork_child) == 0) wkv_atfork_done = 1;
+        if (wkv_atfork_done) {
+            pthread_attr_t attr;
+            sigset_t all, old;
+            pthread_attr_init(&attr);
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);  /* helpers take no signals */
+            while (wkv_helpers < want) {
+                pthread_t t;
+                if (pthread_create(&t, &attr, wkv_helper_main, (void*)(intptr_t)(wkv_helpers + 1)) != 0) break;
+                __atomic_store_n(&wkv_helpers, wkv_helpers + 1, __ATOMIC_RELEASE);
+            }
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            pthread_attr_destroy(&attr);
+        }
+        have = wkv_helpers;
+        pthread_mutex_unlock(&wkv_mu);
+        return have < want ? have : want;
+    }
+
+    /* fn(ctx, u, worker) for every u < units, on this thread (worker 0) and up to threads-1
+       helpers; 0, or -1 when another caller holds the pool or no helper can start (the
+       caller then runs the units itself) */
+    static int wkv_pool_run(long units, int threads, wkv_unit_fn fn, void* ctx) {
+        if (units < 1 || units > WKV_MAX_UNITS || threads < 2) return -1;
+        if (__atomic_exchange_n(&wkv_busy, 1, __ATOMIC_ACQUIRE)) return -1;
+        int joiners = wkv_ensure_helpers(threads - 1 < WKV_MAX_WORKERS - 1 ? threads - 1 : WKV_MAX_WORKERS - 1);
+        if (joiners < 1) {
+            __atomic_store_n(&wkv_busy, 0, __ATOMIC_RELEASE);
+            return -1;
+        }
+        __atomic_store_n(&wkv_fn, fn, __ATOMIC_RELAXED);
+        __atomic_store_n(&wkv_ctx, ctx, __ATOMIC_RELAXED);
+        __atomic_store_n(&wkv_joiners, joiners, __ATOMIC_RELAXED);
+        __atomic_store_n(&wkv_done, 0, __ATOMIC_RELAXED);
+        unsigned gen = WKV_GEN(__atomic_load_n(&wkv_word, __ATOMIC_RELAXED)) + 1;
+        __atomic_store_n(&wkv_word, WKV_WORD(gen, units, 0), __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&wkv_pool_reads, 1, __ATOMIC_RELAXED);
+        if (__atomic_load_n(&wkv_sleeping, __ATOMIC_SEQ_CST) > 0) {
+            pthread_mutex_lock(&wkv_mu);
+            pthread_cond_broadcast(&wkv_cv);
+            pthread_mutex_unlock(&wkv_mu);
+        }
+        wkv_take_units(gen & 0x3FFFFFFu, 0);
+        /* what is left runs on helpers that took it: they are decoding, not asleep */
+        int spins = 0;
+        while (__atomic_load_n(&wkv_done, __ATOMIC_ACQUIRE) < units) {
+            if (++spins < WKV_CALLER_SPINS) wkv_relax(); else sched_yield();
+        }
+        __atomic_store_n(&wkv_busy, 0, __ATOMIC_RELEASE);
+        return 0;
+    }
+
+    static long long wkv_pool_count(void) { return __atomic_load_n(&wkv_pool_reads, __ATOMIC_RELAXED); }
+    static int wkv_pool_helpers(void) { return __atomic_load_n(&wkv_helpers, __ATOMIC_ACQUIRE); }
+    """
+    ctypedef void (*wkv_unit_fn)(void* ctx, long unit, int worker) noexcept nogil
+    const long WKV_MAX_UNITS
+    const int WKV_MAX_WORKERS
+    int wkv_pool_run(long units, int threads, wkv_unit_fn fn, void* ctx) noexcept nogil
+    long long wkv_pool_count() noexcept nogil
+    int wkv_pool_helpers() noexcept nogil
+
+
+def pool_stats():
+    """``(reads, helpers)``: reads of this process that ran on the pool, and its helper threads."""
+    return (wkv_pool_count(), wkv_pool_helpers())
+
+
+cdef struct ReadCtx:
+    # one read on the pool: its rows (see _run_jobs), cut into units of whole x-runs
+    const Job* jobs
+    const Py_ssize_t* job_of
+    const int64_t* table
+    const Py_ssize_t* unit_start
+    Py_ssize_t units        # x-run units (_split_units)
+    Py_ssize_t per          # x-run units per pool unit (more than the pool's word holds)
+    Py_ssize_t B, block_bytes, capacity
+    int flags
+    int* status
+    int* errs
+    uint8_t** comp          # per worker, allocated at its first unit
+    uint8_t** scratch
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _read_unit(void* p, long k, int worker) noexcept nogil:
+    cdef ReadCtx* c = <ReadCtx*>p
+    cdef Py_ssize_t u, r, last = (k + 1) * c.per
+    if last > c.units:
+        last = c.units
+    if c.comp[worker] == NULL:
+        c.comp[worker] = <uint8_t*>malloc(c.capacity)
+        c.scratch[worker] = <uint8_t*>malloc(c.block_bytes)
+    for u in range(k * c.per, last):
+        for r in range(c.unit_start[u], c.unit_start[u + 1]):
+            if c.comp[worker] == NULL or c.scratch[worker] == NULL:
+                c.status[r] = C_ERR_MEMORY
+            else:
+                c.status[r] = _read_row(
+                    &c.jobs[c.job_of[r]], &c.table[r * P_COLS], c.B, c.block_bytes, c.capacity,
+                    c.comp[worker], c.scratch[worker], c.flags, &c.errs[r],
+                )
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void _read_rows(
     const Job* jobs, const Py_ssize_t* job_of, const int64_t* table, Py_ssize_t rows,
     const Py_ssize_t* count, Py_ssize_t n,
     Py_ssize_t B, Py_ssize_t block_bytes, int threads, int flags, Py_ssize_t min_work,
-    int* status, int* errs, Py_ssize_t* unit_start, int* who,
+    int* status, int* errs, Py_ssize_t* unit_start,
 ) noexcept nogil:
-    # every row, on `threads` OpenMP threads (each with its own buffers) or on this one
+    # every row, on the pool (this thread and up to threads-1 helpers) or on this thread
     cdef Py_ssize_t capacity = LZ4_compressBound(<int>block_bytes)
     cdef uint8_t* comp = NULL
     cdef uint8_t* scratch = NULL
-    cdef Py_ssize_t r, u, units, work = 0
-    cdef bint late = True
+    cdef Py_ssize_t r, w, units, pool_units, work = 0
+    cdef ReadCtx c
+    cdef int ran = -1
     for r in range(rows):
         work += _prefix_bytes(&table[r * P_COLS], B, block_bytes // (B * B * B)) if flags & F_PARTIAL else block_bytes
-    cdef bint small = work < BACKOFF_MAX_WORK
-    if threads > 1 and rows > 1 and work >= min_work and _parallel_allowed() and not (small and wkv_backoff_take()):
+    if threads > 1 and rows > 1 and work >= min_work:
         units = _split_units(count, n, threads, unit_start)
         if units > 1:
-            for u in range(units):
-                who[u] = 0
-            with parallel(num_threads=threads if threads < units else <int>units):
-                comp = <uint8_t*>malloc(capacity)
-                scratch = <uint8_t*>malloc(block_bytes)
-                for u in prange(units, schedule="dynamic", chunksize=1):
-                    who[u] = threadid()
-                    for r in range(unit_start[u], unit_start[u + 1]):
-                        if comp == NULL or scratch == NULL:
-                            status[r] = C_ERR_MEMORY
-                        else:
-                            status[r] = _read_row(
-                                &jobs[job_of[r]], &table[r * P_COLS], B, block_bytes, capacity,
-                                comp, scratch, flags, &errs[r],
-                            )
-                free(comp)
-                free(scratch)
-            for u in range(units):
-                if who[u] != 0:
-                    late = False
-            if late and small:
-                wkv_backoff_set(BACKOFF_READS)
-            return
+            if threads > WKV_MAX_WORKERS:
+                threads = WKV_MAX_WORKERS
+            c.jobs, c.job_of, c.table, c.unit_start = jobs, job_of, table, unit_start
+            c.units = units
+            c.per = (units + WKV_MAX_UNITS - 1) // WKV_MAX_UNITS
+            pool_units = (units + c.per - 1) // c.per
+            c.B, c.block_bytes, c.capacity, c.flags = B, block_bytes, capacity, flags
+            c.status, c.errs = status, errs
+            c.comp = <uint8_t**>calloc(threads, sizeof(uint8_t*))
+            c.scratch = <uint8_t**>calloc(threads, sizeof(uint8_t*))
+            if c.comp != NULL and c.scratch != NULL:
+                ran = wkv_pool_run(pool_units, threads if threads < pool_units else <int>pool_units, _read_unit, &c)
+                for w in range(threads):
+                    free(c.comp[w])
+                    free(c.scratch[w])
+            free(c.comp)
+            free(c.scratch)
+            if ran == 0:
+                return
     comp = <uint8_t*>malloc(capacity)
     scratch = <uint8_t*>malloc(block_bytes)
     for r in range(rows):
@@ -911,7 +1079,6 @@ cdef object _run_jobs(
     cdef int* status = NULL
     cdef int* errs = NULL
     cdef Py_ssize_t* unit_start = NULL
-    cdef int* who = NULL
     cdef Py_ssize_t i, a, rows = 0, r, k
     cdef Grid* g
     try:
@@ -934,8 +1101,7 @@ cdef object _run_jobs(
         status = <int*>malloc(rows * sizeof(int))
         errs = <int*>malloc(rows * sizeof(int))
         unit_start = <Py_ssize_t*>malloc((rows + 1) * sizeof(Py_ssize_t))
-        who = <int*>malloc(rows * sizeof(int))
-        if job_of == NULL or table == NULL or status == NULL or errs == NULL or unit_start == NULL or who == NULL:
+        if job_of == NULL or table == NULL or status == NULL or errs == NULL or unit_start == NULL:
             raise MemoryError()
         with nogil:
             r = 0
@@ -948,7 +1114,7 @@ cdef object _run_jobs(
                 r += k
             _read_rows(
                 jobs, job_of, table, rows, count, n, B, block_bytes, threads, flags, parallel_min_bytes,
-                status, errs, unit_start, who,
+                status, errs, unit_start,
             )
         for r in range(rows):
             if status[r] == C_ERR_MEMORY:
@@ -966,7 +1132,6 @@ cdef object _run_jobs(
         free(status)
         free(errs)
         free(unit_start)
-        free(who)
 
 
 cdef int _check_read_args(Py_ssize_t B, Py_ssize_t voxel_size, int threads) except -1:
@@ -991,7 +1156,7 @@ def read_boxes(
     descriptor, its validated jump table (``uint64``), the box's file-local offset,
     and a writable ``(channels, x, y, z)`` array of any layout whose voxels are
     ``voxel_size`` bytes. Every block of every box is read (``pread``) and decoded
-    on its own, without the GIL, on up to ``threads`` OpenMP threads: only up to the
+    on its own, without the GIL, on up to ``threads`` threads of the pool: only up to the
     box's last voxel in it (``PARTIAL``) from about the share of its compressed bytes
     that needs (``PREFIX``; all of them when that falls short), straight into ``out``
     where a whole block has the decoded layout there (``DIRECT``); ``flags`` turns
