@@ -17,9 +17,9 @@ from cpython.buffer cimport PyBUF_RECORDS, PyBUF_RECORDS_RO, PyBuffer_Release, P
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
-from posix.unistd cimport getpid, pread
+from posix.unistd cimport pread
 
 from ._morton cimport compact_bits, morton3, spread_bits
 
@@ -985,7 +985,7 @@ cdef struct ReadCtx:
     int flags
     int* status
     int* errs
-    uint8_t** comp          # per worker, allocated at its first unit
+    uint8_t** comp          # per worker (NULL until its first unit allocates it)
     uint8_t** scratch
 
 
@@ -1018,48 +1018,37 @@ cdef void _read_rows(
     Py_ssize_t B, Py_ssize_t block_bytes, int threads, int flags, Py_ssize_t min_work,
     int* status, int* errs, Py_ssize_t* unit_start,
 ) noexcept nogil:
-    # every row, on the pool (this thread and up to threads-1 helpers) or on this thread
-    cdef Py_ssize_t capacity = LZ4_compressBound(<int>block_bytes)
-    cdef uint8_t* comp = NULL
-    cdef uint8_t* scratch = NULL
-    cdef Py_ssize_t r, w, units, pool_units, work = 0
+    # every row through _read_unit: on the pool (this thread and up to threads-1 helpers),
+    # or on this thread alone for a small read or while another read holds the pool
+    cdef Py_ssize_t r, w, k, units = 1, pool_units, work = 0
+    cdef uint8_t* comp[WKV_MAX_WORKERS]
+    cdef uint8_t* scratch[WKV_MAX_WORKERS]
     cdef ReadCtx c
-    cdef int ran = -1
     for r in range(rows):
         work += _prefix_bytes(&table[r * P_COLS], B, block_bytes // (B * B * B)) if flags & F_PARTIAL else block_bytes
     if threads > 1 and rows > 1 and work >= min_work:
         units = _split_units(count, n, threads, unit_start)
-        if units > 1:
-            if threads > WKV_MAX_WORKERS:
-                threads = WKV_MAX_WORKERS
-            c.jobs, c.job_of, c.table, c.unit_start = jobs, job_of, table, unit_start
-            c.units = units
-            c.per = (units + WKV_MAX_UNITS - 1) // WKV_MAX_UNITS
-            pool_units = (units + c.per - 1) // c.per
-            c.B, c.block_bytes, c.capacity, c.flags = B, block_bytes, capacity, flags
-            c.status, c.errs = status, errs
-            c.comp = <uint8_t**>calloc(threads, sizeof(uint8_t*))
-            c.scratch = <uint8_t**>calloc(threads, sizeof(uint8_t*))
-            if c.comp != NULL and c.scratch != NULL:
-                ran = wkv_pool_run(pool_units, threads if threads < pool_units else <int>pool_units, _read_unit, &c)
-                for w in range(threads):
-                    free(c.comp[w])
-                    free(c.scratch[w])
-            free(c.comp)
-            free(c.scratch)
-            if ran == 0:
-                return
-    comp = <uint8_t*>malloc(capacity)
-    scratch = <uint8_t*>malloc(block_bytes)
-    for r in range(rows):
-        if comp == NULL or scratch == NULL:
-            status[r] = C_ERR_MEMORY
-        else:
-            status[r] = _read_row(
-                &jobs[job_of[r]], &table[r * P_COLS], B, block_bytes, capacity, comp, scratch, flags, &errs[r]
-            )
-    free(comp)
-    free(scratch)
+    if units <= 1:  # one unit of every row
+        units, unit_start[0], unit_start[1] = 1, 0, rows
+    c.jobs, c.job_of, c.table, c.unit_start = jobs, job_of, table, unit_start
+    c.units = units
+    c.per = (units + WKV_MAX_UNITS - 1) // WKV_MAX_UNITS
+    pool_units = (units + c.per - 1) // c.per
+    if threads > pool_units:
+        threads = <int>pool_units
+    if threads > WKV_MAX_WORKERS:
+        threads = WKV_MAX_WORKERS
+    c.B, c.block_bytes, c.capacity, c.flags = B, block_bytes, LZ4_compressBound(<int>block_bytes), flags
+    c.status, c.errs = status, errs
+    for w in range(threads):
+        comp[w] = scratch[w] = NULL
+    c.comp, c.scratch = comp, scratch
+    if threads < 2 or wkv_pool_run(pool_units, threads, _read_unit, &c) != 0:
+        for k in range(pool_units):
+            _read_unit(&c, k, 0)
+    for w in range(threads):
+        free(comp[w])
+        free(scratch[w])
 
 
 @cython.boundscheck(False)
