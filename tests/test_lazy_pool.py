@@ -16,6 +16,7 @@ from cluster_tools import MultiprocessingExecutor
 import wkview
 from wkview import cli
 from wkview.executors import LazyPool, executor_for_strategy, run_jobs
+from wkview.sample import write_image_stack
 
 from ._jobs import jobs
 
@@ -55,11 +56,9 @@ def test_names_the_pool_lacks_start_nothing() -> None:
 
 
 def _stack(folder: Path, shape: tuple[int, int, int]) -> np.ndarray:
-    folder.mkdir()
-    vol = np.random.default_rng(3).integers(0, 255, shape, dtype=np.uint8)
-    for z in range(shape[2]):
-        tifffile.imwrite(folder / f"{z:03d}.tif", np.ascontiguousarray(vol[:, :, z].T))
-    return vol
+    # the sample stack writer; the expected voxels are read back from its files
+    files = write_image_stack(folder, shape, seed=3)
+    return np.stack([tifffile.imread(file).T for file in files], axis=2)
 
 
 def _started_pools(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
